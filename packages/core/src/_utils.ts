@@ -1,0 +1,94 @@
+import { randomBytes } from "node:crypto";
+
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === "string") return error;
+  try {
+    return JSON.stringify(error);
+  } catch {
+    return String(error);
+  }
+}
+
+/** Structural equality of JSON values; object key order does not matter. */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== "object") {
+    // NaN never reaches here via JSON; treat undefined and missing alike through the object branch
+    return false;
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], bb[i])) return false;
+    return true;
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  if (ak.length !== bk.length) return false;
+  for (const k of ak) if (!deepEqual(ao[k], bo[k])) return false;
+  return true;
+}
+
+/** A JSON round trip: what a state looks like after the trail stored it and a new process read it. */
+export function viaJson<T>(value: T): T {
+  return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Time-sortable, unique run id: `20261127T001502Z-3f9a1c`. */
+export function newRunId(now = new Date()): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  return `${stamp}-${randomBytes(3).toString("hex")}`;
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}
+
+/** Reads `a.b.c` from an object; undefined when any part is missing. */
+export function getPath(obj: unknown, path: string): unknown {
+  let cur: unknown = obj;
+  for (const part of path.split(".")) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+/** A copy of `obj` without the dotted `paths`. */
+export function omitPaths<T>(obj: T, paths: readonly string[]): T {
+  if (!paths.length || obj === null || typeof obj !== "object") return obj;
+  const copy = structuredClone(obj) as Record<string, unknown>;
+  for (const path of paths) {
+    const parts = path.split(".");
+    let cur: unknown = copy;
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = cur !== null && typeof cur === "object" ? (cur as Record<string, unknown>)[parts[i]!] : undefined;
+    }
+    if (cur !== null && typeof cur === "object") delete (cur as Record<string, unknown>)[parts.at(-1)!];
+  }
+  return copy as T;
+}
+
+export function quoteArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

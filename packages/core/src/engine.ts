@@ -1,0 +1,632 @@
+import { hostname } from "node:os";
+import { deepEqual, messageOf, nowIso, sleep } from "./_utils";
+import type { AtomPhase } from "./atom";
+import {
+  AtomError,
+  DriftError,
+  type ErrorInfo,
+  isAtomError,
+  RollbackError,
+  StepError,
+  type StepPhase,
+  toErrorInfo,
+} from "./errors";
+import type { RunEvent } from "./events";
+import type { Host } from "./host";
+import type { Redactor } from "./redact";
+import type { StepContext, StepKindDefinition } from "./step";
+import type {
+  RunMode,
+  RunStatus,
+  StepStatus,
+  StepTrailRecord,
+  TrailRecord,
+  TrailStepInfo,
+  TrailStore,
+} from "./trail";
+import type { Json } from "./types";
+
+/** One step's record in a run result: what the trail knows about it. */
+export interface StepRecord {
+  name: string;
+  kind: string;
+  phase: AtomPhase;
+  title: string;
+  status: StepStatus;
+  before?: Json;
+  after?: Json;
+  /** apply changed the observed state (after differs from before). */
+  changed?: boolean;
+  /** After undo, observe equalled before. */
+  verified?: boolean;
+  /** The failure of observe/apply (or of check) that ended this step. */
+  error?: AtomError;
+  /** The failure of undo, verify, or the drift that stopped the rollback here. */
+  undoError?: AtomError;
+  startedAt?: string;
+  endedAt?: string;
+  durationMs?: number;
+  undoStartedAt?: string;
+  undoEndedAt?: string;
+  undoDurationMs?: number;
+  /** apply attempts made. */
+  attempts?: number;
+}
+
+/** A step bound to validated params, ready to act; rebuilt from the trail by recover and undo. */
+export interface BoundStep {
+  name: string;
+  kind: string;
+  phase: AtomPhase;
+  title: string;
+  params: unknown;
+  definition: StepKindDefinition<unknown, unknown, unknown>;
+  timeoutMs?: number;
+  retries: number;
+  undoRetries: number;
+  /** Dotted param paths kept out of the trail. */
+  secret: readonly string[];
+}
+
+export interface Entry {
+  step: BoundStep;
+  rec: StepRecord;
+}
+
+export interface EngineOptions {
+  runId: string;
+  atom: string;
+  host: Host;
+  trail: TrailStore;
+  redactor: Redactor;
+  onEvent?: ((event: RunEvent) => void) | undefined;
+  /** Base delay of undo retries; doubles per attempt, capped at 5 s. */
+  backoffMs: number;
+  /** How long an aborted or timed-out apply may take to settle before check observes. */
+  abortGraceMs: number;
+  /** Records written by recover carry `recovered: true`. */
+  recovering?: boolean;
+}
+
+const BACKOFF_CAP_MS = 5_000;
+
+/** The state machine shared by `run`, `undoRun` and `recover`. */
+export class Engine {
+  readonly entries: Entry[] = [];
+  private readonly started = Date.now();
+
+  constructor(readonly o: EngineOptions) {}
+
+  add(step: BoundStep, init: Partial<StepRecord> = {}): Entry {
+    const entry: Entry = {
+      step,
+      rec: {
+        name: step.name,
+        kind: step.kind,
+        phase: step.phase,
+        title: step.title,
+        status: "pending",
+        ...init,
+      },
+    };
+    this.entries.push(entry);
+    return entry;
+  }
+
+  // --- Trail and events ---
+
+  async start(mode: RunMode, infos: TrailStepInfo[], undoOf?: string): Promise<void> {
+    await this.write(
+      [
+        {
+          t: "run",
+          v: 1,
+          runId: this.o.runId,
+          atom: this.o.atom,
+          host: this.o.host.name,
+          mode,
+          ...(undoOf ? { undoOf } : {}),
+          at: nowIso(),
+          pid: process.pid,
+          machine: hostname(),
+          steps: infos,
+        },
+      ],
+      true,
+    );
+    this.emit({
+      type: "run:start",
+      mode,
+      ...(undoOf ? { undoOf } : {}),
+      steps: this.entries.map(({ step }) => ({
+        name: step.name,
+        kind: step.kind,
+        phase: step.phase,
+        title: step.title,
+      })),
+    });
+  }
+
+  async end(status: RunStatus, error?: AtomError): Promise<void> {
+    const stillApplied = this.stillApplied();
+    await this.write(
+      [
+        {
+          t: "end",
+          runId: this.o.runId,
+          status,
+          at: nowIso(),
+          ...(error ? { error: this.info(error) } : {}),
+          ...(stillApplied.length ? { stillApplied } : {}),
+          ...(this.o.recovering ? { recovered: true } : {}),
+        },
+      ],
+      true,
+    );
+    this.emit({
+      type: "run:end",
+      status,
+      durationMs: Date.now() - this.started,
+      stillApplied,
+      ...(error ? { error: this.info(error) } : {}),
+    });
+  }
+
+  /** Writes the step's current record. Intents are synced before the step acts. */
+  async journal(entry: Entry, sync: boolean, error?: AtomError): Promise<void> {
+    const { rec } = entry;
+    const record: StepTrailRecord = {
+      t: "step",
+      runId: this.o.runId,
+      step: rec.name,
+      status: rec.status,
+      at: nowIso(),
+      ...(rec.before !== undefined ? { before: rec.before } : {}),
+      ...(rec.after !== undefined ? { after: rec.after } : {}),
+      ...(rec.changed !== undefined ? { changed: rec.changed } : {}),
+      ...(rec.verified !== undefined ? { verified: rec.verified } : {}),
+      ...(error ? { error: this.info(error) } : {}),
+      ...(this.o.recovering ? { recovered: true } : {}),
+    };
+    await this.write([record], sync);
+  }
+
+  private async write(records: TrailRecord[], sync: boolean): Promise<void> {
+    await this.o.trail.append(this.o.runId, this.o.redactor.scrub(records), { sync });
+  }
+
+  /** Emits an event; the run, host, time and (given an entry) the step's identity are filled in. */
+  emit(event: { type: RunEvent["type"]; [field: string]: unknown }, entry?: Entry): void {
+    if (!this.o.onEvent) return;
+    const full = {
+      runId: this.o.runId,
+      atom: this.o.atom,
+      host: this.o.host.name,
+      at: nowIso(),
+      ...(entry ? { step: entry.step.name, kind: entry.step.kind, phase: entry.step.phase } : {}),
+      ...event,
+    } as RunEvent;
+    try {
+      this.o.onEvent(this.o.redactor.scrub(full));
+    } catch {
+      // a broken renderer must never break a deploy
+    }
+  }
+
+  info(error: unknown): ErrorInfo {
+    return this.o.redactor.scrub(toErrorInfo(error));
+  }
+
+  // --- Acting ---
+
+  private ctx(entry: Entry, signal: AbortSignal): StepContext {
+    return {
+      host: this.o.host,
+      signal,
+      runId: this.o.runId,
+      step: entry.step.name,
+      log: (message: string) => this.emit({ type: "step:log", message: String(message) }, entry),
+    };
+  }
+
+  /** Runs one attempt of a step function under its timeout and the outer signal. */
+  private async attempt<T>(
+    entry: Entry,
+    phase: StepPhase,
+    fn: (ctx: StepContext) => Promise<T>,
+    outer?: AbortSignal,
+  ): Promise<T> {
+    const ac = new AbortController();
+    const { timeoutMs } = entry.step;
+    let timer: NodeJS.Timeout | undefined;
+    const onOuter = () =>
+      ac.abort(this.stepError(entry, phase, "ATOM_ABORTED", "the run was aborted", outer?.reason));
+    if (outer?.aborted) onOuter();
+    else outer?.addEventListener("abort", onOuter, { once: true });
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(
+        () => ac.abort(this.stepError(entry, phase, "ATOM_TIMEOUT", `timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    }
+    const aborted = new Promise<never>((_, reject) => {
+      if (ac.signal.aborted) reject(ac.signal.reason);
+      else ac.signal.addEventListener("abort", () => reject(ac.signal.reason), { once: true });
+    });
+    aborted.catch(() => {});
+    let work: Promise<T> | undefined;
+    try {
+      if (ac.signal.aborted) throw ac.signal.reason;
+      work = Promise.resolve().then(() => fn(this.ctx(entry, ac.signal)));
+      return await Promise.race([work, aborted]);
+    } catch (error) {
+      if (ac.signal.aborted && work) {
+        // let the step notice its signal and stop before check observes what it did
+        await Promise.race([work.catch(() => {}), sleep(this.o.abortGraceMs)]);
+      }
+      throw isAtomError(error) && error.step === entry.step.name
+        ? error
+        : this.stepError(entry, phase, "ATOM_STEP_FAILED", `${phase} failed: ${messageOf(error)}`, error);
+    } finally {
+      if (timer) clearTimeout(timer);
+      outer?.removeEventListener("abort", onOuter);
+    }
+  }
+
+  stepError(
+    entry: Entry,
+    phase: StepPhase,
+    code: AtomError["code"],
+    message: string,
+    cause?: unknown,
+  ): StepError {
+    const inner = isAtomError(cause) ? cause : undefined;
+    return new StepError(code, this.o.redactor.text(message), {
+      atom: this.o.atom,
+      host: this.o.host.name,
+      step: entry.step.name,
+      kind: entry.step.kind,
+      phase,
+      expected: inner?.expected,
+      found: inner?.found,
+      hint: inner?.hint,
+      cause,
+    });
+  }
+
+  private same(entry: Entry, a: unknown, b: unknown): boolean {
+    const fn = entry.step.definition.same;
+    return fn ? fn(a, b) : deepEqual(a, b);
+  }
+
+  private async observe(entry: Entry, phase: StepPhase, outer?: AbortSignal): Promise<Json> {
+    const { definition, params } = entry.step;
+    const state = await this.attempt(entry, phase, (ctx) => definition.observe(ctx, params), outer);
+    // what the trail will hold is what the engine compares: JSON, secrets masked
+    try {
+      return this.o.redactor.scrub(JSON.parse(JSON.stringify(state ?? null)) as Json);
+    } catch (error) {
+      throw this.stepError(
+        entry,
+        phase,
+        "ATOM_STEP_FAILED",
+        "observe returned a state that is not JSON",
+        error,
+      );
+    }
+  }
+
+  /**
+   * observe → journal intent → apply → observe, for each entry in order. On a failure, check decides
+   * whether the step changed state. Returns the failure, if any; rollback is the caller's call.
+   */
+  async forward(entries: Entry[], signal?: AbortSignal): Promise<AtomError | undefined> {
+    for (const entry of entries) {
+      const { rec, step } = entry;
+      if (signal?.aborted) return this.abortError(signal);
+      this.emit({ type: "step:start", title: step.title }, entry);
+      rec.startedAt = nowIso();
+      const t0 = Date.now();
+      let before: Json;
+      try {
+        before = await this.observe(entry, "observe", signal);
+      } catch (error) {
+        // nothing was done yet: the step failed without changing state
+        return this.failed(entry, "failed-unchanged", error as AtomError, t0);
+      }
+      rec.before = before;
+      rec.status = "applying";
+      try {
+        await this.journal(entry, true);
+      } catch (error) {
+        return this.failed(
+          entry,
+          "failed-unchanged",
+          this.stepError(
+            entry,
+            "apply",
+            "ATOM_STEP_FAILED",
+            `the trail could not record the intent, so apply was not started: ${messageOf(error)}`,
+            error,
+          ),
+          t0,
+        );
+      }
+      for (let attempt = 1; ; attempt++) {
+        rec.attempts = attempt;
+        let failure: AtomError | undefined;
+        try {
+          await this.attempt(
+            entry,
+            "apply",
+            (ctx) => step.definition.apply(ctx, step.params, before),
+            signal,
+          );
+          rec.after = await this.observe(entry, "observe", signal);
+        } catch (error) {
+          failure = error as AtomError;
+        }
+        if (!failure) {
+          rec.changed = !this.same(entry, rec.after, before);
+          rec.status = "applied";
+          rec.endedAt = nowIso();
+          rec.durationMs = Date.now() - t0;
+          // not synced: the next intent (or the end record) syncs it; if we die first, the step reads
+          // as "applying" and recover re-observes it, which is just as safe
+          await this.journal(entry, false).catch(() => {});
+          this.emit({ type: "step:applied", changed: rec.changed, durationMs: rec.durationMs }, entry);
+          break;
+        }
+        // check: a failed step may still have changed something
+        let now: Json;
+        try {
+          now = await this.observe(entry, "check");
+        } catch (checkError) {
+          delete rec.after;
+          return this.failed(entry, "failed-unknown", failure, t0, checkError as AtomError);
+        }
+        if (this.same(entry, now, before)) {
+          delete rec.after;
+          const retryable =
+            attempt <= step.retries && failure.code === "ATOM_STEP_FAILED" && !signal?.aborted;
+          if (!retryable) return this.failed(entry, "failed-unchanged", failure, t0);
+          this.emit({ type: "step:retry", attempt, error: this.info(failure), undo: false }, entry);
+          await sleep(this.backoff(attempt - 1), signal);
+          continue;
+        }
+        rec.after = now;
+        return this.failed(entry, "failed-changed", failure, t0);
+      }
+    }
+    return signal?.aborted ? this.abortError(signal) : undefined;
+  }
+
+  private async failed(
+    entry: Entry,
+    status: "failed-unchanged" | "failed-changed" | "failed-unknown",
+    error: AtomError,
+    t0: number,
+    checkError?: AtomError,
+  ): Promise<AtomError> {
+    const { rec } = entry;
+    rec.status = status;
+    rec.error = error;
+    rec.endedAt = nowIso();
+    rec.durationMs = Date.now() - t0;
+    if (status === "failed-changed") rec.changed = true;
+    await this.journal(entry, true, checkError ?? error).catch(() => {});
+    this.emit({ type: "step:failed", status, error: this.info(error), durationMs: rec.durationMs }, entry);
+    return error;
+  }
+
+  private abortError(signal: AbortSignal): AtomError {
+    const reason = signal.reason;
+    if (isAtomError(reason)) return reason;
+    return new AtomError("ATOM_ABORTED", "the run was aborted", {
+      atom: this.o.atom,
+      host: this.o.host.name,
+      cause: reason,
+    });
+  }
+
+  /** Re-observes a step whose apply was interrupted (recover): did it change state? */
+  async check(entry: Entry): Promise<void> {
+    const { rec } = entry;
+    try {
+      const now = await this.observe(entry, "check");
+      if (this.same(entry, now, rec.before)) {
+        rec.status = "failed-unchanged";
+        delete rec.after;
+      } else {
+        rec.status = "failed-changed";
+        rec.changed = true;
+        rec.after = now;
+      }
+      await this.journal(entry, true);
+    } catch (error) {
+      rec.status = "failed-unknown";
+      delete rec.after;
+      rec.error = error as AtomError;
+      await this.journal(entry, true, error as AtomError);
+    }
+  }
+
+  /** Observes every live step and throws a DriftError, before anything is undone, if one has drifted. */
+  async refuseDrift(): Promise<void> {
+    for (const entry of this.toUndo()) {
+      const { rec } = entry;
+      if (rec.after === undefined) continue;
+      const now = await this.observe(entry, "undo");
+      if (this.same(entry, now, rec.after) || this.same(entry, now, rec.before)) continue;
+      throw new DriftError("the state changed since the run applied this step; nothing was undone", {
+        atom: this.o.atom,
+        host: this.o.host.name,
+        step: entry.step.name,
+        kind: entry.step.kind,
+        phase: "undo",
+        expected: rec.after,
+        found: now,
+        hint: "someone changed the host since (another deploy?); inspect it, then undo with force (--force) to restore the recorded before-state anyway",
+      });
+    }
+  }
+
+  /** Entries whose change may be live, newest first. */
+  toUndo(): Entry[] {
+    return this.entries.filter(({ rec }) => isLive(rec)).reverse();
+  }
+
+  /** Names of steps whose change is live, in run order. */
+  stillApplied(): string[] {
+    return this.entries.filter(({ rec }) => isLive(rec)).map(({ rec }) => rec.name);
+  }
+
+  /**
+   * Undoes every live entry newest first: observe, drift check, undo with retries, verify. Stops at the
+   * first step that cannot be undone and verified, and returns that failure.
+   */
+  async rollback(
+    options: { force?: boolean | undefined; reason?: AtomError | undefined } = {},
+  ): Promise<RollbackError | undefined> {
+    const list = this.toUndo();
+    this.emit({
+      type: "rollback:start",
+      steps: list.map((e) => e.rec.name),
+      ...(options.reason ? { reason: this.info(options.reason) } : {}),
+    });
+    for (const entry of list) {
+      const failure = await this.undoOne(entry, options.force ?? false);
+      if (failure)
+        return new RollbackError(failure, this.stillApplied(), { atom: this.o.atom, host: this.o.host.name });
+    }
+    return undefined;
+  }
+
+  private async undoOne(entry: Entry, force: boolean): Promise<AtomError | undefined> {
+    const { rec, step } = entry;
+    const t0 = Date.now();
+    rec.undoStartedAt = nowIso();
+    this.emit({ type: "step:undo-start" }, entry);
+    const fail = async (status: "undo-failed" | "drift", error: AtomError) => {
+      rec.status = status;
+      rec.undoError = error;
+      rec.undoEndedAt = nowIso();
+      rec.undoDurationMs = Date.now() - t0;
+      await this.journal(entry, true, error).catch(() => {});
+      this.emit({ type: "step:undo-failed", error: this.info(error), durationMs: rec.undoDurationMs }, entry);
+      return error;
+    };
+    const done = async (alreadyRestored: boolean) => {
+      rec.status = "undone";
+      rec.verified = true;
+      rec.undoEndedAt = nowIso();
+      rec.undoDurationMs = Date.now() - t0;
+      // not synced: a lost "undone" reads as "undoing" and recover verifies it by observing
+      await this.journal(entry, false).catch(() => {});
+      this.emit(
+        { type: "step:undone", verified: true, alreadyRestored, durationMs: rec.undoDurationMs },
+        entry,
+      );
+      return undefined;
+    };
+
+    let now: Json;
+    try {
+      now = await this.observe(entry, "undo");
+    } catch (error) {
+      return fail("undo-failed", error as AtomError);
+    }
+    const before = rec.before as Json;
+    if (this.same(entry, now, before)) return done(true);
+    if (rec.after !== undefined && !this.same(entry, now, rec.after)) {
+      this.emit({ type: "step:drift", forced: force, expected: rec.after, found: now }, entry);
+      if (!force) {
+        return fail(
+          "drift",
+          new DriftError("the state changed since this run applied the step, so undo was not attempted", {
+            atom: this.o.atom,
+            host: this.o.host.name,
+            step: step.name,
+            kind: step.kind,
+            phase: "undo",
+            expected: rec.after,
+            found: now,
+            hint: "someone else changed it; inspect the host, then undo with force (--force) to restore the recorded before-state anyway",
+          }),
+        );
+      }
+    }
+    // after is unknown when check could not observe; the state seen now is the best after there is
+    const after = rec.after !== undefined ? rec.after : now;
+    rec.status = "undoing";
+    try {
+      await this.journal(entry, true);
+    } catch (error) {
+      return fail(
+        "undo-failed",
+        this.stepError(
+          entry,
+          "undo",
+          "ATOM_STEP_FAILED",
+          `the trail could not record the undo intent: ${messageOf(error)}`,
+          error,
+        ),
+      );
+    }
+    let last: AtomError | undefined;
+    for (let attempt = 0; attempt <= step.undoRetries; attempt++) {
+      if (attempt > 0) {
+        this.emit({ type: "step:retry", attempt, error: this.info(last), undo: true }, entry);
+        await sleep(this.backoff(attempt - 1));
+      }
+      let undoError: AtomError | undefined;
+      try {
+        await this.attempt(entry, "undo", (ctx) => step.definition.undo(ctx, step.params, before, after));
+      } catch (error) {
+        undoError = error as AtomError;
+      }
+      // verify, also after a failed attempt: it may have done its work before failing
+      let seen: Json;
+      try {
+        seen = await this.observe(entry, "verify");
+      } catch (error) {
+        last = error as AtomError;
+        continue;
+      }
+      if (this.same(entry, seen, before)) return done(false);
+      last =
+        undoError ??
+        new AtomError("ATOM_VERIFY_FAILED", "undo finished but the state is not the recorded before-state", {
+          atom: this.o.atom,
+          host: this.o.host.name,
+          step: step.name,
+          kind: step.kind,
+          phase: "verify",
+          expected: before,
+          found: seen,
+          hint: `the undo of ${step.kind} did not restore the state; fix it by hand or fix the step kind, then run \`atomkit recover\``,
+        });
+    }
+    return fail("undo-failed", last!);
+  }
+
+  private backoff(attempt: number): number {
+    return Math.min(this.o.backoffMs * 2 ** attempt, BACKOFF_CAP_MS);
+  }
+}
+
+/** A step whose change may be live: applied with a change, failed after changing, or not yet undone. */
+export function isLive(rec: { status: StepStatus; changed?: boolean | undefined }): boolean {
+  switch (rec.status) {
+    case "applied":
+      return rec.changed !== false;
+    case "failed-changed":
+    case "failed-unknown":
+    case "undoing":
+    case "undo-failed":
+    case "drift":
+      return true;
+    default:
+      return false;
+  }
+}

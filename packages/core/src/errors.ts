@@ -1,0 +1,246 @@
+import { messageOf } from "./_utils";
+
+/** Stable error codes, sorted alphabetically. Scripts and the CLI branch on these, never on messages. */
+export type AtomErrorCode =
+  | "ATOM_ABORTED"
+  | "ATOM_DRIFT"
+  | "ATOM_HOST"
+  | "ATOM_INVALID_ATOM"
+  | "ATOM_INVALID_STEP"
+  | "ATOM_LOCKED"
+  | "ATOM_NOT_UNDOABLE"
+  | "ATOM_PARAMS_INVALID"
+  | "ATOM_ROLLBACK_FAILED"
+  | "ATOM_RUN_NOT_FOUND"
+  | "ATOM_STEP_FAILED"
+  | "ATOM_TIMEOUT"
+  | "ATOM_UNKNOWN_KIND"
+  | "ATOM_VERIFY_FAILED";
+
+/** Where a step was when it failed. `check` is the re-observe after a failure, `verify` the one after undo. */
+export type StepPhase = "validate" | "observe" | "apply" | "check" | "undo" | "verify";
+
+/** Context every Atomkit error may carry; the message is built from it. */
+export interface ErrorDetails {
+  atom?: string | undefined;
+  host?: string | undefined;
+  step?: string | undefined;
+  kind?: string | undefined;
+  phase?: StepPhase | undefined;
+  /** What the engine or step expected (a state, a value), as shown to the user. */
+  expected?: unknown;
+  /** What it found instead. */
+  found?: unknown;
+  /** How to fix it, when known. */
+  hint?: string | undefined;
+  cause?: unknown;
+}
+
+// Unlike `instanceof`, a symbol brand survives two copies of @atomkit/core in one install.
+const IS_ATOM_ERROR = Symbol.for("@atomkit/core:error");
+
+export class AtomError extends Error {
+  readonly code: AtomErrorCode;
+  /** The message without context, expected/found and hint: for one-line renderers. */
+  readonly shortMessage: string;
+  readonly atom?: string;
+  readonly host?: string;
+  readonly step?: string;
+  readonly kind?: string;
+  readonly phase?: StepPhase;
+  readonly expected?: unknown;
+  readonly found?: unknown;
+  readonly hint?: string;
+
+  constructor(code: AtomErrorCode, message: string, details: ErrorDetails = {}) {
+    super(
+      formatMessage(message, details),
+      details.cause === undefined ? undefined : { cause: details.cause },
+    );
+    // Proper way to set `error.name`: inherited from the subclass, non-enumerable.
+    Object.defineProperty(this, "name", { value: new.target.name, enumerable: false, configurable: true });
+    Object.defineProperty(this, IS_ATOM_ERROR, { value: true });
+    this.code = code;
+    this.shortMessage = message;
+    for (const key of ["atom", "host", "step", "kind", "phase", "expected", "found", "hint"] as const) {
+      if (details[key] !== undefined) Object.assign(this, { [key]: details[key] });
+    }
+  }
+}
+
+export const isAtomError = (error: unknown): error is AtomError =>
+  typeof error === "object" && error !== null && IS_ATOM_ERROR in error;
+
+/** A step's observe, apply or undo threw, timed out or was aborted. The step's own error is `cause`. */
+export class StepError extends AtomError {}
+
+/** Params failed validation. Nothing ran. */
+export class ParamsError extends AtomError {
+  readonly issues: readonly ParamsIssue[];
+  constructor(message: string, issues: readonly ParamsIssue[], details: ErrorDetails = {}) {
+    super("ATOM_PARAMS_INVALID", message, details);
+    this.issues = issues;
+  }
+}
+
+export interface ParamsIssue {
+  step: string;
+  kind: string;
+  /** Dotted path of the field, e.g. `health.http.port`; empty for the params object itself. */
+  path: string;
+  message: string;
+}
+
+/** The state at undo time is neither the recorded after nor before: someone else changed it. */
+export class DriftError extends AtomError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("ATOM_DRIFT", message, details);
+  }
+}
+
+/** Rollback stopped: the host is in a mixed state. `stillApplied` lists the steps whose change is live. */
+export class RollbackError extends AtomError {
+  readonly stillApplied: readonly string[];
+  /** The undo, verify or drift failure that stopped the rollback. */
+  readonly failed: AtomError;
+  /** The failure that made the run roll back in the first place. */
+  reason?: AtomError;
+  constructor(failed: AtomError, stillApplied: readonly string[], details: ErrorDetails = {}) {
+    super(
+      "ATOM_ROLLBACK_FAILED",
+      `rollback stopped at step "${failed.step}": ${failed.shortMessage}. Still applied: ${
+        stillApplied.length ? stillApplied.map((s) => `"${s}"`).join(", ") : "none"
+      }`,
+      {
+        ...details,
+        step: failed.step,
+        kind: failed.kind,
+        phase: failed.phase,
+        expected: failed.expected,
+        found: failed.found,
+        hint: failed.hint ?? "fix the cause, then run `atomkit recover <runId>` or `atomkit undo <runId>`",
+        cause: failed,
+      },
+    );
+    this.stillApplied = stillApplied;
+    this.failed = failed;
+  }
+}
+
+/** Another run holds the host's lock. */
+export class LockedError extends AtomError {
+  readonly holder: LeaseInfoLike;
+  readonly stale: boolean;
+  constructor(message: string, holder: LeaseInfoLike, stale: boolean, details: ErrorDetails = {}) {
+    super("ATOM_LOCKED", message, details);
+    this.holder = holder;
+    this.stale = stale;
+  }
+}
+
+interface LeaseInfoLike {
+  owner: string;
+  pid: number;
+  machine: string;
+  startedAt: string;
+  heartbeatAt: string;
+}
+
+/** A host operation failed. `reason` is normalised across hosts (local fs errno, SFTP status, exit code). */
+export class HostError extends AtomError {
+  readonly reason: HostErrorReason;
+  readonly exitCode?: number;
+  readonly stderr?: string;
+  constructor(
+    reason: HostErrorReason,
+    message: string,
+    details: ErrorDetails & { exitCode?: number; stderr?: string } = {},
+  ) {
+    super("ATOM_HOST", message, details);
+    this.reason = reason;
+    if (details.exitCode !== undefined) this.exitCode = details.exitCode;
+    if (details.stderr !== undefined) this.stderr = details.stderr;
+  }
+}
+
+export type HostErrorReason =
+  | "ENOENT"
+  | "EEXIST"
+  | "ENOTDIR"
+  | "EISDIR"
+  | "ENOTEMPTY"
+  | "EACCES"
+  | "EXIT"
+  | "CONNECTION"
+  | "OTHER";
+
+/** True when `error` is a HostError (or a Node fs error) meaning "no such file". */
+export function isNotFound(error: unknown): boolean {
+  return errorReason(error) === "ENOENT";
+}
+
+export function errorReason(error: unknown): HostErrorReason | undefined {
+  if (error instanceof HostError || (isAtomError(error) && "reason" in error)) {
+    return (error as HostError).reason;
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (
+    typeof code === "string" &&
+    ["ENOENT", "EEXIST", "ENOTDIR", "EISDIR", "ENOTEMPTY", "EACCES"].includes(code)
+  ) {
+    return code as HostErrorReason;
+  }
+  return undefined;
+}
+
+/** The serialisable form of an error, as stored in the trail and in step records. */
+export interface ErrorInfo {
+  name: string;
+  code?: string;
+  message: string;
+  stack?: string;
+  step?: string;
+  phase?: string;
+  hint?: string;
+  cause?: ErrorInfo;
+}
+
+export function toErrorInfo(error: unknown, depth = 0): ErrorInfo {
+  if (!(error instanceof Error)) return { name: "Error", message: messageOf(error) };
+  const info: ErrorInfo = { name: error.name, message: error.message };
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" || typeof code === "number") info.code = String(code);
+  if (error.stack) info.stack = error.stack;
+  if (isAtomError(error)) {
+    if (error.step) info.step = error.step;
+    if (error.phase) info.phase = error.phase;
+    if (error.hint) info.hint = error.hint;
+  }
+  if (error.cause !== undefined && depth < 4) info.cause = toErrorInfo(error.cause, depth + 1);
+  return info;
+}
+
+// --- Internal helpers ---
+
+function formatMessage(message: string, d: ErrorDetails): string {
+  const where: string[] = [];
+  if (d.atom) where.push(`atom "${d.atom}"`);
+  if (d.host) where.push(`host "${d.host}"`);
+  if (d.step) where.push(`step "${d.step}"${d.kind && d.kind !== d.step ? ` (${d.kind})` : ""}`);
+  if (d.phase) where.push(d.phase);
+  let text = `[atomkit]${where.length ? ` ${where.join(", ")}:` : ""} ${message}`;
+  if (d.expected !== undefined) text += `\n  expected: ${show(d.expected)}`;
+  if (d.found !== undefined) text += `\n  found:    ${show(d.found)}`;
+  if (d.hint) text += `\n  fix:      ${d.hint}`;
+  return text;
+}
+
+function show(value: unknown): string {
+  if (typeof value === "string") return value;
+  try {
+    const text = JSON.stringify(value);
+    return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+  } catch {
+    return String(value);
+  }
+}

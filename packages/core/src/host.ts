@@ -1,0 +1,121 @@
+import type { Duplex } from "node:stream";
+
+/**
+ * Where steps act: the local machine (`localHost()`) or a remote one (`sshHost()` in @atomkit/step-ssh).
+ * Steps talk only to a Host, so one step kind runs unchanged on either.
+ *
+ * Failing operations throw a `HostError` whose `reason` is normalised (`ENOENT`, `EEXIST`, …) so a
+ * step can branch on it without knowing which host it runs on.
+ */
+export interface Host {
+  /** Shown in errors, events and the trail, e.g. `local` or `deploy@10.0.0.5:22`. */
+  readonly name: string;
+  /** Directory on the host for Atomkit's own state: locks, trash, backups. */
+  readonly stateDir: string;
+
+  /** Runs a program with an argv (never a shell string). Throws on a non-zero exit unless `reject: false`. */
+  exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+  /** `null` when nothing is there. Follows symlinks. */
+  stat(path: string): Promise<FileStat | null>;
+  /** `null` when nothing is there. Does not follow a final symlink. */
+  lstat(path: string): Promise<FileStat | null>;
+  readFile(path: string): Promise<Buffer>;
+  /**
+   * Atomic by default: writes a temporary file beside `path`, syncs it and renames it into place, so a
+   * reader sees the old or the new content, never a mix. `exclusive` instead creates `path` and fails
+   * with `EEXIST` if anything is there (what locks are built on).
+   */
+  writeFile(path: string, data: string | Uint8Array, options?: WriteFileOptions): Promise<void>;
+  readdir(path: string): Promise<string[]>;
+  mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<void>;
+  rm(path: string, options?: { recursive?: boolean; force?: boolean }): Promise<void>;
+  /** rename(2): atomic on one filesystem; replaces a file or symlink at `to`. */
+  rename(from: string, to: string): Promise<void>;
+  symlink(target: string, path: string): Promise<void>;
+  readlink(path: string): Promise<string>;
+  chmod(path: string, mode: number): Promise<void>;
+  /** sha256 (hex) of a file's content, computed on the host. */
+  hash(path: string): Promise<string>;
+  /** Streams a local file to the host (constant memory) and returns what was sent. */
+  upload(localPath: string, path: string, options?: UploadOptions): Promise<UploadResult>;
+  /** A TCP stream to `port` on the host itself: `net.connect` locally, a direct-tcpip channel over SSH. */
+  connect(port: number, options?: { hostname?: string; signal?: AbortSignal }): Promise<Duplex>;
+  /** Takes a named lease on the host (see `acquireLease`). */
+  lock(name: string, options: LockOptions): Promise<Lease>;
+  close(): Promise<void>;
+}
+
+export interface ExecOptions {
+  cwd?: string;
+  /** Added to the host's environment. */
+  env?: Record<string, string>;
+  input?: string | Uint8Array;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** Default true: a non-zero exit throws a HostError with reason `EXIT`. */
+  reject?: boolean;
+}
+
+export interface ExecResult {
+  /** `null` when the process was ended by a signal. */
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface FileStat {
+  type: "file" | "directory" | "symlink" | "other";
+  size: number;
+  /** Permission bits only, e.g. 0o644. */
+  mode: number;
+  mtimeMs: number;
+  uid: number;
+  gid: number;
+}
+
+export interface WriteFileOptions {
+  mode?: number;
+  exclusive?: boolean;
+}
+
+export interface UploadOptions {
+  mode?: number;
+  signal?: AbortSignal;
+}
+
+export interface UploadResult {
+  sha256: string;
+  bytes: number;
+}
+
+export interface LockOptions {
+  /** Who holds the lease, e.g. `alice@laptop`. */
+  owner: string;
+  /** A lease whose heartbeat is older than this is stale. Default 60 000. */
+  ttlMs?: number;
+  /** Take over a stale lease instead of failing. Default false: a human decides. */
+  breakStale?: boolean;
+  /** Written into the lease, e.g. the run id. */
+  note?: string;
+}
+
+export interface LeaseInfo {
+  name: string;
+  owner: string;
+  pid: number;
+  machine: string;
+  host: string;
+  startedAt: string;
+  heartbeatAt: string;
+  ttlMs: number;
+  token: string;
+  note?: string;
+}
+
+export interface Lease {
+  readonly info: LeaseInfo;
+  /** Aborted when the lease was lost (taken over or removed by someone else). */
+  readonly signal: AbortSignal;
+  release(): Promise<void>;
+}

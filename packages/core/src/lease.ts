@@ -1,0 +1,159 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { AtomError, HostError, isNotFound, LockedError } from "./errors";
+import type { Host, Lease, LeaseInfo, LockOptions } from "./host";
+
+const LOCK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Path of a named lease on a host. */
+export function leasePath(host: Host, name: string): string {
+  return `${host.stateDir}/locks/${name}.lock`;
+}
+
+/**
+ * A lease built only from Host primitives, so it works the same on every host: an exclusive create of
+ * `<stateDir>/locks/<name>.lock` (O_EXCL locally, SSH_FXF_EXCL over SFTP) holding who took it and a
+ * heartbeat that is refreshed every ttl/3 by atomic rewrite.
+ *
+ * Staleness is judged from the heartbeat written by the holder's clock; clocks of deploying machines
+ * should agree within the TTL.
+ */
+export async function acquireLease(host: Host, name: string, options: LockOptions): Promise<Lease> {
+  if (!LOCK_NAME_RE.test(name)) {
+    throw new AtomError("ATOM_INVALID_ATOM", `invalid lock name ${JSON.stringify(name)}`, {
+      host: host.name,
+      expected: "letters, digits, '.', '_' or '-', at most 100 characters",
+      found: name,
+    });
+  }
+  const ttlMs = options.ttlMs ?? 60_000;
+  const path = leasePath(host, name);
+  await host.mkdir(`${host.stateDir}/locks`, { recursive: true });
+  const now = new Date().toISOString();
+  const info: LeaseInfo = {
+    name,
+    owner: options.owner,
+    pid: process.pid,
+    machine: hostname(),
+    host: host.name,
+    startedAt: now,
+    heartbeatAt: now,
+    ttlMs,
+    token: randomBytes(8).toString("hex"),
+    ...(options.note ? { note: options.note } : {}),
+  };
+
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await host.writeFile(path, JSON.stringify(info), { exclusive: true });
+      return startLease(host, path, info);
+    } catch (error) {
+      if (!(error instanceof HostError && error.reason === "EEXIST") || attempt >= 3) throw error;
+    }
+    const holder = await readLease(host, name);
+    if (!holder) continue; // released between our create and our read: try again
+    const stale = isStale(holder);
+    if (stale && options.breakStale) {
+      // rename is atomic: of two breakers only one moves the stale file away; the other retries
+      // and then finds the winner's fresh lease.
+      await host.rename(path, `${path}.broken-${info.token}`).catch((e: unknown) => {
+        if (!isNotFound(e)) throw e;
+      });
+      await host.rm(`${path}.broken-${info.token}`, { force: true });
+      continue;
+    }
+    throw lockedError(host, holder, stale);
+  }
+}
+
+/** The current holder of a lease, or null. A half-written lease file reads as null. */
+export async function readLease(host: Host, name: string): Promise<(LeaseInfo & { stale: boolean }) | null> {
+  let text: string;
+  try {
+    text = (await host.readFile(leasePath(host, name))).toString("utf8");
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+  try {
+    const info = JSON.parse(text) as LeaseInfo;
+    return { ...info, stale: isStale(info) };
+  } catch {
+    return null;
+  }
+}
+
+/** Removes a lease whoever holds it (the CLI's `unlock`: shows the holder first). */
+export async function breakLease(host: Host, name: string): Promise<LeaseInfo | null> {
+  const holder = await readLease(host, name);
+  await host.rm(leasePath(host, name), { force: true });
+  return holder;
+}
+
+function isStale(info: LeaseInfo): boolean {
+  return Date.now() - Date.parse(info.heartbeatAt) > info.ttlMs;
+}
+
+function lockedError(host: Host, holder: LeaseInfo, stale: boolean): LockedError {
+  const who = `${holder.owner} (pid ${holder.pid} on ${holder.machine})`;
+  return new LockedError(
+    `lock "${holder.name}" is held by ${who} since ${holder.startedAt}${
+      stale ? `; its heartbeat stopped at ${holder.heartbeatAt}, so it is stale` : ""
+    }`,
+    holder,
+    stale,
+    {
+      host: host.name,
+      expected: "no other run holding the lock",
+      found: `${who}${holder.note ? `, ${holder.note}` : ""}`,
+      hint: stale
+        ? "if that run is dead, run `atomkit recover` for its trail, then retry with breakStale (--break-stale) or `atomkit unlock`"
+        : "wait for that run to finish",
+    },
+  );
+}
+
+function startLease(host: Host, path: string, info: LeaseInfo): Lease {
+  const lost = new AbortController();
+  let released = false;
+  let beating: Promise<void> = Promise.resolve();
+  const beat = async () => {
+    try {
+      const current = JSON.parse((await host.readFile(path)).toString("utf8")) as LeaseInfo;
+      if (current.token !== info.token) throw new Error("lease taken over by another run");
+      info.heartbeatAt = new Date().toISOString();
+      if (!released) await host.writeFile(path, JSON.stringify(info));
+    } catch (error) {
+      if (!released && (isNotFound(error) || /taken over/.test(String(error)))) {
+        clearInterval(timer);
+        lost.abort(
+          new AtomError("ATOM_LOCKED", `lost lock "${info.name}": ${String(error)}`, { host: host.name }),
+        );
+      }
+      // other errors (a dropped link) are retried at the next beat
+    }
+  };
+  const timer = setInterval(
+    () => {
+      beating = beating.then(beat);
+    },
+    Math.max(50, Math.floor(info.ttlMs / 3)),
+  );
+  timer.unref();
+  return {
+    info,
+    signal: lost.signal,
+    async release() {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      await beating;
+      try {
+        const current = JSON.parse((await host.readFile(path)).toString("utf8")) as LeaseInfo;
+        if (current.token === info.token) await host.rm(path, { force: true });
+      } catch (error) {
+        if (!isNotFound(error) && !(error instanceof SyntaxError)) throw error;
+      }
+    },
+  };
+}

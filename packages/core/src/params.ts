@@ -1,0 +1,56 @@
+import { messageOf } from "./_utils";
+import { ParamsError, type ParamsIssue } from "./errors";
+import type { Step } from "./step";
+import type { StandardSchemaV1 } from "./types";
+
+/** Validates one step's params; returns the parsed params or the issues found. */
+export async function validateParams(
+  step: Step,
+): Promise<{ value: unknown; issues?: undefined } | { issues: ParamsIssue[] }> {
+  const schema = step.definition.params as StandardSchemaV1 | ((input: unknown) => unknown);
+  const issue = (path: string, message: string): ParamsIssue => ({
+    step: step.name,
+    kind: step.kind,
+    path,
+    message,
+  });
+  if (typeof schema === "function") {
+    try {
+      return { value: await schema(step.params) };
+    } catch (error) {
+      const path = (error as { path?: unknown })?.path;
+      return { issues: [issue(typeof path === "string" ? path : "", messageOf(error))] };
+    }
+  }
+  const result = await schema["~standard"].validate(step.params);
+  if (!result.issues) return { value: result.value };
+  return {
+    issues: result.issues.map((i) =>
+      issue((i.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join("."), i.message),
+    ),
+  };
+}
+
+/** Validates every step; throws one ParamsError listing every issue, naming step and field. */
+export async function validateAll(steps: readonly Step[], context: { atom: string; host?: string }) {
+  const values: unknown[] = [];
+  const issues: ParamsIssue[] = [];
+  for (const step of steps) {
+    const r = await validateParams(step);
+    if (r.issues) issues.push(...r.issues);
+    else values.push(r.value);
+  }
+  if (issues.length) {
+    const lines = issues.map(
+      (i) => `step "${i.step}" (${i.kind}) ${i.path ? `field "${i.path}"` : "params"}: ${i.message}`,
+    );
+    throw new ParamsError(`invalid params, nothing was run:\n  - ${lines.join("\n  - ")}`, issues, {
+      atom: context.atom,
+      host: context.host,
+      step: issues[0]?.step,
+      phase: "validate",
+      hint: "fix the params named above in the deploy file",
+    });
+  }
+  return values;
+}

@@ -1,0 +1,304 @@
+import { hostname } from "node:os";
+import { newRunId } from "./_utils";
+import { type BoundStep, Engine, type Entry, isLive } from "./engine";
+import { AtomError, type AtomErrorCode, LockedError } from "./errors";
+import type { RunEvent } from "./events";
+import type { Host, Lease } from "./host";
+import { breakLease } from "./lease";
+import { Redactor } from "./redact";
+import { resolveKind } from "./registry";
+import { type LockSettings, type RunResult, takeLock } from "./run";
+import type { AnyStepKind } from "./step";
+import { foldRun, type RunStatus, type RunView, type StepView, type TrailStore } from "./trail";
+import type { Json } from "./types";
+
+export interface TrailRunOptions {
+  /** The host a run acted on, by the name recorded in its trail. */
+  host: Host | ((name: string) => Host | Promise<Host>);
+  /** Step kinds to rebuild steps from, on top of those given to `registerSteps`. */
+  steps?: readonly AnyStepKind[];
+  /** Undo through drift instead of stopping. Default false. */
+  force?: boolean;
+  onEvent?: (event: RunEvent) => void;
+  /** Default `{ name: "deploy" }`, as for `run`. */
+  lock?: LockSettings | false;
+  backoffMs?: number;
+  abortGraceMs?: number;
+}
+
+export interface RecoverOptions extends TrailRunOptions {
+  /** Only this run; default every unfinished run in the store. */
+  runId?: string;
+  /**
+   * A run that died after its last step was applied but before it was marked committed is left
+   * committed (its change is complete). Set this to roll it back instead. Default false.
+   */
+  rollbackCommitted?: boolean;
+}
+
+export interface RecoverResult extends RunResult {
+  /** What recover found: the process died while acting (`applying`/`undoing`), between steps, or after the last step. */
+  found: "died-while-applying" | "died-between-steps" | "died-while-undoing" | "died-before-commit";
+}
+
+/**
+ * Finishes runs whose process died (a trail without an end record): re-observes the uncertain step
+ * (check), then completes the rollback with drift detection and verification, and writes the outcome to
+ * the same trail. Nothing is guessed: every decision comes from a fresh observe.
+ */
+export async function recover(store: TrailStore, options: RecoverOptions): Promise<RecoverResult[]> {
+  const ids = options.runId
+    ? [options.runId]
+    : (await store.listRuns()).filter((r) => r.status === "unfinished").map((r) => r.runId);
+  const out: RecoverResult[] = [];
+  for (const runId of ids) {
+    const view = await load(store, runId);
+    if (view.end) {
+      throw new AtomError(
+        "ATOM_NOT_UNDOABLE",
+        `run ${runId} is not unfinished: it ended ${view.end.status}`,
+        {
+          atom: view.run.atom,
+          host: view.run.host,
+          hint:
+            view.end.status === "committed"
+              ? "to roll back a committed run use `atomkit undo <runId>`"
+              : undefined,
+        },
+      );
+    }
+    out.push(await recoverOne(store, view, options));
+  }
+  return out;
+}
+
+async function recoverOne(store: TrailStore, view: RunView, options: RecoverOptions): Promise<RecoverResult> {
+  const host = await hostFor(options.host, view.run.host);
+  const lease = await lockFor(host, options.lock, view.run.runId);
+  const started = Date.now();
+  try {
+    const engine = engineFor(store, view, host, options, view.run.runId, true);
+    for (const s of view.steps) engine.add(bindFromTrail(s, view, options.steps), recordOf(s));
+
+    const undoing =
+      view.run.mode === "undo" ||
+      view.steps.some((s) => ["undoing", "undone", "undo-failed", "drift"].includes(s.status));
+    const applying = view.steps.find((s) => s.status === "applying");
+    const found: RecoverResult["found"] = undoing
+      ? "died-while-undoing"
+      : applying
+        ? "died-while-applying"
+        : view.steps.every((s) => s.status === "applied")
+          ? "died-before-commit"
+          : "died-between-steps";
+
+    // check the steps the dead process was acting on
+    for (const entry of engine.entries) {
+      if (entry.rec.status === "applying") await engine.check(entry);
+      else if (entry.rec.status === "undoing") {
+        // the undo may have stopped half-way: the state may be neither after nor before, so this
+        // one step is undone from what is there now rather than refused as drift
+        delete entry.rec.after;
+      }
+    }
+
+    let status: RunStatus;
+    let error: AtomError | undefined;
+    if (found === "died-before-commit" && !options.rollbackCommitted) {
+      status = "committed";
+    } else {
+      const reason = new AtomError(
+        "ATOM_ABORTED",
+        `the process running this ${view.run.mode === "undo" ? "undo" : "run"} died (${found.replace(/-/g, " ")}); recover ${
+          found === "died-before-commit" ? "rolls back the complete run as asked" : "finishes the rollback"
+        }`,
+        { atom: view.run.atom, host: host.name },
+      );
+      const rollbackError = await engine.rollback({ force: options.force, reason });
+      status = rollbackError ? "rollback-failed" : "rolled-back";
+      if (rollbackError) rollbackError.reason = reason;
+      error = rollbackError ?? reason;
+    }
+    await engine.end(status, error);
+    return {
+      runId: view.run.runId,
+      atom: view.run.atom,
+      host: host.name,
+      status,
+      steps: engine.entries.map((e) => e.rec),
+      ...(error ? { error } : {}),
+      stillApplied: engine.stillApplied(),
+      durationMs: Date.now() - started,
+      found,
+    };
+  } finally {
+    await lease?.release().catch(() => {});
+  }
+}
+
+/**
+ * Rolls back a committed run later ("back to the previous release"): newest step first, refusing with
+ * `ATOM_DRIFT` when a step's state is no longer what the run left (someone deployed since) unless
+ * `force`; each undo verified. Recorded as its own run (`mode: "undo"`, `undoOf: runId`).
+ */
+export async function undoRun(
+  store: TrailStore,
+  runId: string,
+  options: TrailRunOptions,
+): Promise<RunResult> {
+  const view = await load(store, runId);
+  const refuse = (code: AtomErrorCode, message: string, hint?: string) =>
+    new AtomError(code, message, { atom: view.run.atom, host: view.run.host, hint });
+  if (view.run.mode === "undo")
+    throw refuse(
+      "ATOM_NOT_UNDOABLE",
+      `run ${runId} is itself an undo`,
+      "undo the original run again, or run the atom anew",
+    );
+  if (!view.end)
+    throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} is unfinished`, `run \`atomkit recover ${runId}\` first`);
+  const undone = (await store.listRuns()).find((r) => r.undoOf === runId && r.status === "rolled-back");
+  if (undone) throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} was already undone by run ${undone.runId}`);
+  const live = view.steps.filter((s) => isLive(s));
+  if (!live.length)
+    throw refuse(
+      "ATOM_NOT_UNDOABLE",
+      `run ${runId} ended ${view.end.status} and has no applied change to undo`,
+    );
+
+  const host = await hostFor(options.host, view.run.host);
+  const lease = await lockFor(host, options.lock, runId);
+  const started = Date.now();
+  const newId = newRunId();
+  try {
+    const engine = engineFor(store, view, host, options, newId, false);
+    for (const s of live)
+      engine.add(bindFromTrail(s, view, options.steps), { ...recordOf(s), status: "applied", changed: true });
+    await engine.start(
+      "undo",
+      live.map((s) => ({
+        name: s.name,
+        kind: s.kind,
+        phase: s.phase,
+        title: s.title,
+        params: s.params,
+        ...(s.package ? { package: s.package } : {}),
+        ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
+        ...(s.undoRetries !== undefined ? { undoRetries: s.undoRetries } : {}),
+        status: "applied",
+        ...(s.before !== undefined ? { before: s.before } : {}),
+        ...(s.after !== undefined && s.status !== "undoing" ? { after: s.after } : {}),
+      })),
+      runId,
+    );
+    // refuse before changing anything when someone changed the host since the run
+    if (!options.force) await engine.refuseDrift();
+    const error = await engine.rollback({ force: options.force });
+    const status: RunStatus = error ? "rollback-failed" : "rolled-back";
+    await engine.end(status, error);
+    return {
+      runId: newId,
+      atom: view.run.atom,
+      host: host.name,
+      status,
+      steps: engine.entries.map((e) => e.rec),
+      ...(error ? { error } : {}),
+      stillApplied: engine.stillApplied(),
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    await lease?.release().catch(() => {});
+  }
+}
+
+// --- Internal helpers ---
+
+async function load(store: TrailStore, runId: string): Promise<RunView> {
+  const view = foldRun(await store.readRun(runId));
+  if (!view) {
+    throw new AtomError("ATOM_RUN_NOT_FOUND", `no run ${runId} in the trail`, {
+      hint: "list runs with `atomkit trail`; check the trail directory (--trail)",
+    });
+  }
+  return view;
+}
+
+async function hostFor(host: TrailRunOptions["host"], name: string): Promise<Host> {
+  return typeof host === "function" ? await host(name) : host;
+}
+
+function engineFor(
+  store: TrailStore,
+  view: RunView,
+  host: Host,
+  o: TrailRunOptions,
+  runId: string,
+  recovering: boolean,
+) {
+  return new Engine({
+    runId,
+    atom: view.run.atom,
+    host,
+    trail: store,
+    // secrets never reached the trail, so there is nothing to mask in what it gives back
+    redactor: new Redactor(),
+    onEvent: o.onEvent,
+    backoffMs: o.backoffMs ?? 200,
+    abortGraceMs: o.abortGraceMs ?? 5_000,
+    recovering,
+  });
+}
+
+function bindFromTrail(s: StepView, view: RunView, extra?: readonly AnyStepKind[]): BoundStep {
+  const definition = resolveKind(s.kind, { step: s.name, runId: view.run.runId, package: s.package }, extra);
+  return {
+    name: s.name,
+    kind: s.kind,
+    phase: s.phase,
+    title: s.title,
+    // stored params are the validated ones minus secrets: not validated again (a secret is missing)
+    params: s.params,
+    definition,
+    ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
+    retries: 0,
+    undoRetries: s.undoRetries ?? 2,
+    secret: [],
+  };
+}
+
+function recordOf(s: StepView): Partial<Entry["rec"]> {
+  return {
+    status: s.status,
+    ...(s.before !== undefined ? { before: s.before as Json } : {}),
+    ...(s.after !== undefined ? { after: s.after as Json } : {}),
+    ...(s.changed !== undefined ? { changed: s.changed } : {}),
+    ...(s.verified !== undefined ? { verified: s.verified } : {}),
+  };
+}
+
+/** Takes the host lock; a lease left by the very run being recovered, whose process is dead, is broken. */
+async function lockFor(
+  host: Host,
+  lock: LockSettings | false | undefined,
+  runId: string,
+): Promise<Lease | undefined> {
+  try {
+    return await takeLock(host, lock, `recover/undo of run ${runId}`);
+  } catch (error) {
+    if (!(error instanceof LockedError) || lock === false) throw error;
+    const h = error.holder as LockedError["holder"] & { note?: string };
+    const deadHere = h.machine === hostname() && !pidAlive(h.pid);
+    if (!(h.note?.includes(runId) && deadHere)) throw error;
+    await breakLease(host, lock?.name ?? "deploy");
+    return takeLock(host, lock, `recover/undo of run ${runId}`);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

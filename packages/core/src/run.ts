@@ -1,0 +1,189 @@
+import { hostname, userInfo } from "node:os";
+import { newRunId, omitPaths, viaJson } from "./_utils";
+import { type Atom, stepsOf } from "./atom";
+import { type BoundStep, Engine, type StepRecord } from "./engine";
+import type { AtomError } from "./errors";
+import type { RunEvent } from "./events";
+import type { Host, Lease } from "./host";
+import { localHost } from "./local-host";
+import { validateAll } from "./params";
+import { Redactor } from "./redact";
+import type { Step } from "./step";
+import { memoryTrail, type RunStatus, type TrailStepInfo, type TrailStore } from "./trail";
+import type { Json } from "./types";
+
+export interface LockSettings {
+  /** One run per host and lock name. Default `deploy`. */
+  name?: string;
+  /** Default `<user>@<machine>`. */
+  owner?: string;
+  /** Default 60 000. */
+  ttlMs?: number;
+  /** Take over a lease whose heartbeat stopped. Default false. */
+  breakStale?: boolean;
+}
+
+export interface RunOptions {
+  /** Default `localHost()`. */
+  host?: Host;
+  /** Default an in-memory trail: pass `fileTrail()` for a run that can be recovered after a crash. */
+  trail?: TrailStore;
+  /** Aborting it stops the current step and rolls back. Rollback itself is not aborted by it. */
+  signal?: AbortSignal;
+  onEvent?: (event: RunEvent) => void;
+  /** Default: a new time-sortable id. */
+  runId?: string;
+  /** The host lock taken for the run. `false`: none (the caller serialises runs). Default `{ name: "deploy" }`. */
+  lock?: LockSettings | false;
+  /** Roll back through drift instead of stopping at it. Default false. */
+  force?: boolean;
+  /** Base delay between undo attempts, doubled per attempt. Default 200. */
+  backoffMs?: number;
+  /** How long an aborted or timed-out step may take to stop before check observes it. Default 5 000. */
+  abortGraceMs?: number;
+}
+
+export interface RunResult {
+  runId: string;
+  atom: string;
+  host: string;
+  status: RunStatus;
+  /** Every step of the atom in run order; steps never reached are `pending`. */
+  steps: StepRecord[];
+  /** Why the run did not commit; for `rollback-failed` a RollbackError whose `reason` is that cause. */
+  error?: AtomError;
+  /** The failure that started the rollback. */
+  reason?: AtomError;
+  /** Steps whose change is live (empty unless `rollback-failed`). */
+  stillApplied: string[];
+  durationMs: number;
+}
+
+/**
+ * Runs an atom on one host: validate every step's params, take the host lock, then observe → apply →
+ * observe each step, journaling intents before acting. On any failure, roll back newest first with
+ * drift detection and verification. Throws only when nothing ran (invalid params, lock held).
+ */
+export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResult> {
+  const host = options.host ?? localHost();
+  const trail = options.trail ?? memoryTrail();
+  const placed = stepsOf(atom);
+  const values = await validateAll(
+    placed.map((p) => p.step),
+    { atom: atom.name, host: host.name },
+  );
+  const runId = options.runId ?? newRunId();
+  const redactor = new Redactor();
+  const bound = placed.map(({ step, phase }, i) => bind(step, phase, values[i], redactor));
+
+  const lease = await takeLock(host, options.lock, `run ${runId} of atom ${atom.name}`);
+  const started = Date.now();
+  try {
+    const engine = new Engine({
+      runId,
+      atom: atom.name,
+      host,
+      trail,
+      redactor,
+      onEvent: options.onEvent,
+      backoffMs: options.backoffMs ?? 200,
+      abortGraceMs: options.abortGraceMs ?? 5_000,
+    });
+    for (const step of bound) engine.add(step);
+    await engine.start(
+      "run",
+      bound.map((b) => trailInfo(b, redactor)),
+    );
+    const signal = lease ? anySignal(options.signal, lease.signal) : options.signal;
+    const failure = await engine.forward(engine.entries, signal);
+    let status: RunStatus = "committed";
+    let error: AtomError | undefined;
+    if (failure) {
+      const rollbackError = await engine.rollback({ force: options.force, reason: failure });
+      status = rollbackError ? "rollback-failed" : "rolled-back";
+      if (rollbackError) rollbackError.reason = failure;
+      error = rollbackError ?? failure;
+    }
+    await engine.end(status, error);
+    return {
+      runId,
+      atom: atom.name,
+      host: host.name,
+      status,
+      steps: engine.entries.map((e) => e.rec),
+      ...(error ? { error } : {}),
+      ...(failure ? { reason: failure } : {}),
+      stillApplied: engine.stillApplied(),
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    await lease?.release().catch(() => {});
+  }
+}
+
+// --- Shared with undoRun / recover ---
+
+export function bind(step: Step, phase: BoundStep["phase"], params: unknown, redactor: Redactor): BoundStep {
+  const secret = [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
+  redactor.add(params, secret);
+  let title = step.name;
+  try {
+    title = step.definition.describe?.(params as never) ?? step.name;
+  } catch {
+    // a describe() that throws must not stop the run
+  }
+  return {
+    name: step.name,
+    kind: step.kind,
+    phase,
+    title: redactor.text(title),
+    params,
+    definition: step.definition,
+    ...(step.options.timeoutMs !== undefined ? { timeoutMs: step.options.timeoutMs } : {}),
+    retries: step.options.retries ?? 0,
+    undoRetries: step.options.undoRetries ?? 2,
+    secret,
+  };
+}
+
+export function trailInfo(b: BoundStep, redactor: Redactor): TrailStepInfo {
+  return {
+    name: b.name,
+    kind: b.kind,
+    phase: b.phase,
+    title: b.title,
+    params: redactor.scrub(omitPaths(viaJson(b.params ?? null), b.secret)) as Json,
+    ...(b.definition.package ? { package: b.definition.package } : {}),
+    ...(b.timeoutMs !== undefined ? { timeoutMs: b.timeoutMs } : {}),
+    undoRetries: b.undoRetries,
+  };
+}
+
+export async function takeLock(
+  host: Host,
+  lock: LockSettings | false | undefined,
+  note: string,
+): Promise<Lease | undefined> {
+  if (lock === false) return undefined;
+  const settings = lock ?? {};
+  return host.lock(settings.name ?? "deploy", {
+    owner: settings.owner ?? defaultOwner(),
+    ...(settings.ttlMs !== undefined ? { ttlMs: settings.ttlMs } : {}),
+    ...(settings.breakStale !== undefined ? { breakStale: settings.breakStale } : {}),
+    note,
+  });
+}
+
+function defaultOwner(): string {
+  let user = "unknown";
+  try {
+    user = userInfo().username;
+  } catch {}
+  return `${user}@${hostname()}`;
+}
+
+function anySignal(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const list = signals.filter((s): s is AbortSignal => !!s);
+  if (list.length <= 1) return list[0];
+  return AbortSignal.any(list);
+}

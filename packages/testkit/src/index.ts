@@ -1,0 +1,5 @@
+export type { HostContractOptions, HostFixture } from "./host-contract";
+export { describeHostContract, HOSTILE_STRINGS } from "./host-contract";
+export type { StepContractOptions, StepFixture } from "./step-contract";
+export { describeStepContract } from "./step-contract";
+export { hashTree } from "./tree";

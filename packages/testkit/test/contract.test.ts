@@ -1,0 +1,61 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { localHost } from "@atomkit/core";
+import { describeHostContract, describeStepContract, hashTree } from "../src/index";
+import { memory, setKey, writeText } from "./kinds";
+
+describeStepContract({
+  name: "memory.set (in-memory kind)",
+  idempotent: true,
+  async setup() {
+    memory.clear();
+    memory.set("k", "old");
+    return { host: localHost({ stateDir: tmpdir() }), step: () => setKey({ key: "k", value: "new" }) };
+  },
+});
+
+describeStepContract({
+  name: "example.write (real files)",
+  idempotent: true,
+  async setup() {
+    const dir = await mkdtemp(join(tmpdir(), "atomkit-testkit-"));
+    await writeFile(join(dir, "config"), "old content");
+    const path = join(dir, "config");
+    let broken = false;
+    const host = localHost({ stateDir: join(dir, ".state") });
+    // breakApply: the next write lands, then the host connection "drops" (apply fails after changing)
+    const flaky = {
+      ...host,
+      writeFile: async (...args: Parameters<typeof host.writeFile>) => {
+        await host.writeFile(...args);
+        if (broken) {
+          broken = false;
+          throw new Error("link dropped after the write");
+        }
+      },
+    };
+    return {
+      host: flaky,
+      step: () => writeText({ path, content: "new content" }),
+      snapshot: () => hashTree(dir, { ignore: (p) => p.startsWith(".state") }),
+      breakApply: () => {
+        broken = true;
+      },
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+});
+
+describeHostContract({
+  name: "localHost",
+  async setup() {
+    const dir = await mkdtemp(join(tmpdir(), "atomkit-host-"));
+    await mkdir(join(dir, "work"));
+    return {
+      host: localHost({ stateDir: join(dir, ".state") }),
+      dir: join(dir, "work"),
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+});

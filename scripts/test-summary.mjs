@@ -1,0 +1,31 @@
+// Sums the vitest JSON reports of every package into CI's closing line: "tests: N passed, N failed".
+// Exits 1 on any failed test or test file, or when no test ran at all.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let reports = 0;
+const rows = [];
+for (const dir of ["packages", "apps"]) {
+  if (!existsSync(dir)) continue;
+  for (const pkg of readdirSync(dir).sort()) {
+    const file = join(dir, pkg, "test-results.json");
+    if (!existsSync(file)) continue;
+    const r = JSON.parse(readFileSync(file, "utf8"));
+    reports++;
+    // a test file that failed to load has no tests, but it is a failure
+    const brokenFiles = (r.testResults ?? []).filter((f) => f.status === "failed" && !f.assertionResults?.length).length;
+    const p = r.numPassedTests;
+    const f = r.numFailedTests + brokenFiles;
+    const s = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    rows.push(`  ${`${dir}/${pkg}`.padEnd(26)} ${String(p).padStart(4)} passed ${String(f).padStart(3)} failed ${String(s).padStart(3)} skipped`);
+    passed += p;
+    failed += f;
+    skipped += s;
+  }
+}
+console.log(rows.join("\n"));
+console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(failed > 0 || reports === 0 || passed === 0 ? 1 : 0);

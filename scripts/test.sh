@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything and runs every test, lint and type check: the README's test command and CI's.
+# Starts a real sshd (several ports) and a real dockerd for the provider tests (needs root; installs
+# them with apt-get when missing). Ends with one line "tests: N passed, N failed" summed over packages.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export TURBO_TELEMETRY_DISABLED=1 NO_COLOR=1 FORCE_COLOR=0
+# native addons must build against the local Node headers: there is no network for node-gyp downloads
+export npm_config_nodedir="${npm_config_nodedir:-/usr}"
+export ATOMKIT_TESTBED_DIR="${ATOMKIT_TESTBED_DIR:-/tmp/atomkit-testbed}"
+SSH_PORTS=(2222 2223 2224 2225)
+
+pnpm_cmd() {
+  if command -v pnpm >/dev/null 2>&1 && [ "$(pnpm -v 2>/dev/null)" = "12.4.2" ]; then pnpm "$@"
+  else npx -y pnpm@12.4.2 "$@"; fi
+}
+
+failed=0
+step() { echo; echo "== $*"; }
+
+step "install"
+pnpm_cmd install --frozen-lockfile || { echo "install failed"; exit 1; }
+
+services_started=0
+if [ "$(id -u)" = 0 ]; then
+  step "test services: sshd on 127.0.0.1:${SSH_PORTS[*]}, dockerd"
+  bash scripts/testbed/sshd.sh start "${SSH_PORTS[@]}" >/dev/null || { echo "sshd failed to start"; failed=1; }
+  bash scripts/testbed/dockerd.sh start >/dev/null || { echo "dockerd failed to start"; failed=1; }
+  services_started=1
+  trap 'bash scripts/testbed/sshd.sh stop "${SSH_PORTS[@]}" >/dev/null 2>&1; bash scripts/testbed/dockerd.sh stop >/dev/null 2>&1' EXIT
+else
+  echo "!! not root: no sshd/dockerd started; the SSH and Docker suites will skip (they fail under CI=true)"
+fi
+
+rm -f packages/*/test-results.json apps/*/test-results.json
+step "build, type check, test"
+pnpm_cmd exec turbo run build typecheck test --continue --output-logs=errors-only || failed=1
+# test output is wanted in full: re-run nothing, just show the per-package logs turbo kept
+step "lint (biome) and package checks (publint)"
+pnpm_cmd exec biome check . --diagnostic-level=error || failed=1
+pnpm_cmd exec turbo run publint --output-logs=errors-only || failed=1
+
+step "summary"
+node scripts/test-summary.mjs || failed=1
+exit "$failed"
