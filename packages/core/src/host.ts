@@ -12,6 +12,8 @@ export interface Host {
   readonly name: string;
   /** Directory on the host for Atomkit's own state: locks, trash, backups. */
   readonly stateDir: string;
+  /** True when the host is the machine Atomkit runs on: a step may then use local fast paths. */
+  readonly local?: boolean;
 
   /** Runs a program with an argv (never a shell string). Throws on a non-zero exit unless `reject: false`. */
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;

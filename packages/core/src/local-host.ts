@@ -35,6 +35,7 @@ export function localHost(options: LocalHostOptions = {}): Host {
   const host: Host = {
     name,
     stateDir,
+    local: true,
     exec: (argv, opts) => exec(name, argv, opts),
     stat: (path) =>
       wrap(

@@ -86,7 +86,9 @@ export function describeHostContract(options: HostContractOptions): void {
       expect(r).toMatchObject({ code: 3, stderr: "oops\n" });
       expect((await host.exec(["cat"], { input: "from stdin" })).stdout).toBe("from stdin");
       expect((await host.exec(["pwd"], { cwd: dir })).stdout.trim()).toBe(dir);
-      expect((await host.exec(["sh", "-c", 'printf %s "$ATOMKIT_X"'], { env: { ATOMKIT_X: "a b'c" } })).stdout).toBe("a b'c");
+      expect(
+        (await host.exec(["sh", "-c", 'printf %s "$ATOMKIT_X"'], { env: { ATOMKIT_X: "a b'c" } })).stdout,
+      ).toBe("a b'c");
       await expect(host.exec(["atomkit-no-such-program-xyz"])).rejects.toBeInstanceOf(HostError);
     });
 
@@ -109,7 +111,9 @@ export function describeHostContract(options: HostContractOptions): void {
       await host.writeFile(p("a"), Buffer.from("two"), { mode: 0o600 });
       expect((await host.readFile(p("a"))).toString()).toBe("two");
       expect((await host.stat(p("a")))?.mode).toBe(0o600);
-      await expect(host.writeFile(p("a"), "three", { exclusive: true })).rejects.toMatchObject({ reason: "EEXIST" });
+      await expect(host.writeFile(p("a"), "three", { exclusive: true })).rejects.toMatchObject({
+        reason: "EEXIST",
+      });
       await host.writeFile(p("b"), "new", { exclusive: true });
       expect((await host.readFile(p("b"))).toString()).toBe("new");
       // no temporary files are left beside it
@@ -200,7 +204,17 @@ export function describeHostContract(options: HostContractOptions): void {
       const old = new Date(Date.now() - 120_000).toISOString();
       await host.writeFile(
         `${host.stateDir}/locks/${name}.lock`,
-        JSON.stringify({ name, owner: "dead", pid: 1, machine: "gone", host: host.name, startedAt: old, heartbeatAt: old, ttlMs: 1000, token: "x" }),
+        JSON.stringify({
+          name,
+          owner: "dead",
+          pid: 1,
+          machine: "gone",
+          host: host.name,
+          startedAt: old,
+          heartbeatAt: old,
+          ttlMs: 1000,
+          token: "x",
+        }),
       );
       const stale = await host.lock(name, { owner: "carol" }).catch((e: unknown) => e);
       expect(stale).toMatchObject({ code: "ATOM_LOCKED", stale: true });

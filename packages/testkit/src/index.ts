@@ -2,4 +2,5 @@ export type { HostContractOptions, HostFixture } from "./host-contract";
 export { describeHostContract, HOSTILE_STRINGS } from "./host-contract";
 export type { StepContractOptions, StepFixture } from "./step-contract";
 export { describeStepContract } from "./step-contract";
+export { serviceMissing, testbedEnv } from "./testbed";
 export { hashTree } from "./tree";

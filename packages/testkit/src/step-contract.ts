@@ -73,7 +73,8 @@ export function describeStepContract(options: StepContractOptions): void {
   const bind = async () => {
     const step = fixture().step();
     const validated = await validateParams(step);
-    if (validated.issues) throw new Error(`testkit: fixture params invalid: ${JSON.stringify(validated.issues)}`);
+    if (validated.issues)
+      throw new Error(`testkit: fixture params invalid: ${JSON.stringify(validated.issues)}`);
     const ctx: StepContext = {
       host: fixture().host,
       signal: new AbortController().signal,
@@ -154,14 +155,19 @@ export function describeStepContract(options: StepContractOptions): void {
     it("the engine rolls it back verified when a later step fails, and commits it", async () => {
       const picture = await snapshot();
       const failing = await run(
-        atom("testkit-rollback", { steps: [fixture().step(), failAfter(null, { name: "injected-failure" })] }),
+        atom("testkit-rollback", {
+          steps: [fixture().step(), failAfter(null, { name: "injected-failure" })],
+        }),
         { host: fixture().host, trail: memoryTrail(), lock: false, backoffMs: 1 },
       );
       expect(failing.status, failing.error?.message).toBe("rolled-back");
       expect(failing.steps[0]).toMatchObject({ status: "undone", verified: true });
       expect(await snapshot()).toEqual(picture);
 
-      const ok = await run(atom("testkit-commit", { steps: [fixture().step()] }), { host: fixture().host, lock: false });
+      const ok = await run(atom("testkit-commit", { steps: [fixture().step()] }), {
+        host: fixture().host,
+        lock: false,
+      });
       expect(ok.status, ok.error?.message).toBe("committed");
       expect(ok.steps[0]?.changed).toBe(true);
       await (await bind()).undo(ok.steps[0]?.before, ok.steps[0]?.after);

@@ -23,7 +23,8 @@ export const setKey = defineStep({
 export const writeText = defineStep({
   kind: "example.write",
   params: (input: { path: string; content: string }) => {
-    if (!input?.path?.startsWith("/")) throw Object.assign(new Error("path must be absolute"), { path: "path" });
+    if (!input?.path?.startsWith("/"))
+      throw Object.assign(new Error("path must be absolute"), { path: "path" });
     return input;
   },
   describe: (p) => `write ${p.path}`,
