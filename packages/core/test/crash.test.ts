@@ -1,0 +1,160 @@
+import { spawnSync } from "node:child_process";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashTree } from "../../testkit/src/tree";
+import { fileTrail, localHost, recover } from "../src/index";
+import { tempDir } from "./_helpers";
+// @ts-expect-error: a plain .mjs fixture shared with the child process
+import { kinds } from "./fixtures/crash-kinds.mjs";
+
+// Crash tests with real processes: a child deploys real files with the file trail and SIGKILLs itself
+// at a chosen checkpoint (inside apply, between steps, inside undo, inside a trail write). recover must
+// then leave the tree byte for byte as before the run, or as after it when the run had committed.
+
+const CHILD = join(__dirname, "fixtures/crash-child.mjs");
+let base: { dir: string; cleanup: () => Promise<void> };
+
+async function freshTree(root: string) {
+  await mkdir(join(root, "releases/1"), { recursive: true });
+  await writeFile(join(root, "releases/1/RELEASE"), "1");
+  await writeFile(join(root, "config"), "config v1");
+  await writeFile(join(root, "current"), "releases/1");
+  await writeFile(join(root, "drain"), "serving");
+}
+
+function deploy(
+  root: string,
+  trailDir: string,
+  stateDir: string,
+  killAt: number,
+  failing: boolean,
+  runId: string,
+) {
+  const r = spawnSync(
+    process.execPath,
+    [CHILD, root, trailDir, stateDir, String(killAt), failing ? "1" : "0", runId],
+    {
+      encoding: "utf8",
+      timeout: 20_000,
+    },
+  );
+  return { killed: r.signal === "SIGKILL", out: r.stdout, err: r.stderr };
+}
+
+let beforeHash: string;
+const afterHash: Record<string, string> = {};
+const total: Record<string, number> = {};
+
+beforeAll(async () => {
+  base = await tempDir("atomkit-crash-");
+  // reference runs without a kill: the tree before, the tree after a commit, and how many checkpoints each has
+  for (const failing of [false, true]) {
+    const root = join(base.dir, `ref-${failing}`);
+    await freshTree(root);
+    beforeHash = await hashTree(root);
+    const r = deploy(
+      root,
+      join(base.dir, `ref-trail-${failing}`),
+      join(base.dir, `ref-state-${failing}`),
+      0,
+      failing,
+      `ref-${failing}`,
+    );
+    expect(r.killed, r.err).toBe(false);
+    const out = JSON.parse(r.out) as { status: string; checkpoints: number };
+    expect(out.status).toBe(failing ? "rolled-back" : "committed");
+    afterHash[String(failing)] = await hashTree(root);
+    total[String(failing)] = out.checkpoints;
+  }
+});
+afterAll(() => base.cleanup());
+
+describe("crash recovery with real processes (SIGKILL)", () => {
+  it("the reference runs have enough kill points (≥ 50 together)", () => {
+    expect(afterHash.false).not.toBe(beforeHash);
+    expect(afterHash.true).toBe(beforeHash);
+    expect(total.false! + total.true!).toBeGreaterThanOrEqual(50);
+  });
+
+  for (const failing of [false, true]) {
+    it(`recover restores the tree exactly after a kill at every checkpoint of a ${failing ? "failing" : "committing"} run`, async () => {
+      const outcomes: Record<string, number> = {};
+      for (let killAt = 1; killAt <= total[String(failing)]!; killAt++) {
+        const root = join(base.dir, `run-${failing}-${killAt}`);
+        const trailDir = join(base.dir, `trail-${failing}-${killAt}`);
+        const stateDir = join(base.dir, `state-${failing}-${killAt}`);
+        await freshTree(root);
+        const runId = `crash-${failing ? "f" : "c"}-${killAt}`;
+        const r = deploy(root, trailDir, stateDir, killAt, failing, runId);
+        expect(r.killed, `kill point ${killAt}: ${r.out} ${r.err}`).toBe(true);
+
+        const trail = fileTrail({ dir: trailDir });
+        const unfinished = (await trail.listRuns()).filter((x) => x.status === "unfinished");
+        // killed before the first durable record: there is nothing to recover and nothing was changed
+        if (!unfinished.length) {
+          expect(await trail.readRun(runId)).toEqual([]);
+          expect(await hashTree(root)).toBe(beforeHash);
+          outcomes["no trail"] = (outcomes["no trail"] ?? 0) + 1;
+          continue;
+        }
+        const [result] = await recover(trail, { host: localHost({ stateDir }), steps: kinds, backoffMs: 0 });
+        expect(result, `kill point ${killAt}`).toBeDefined();
+        const key = `${result!.found} → ${result!.status}`;
+        outcomes[key] = (outcomes[key] ?? 0) + 1;
+        const expected = result!.status === "committed" ? afterHash.false : beforeHash;
+        expect(result!.status, `kill point ${killAt}: ${result!.error?.message}`).not.toBe("rollback-failed");
+        expect(await hashTree(root), `kill point ${killAt} (${key})`).toBe(expected);
+        // the trail now ends with the recovered outcome, and a torn line did not break reading it
+        expect((await trail.listRuns()).map((x) => x.status)).toEqual([result!.status]);
+        // the dead run's lock did not stay behind
+        expect(await readdir(join(stateDir, "locks")).catch(() => [])).toEqual([]);
+      }
+      // the kill points reached every kind of death
+      expect(Object.keys(outcomes).length).toBeGreaterThanOrEqual(failing ? 2 : 3);
+      console.log(`crash outcomes (${failing ? "failing" : "committing"} run):`, outcomes);
+    });
+  }
+
+  it("a torn last line is dropped on read and cut before recover appends", async () => {
+    const dir = join(base.dir, "torn");
+    await mkdir(dir, { recursive: true });
+    const trail = fileTrail({ dir });
+    await trail.append("r1", [
+      {
+        t: "run",
+        v: 1,
+        runId: "r1",
+        atom: "a",
+        host: "local",
+        mode: "run",
+        at: new Date().toISOString(),
+        pid: 1,
+        machine: "m",
+        steps: [],
+      },
+    ]);
+    await trail.close?.();
+    await writeFile(
+      join(dir, "r1.jsonl"),
+      `${await readFile(join(dir, "r1.jsonl"), "utf8")}{"t":"step","runId":"r1","st`,
+    );
+    expect(await fileTrail({ dir }).readRun("r1")).toHaveLength(1);
+    const again = fileTrail({ dir });
+    await again.append(
+      "r1",
+      [{ t: "end", runId: "r1", status: "rolled-back", at: new Date().toISOString() }],
+      { sync: true },
+    );
+    const text = await readFile(join(dir, "r1.jsonl"), "utf8");
+    expect(
+      text
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).t),
+    ).toEqual(["run", "end"]);
+    // a corrupt line in the middle is not a crash artefact: it is reported, not skipped
+    await writeFile(join(dir, "r2.jsonl"), 'garbage\n{"t":"end"}\n');
+    await expect(fileTrail({ dir }).readRun("r2")).rejects.toThrow(/corrupt at line 1/);
+  });
+});
