@@ -61,7 +61,7 @@ function simulate(plans: StepPlan[]) {
     },
   });
   const steps: Record<StepPlan["phase"], Step[]> = { pre: [], steps: [], post: [] };
-  plans.forEach((p, i) => steps[p.phase].push(kind({ i }, { name: `s${i}` })));
+  for (const [i, p] of plans.entries()) steps[p.phase].push(kind({ i }, { name: `s${i}` }));
   const order = [...steps.pre, ...steps.steps, ...steps.post].map((s) => Number(s.name.slice(1)));
   return { world, log, ac, order, atom: atom("prop", steps) };
 }
@@ -81,7 +81,6 @@ describe("engine properties", () => {
           backoffMs: 0,
           abortGraceMs: 0,
         });
-        const byName = new Map(result.steps.map((s) => [s.name, s]));
         const changedNow = sim.order.filter((i) => (sim.world.get(i) ?? 0) !== 0).map((i) => `s${i}`);
 
         // result lists every step in run order

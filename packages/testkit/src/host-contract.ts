@@ -27,6 +27,7 @@ export const HOSTILE_STRINGS: readonly string[] = [
   'double "quotes"',
   "$(touch /tmp/atomkit-pwned)",
   "`touch /tmp/atomkit-pwned`",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal shell expansion is the point
   "$HOME ${PATH}",
   "semi; rm -rf /tmp/atomkit-nope",
   "pipe | cat",
