@@ -17,6 +17,15 @@ const RUN_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readonly dir: string } {
   const dir = options.dir ?? join(".atomkit", "trails");
   const handles = new Map<string, Promise<FileHandle>>();
+  // Records appended without `sync` wait here and go out with the next synced append, in one write:
+  // a crash loses only unsynced records, which the contract allows (recover re-observes those steps).
+  const pending = new Map<string, string>();
+  const flush = async (runId: string) => {
+    const text = pending.get(runId);
+    if (!text) return;
+    pending.delete(runId);
+    await (await handleOf(runId)).write(text);
+  };
 
   const fileOf = (runId: string) => {
     if (!RUN_ID_RE.test(runId)) {
@@ -41,15 +50,23 @@ export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readon
   return {
     dir,
     async append(runId, records, opts = {}) {
+      const text = (pending.get(runId) ?? "") + records.map((r) => `${JSON.stringify(r)}\n`).join("");
+      const ending = records.some((r) => r.t === "end");
+      if (!opts.sync && !ending) {
+        pending.set(runId, text);
+        return;
+      }
+      pending.delete(runId);
       const fh = await handleOf(runId);
-      await fh.write(records.map((r) => `${JSON.stringify(r)}\n`).join(""));
+      await fh.write(text);
       if (opts.sync) await fh.sync();
-      if (records.some((r) => r.t === "end")) {
+      if (ending) {
         handles.delete(runId);
         await fh.close();
       }
     },
     async readRun(runId) {
+      if (pending.has(runId)) await flush(runId);
       let text: string;
       try {
         text = await readFile(fileOf(runId), "utf8");
@@ -60,6 +77,7 @@ export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readon
       return parseLines(text, fileOf(runId));
     },
     async listRuns() {
+      for (const runId of [...pending.keys()]) await flush(runId);
       let names: string[];
       try {
         names = (await readdir(dir)).filter((n) => n.endsWith(".jsonl")).sort();
@@ -75,6 +93,7 @@ export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readon
       return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
     },
     async close() {
+      for (const runId of [...pending.keys()]) await flush(runId);
       const all = [...handles.values()];
       handles.clear();
       await Promise.all(all.map(async (h) => (await h).close().catch(() => {})));

@@ -173,8 +173,8 @@ export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]
     async append(runId, recs) {
       const list = records.get(runId) ?? [];
       records.set(runId, list);
-      // copies: a caller mutating its objects later must not rewrite history
-      for (const r of recs) list.push(structuredClone(r));
+      // kept by reference (the engine writes fresh records and never mutates a state); readers get copies
+      list.push(...recs);
     },
     async readRun(runId) {
       return structuredClone(records.get(runId) ?? []);
