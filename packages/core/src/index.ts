@@ -26,6 +26,8 @@ export {
 export type { RunEvent, RunEventType } from "./events";
 export type { FileTrailOptions } from "./file-trail";
 export { fileTrail } from "./file-trail";
+export type { FleetFailurePolicy, FleetHostResult, FleetOptions, FleetResult } from "./fleet";
+export { planBatches, runFleet } from "./fleet";
 export type {
   ExecOptions,
   ExecResult,
