@@ -151,7 +151,8 @@ export class Engine {
   }
 
   async end(status: RunStatus, error?: AtomError): Promise<void> {
-    const stillApplied = this.stillApplied();
+    // a committed run's changes are its result, not leftovers
+    const stillApplied = status === "committed" ? [] : this.stillApplied();
     await this.write(
       [
         {
@@ -274,7 +275,9 @@ export class Engine {
     } catch (error) {
       if (ac.signal.aborted && work) {
         // let the step notice its signal and stop before check observes what it did
-        await Promise.race([work.catch(() => {}), sleep(this.o.abortGraceMs)]);
+        const grace = new AbortController();
+        await Promise.race([work.catch(() => {}), sleep(this.o.abortGraceMs, grace.signal)]);
+        grace.abort(); // clears the grace timer, which would otherwise hold the process open
       }
       throw this.wrap(entry, phase, error);
     } finally {

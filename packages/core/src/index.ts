@@ -44,6 +44,8 @@ export { acquireLease, breakLease, leasePath, readLease } from "./lease";
 export type { LocalHostOptions } from "./local-host";
 export { execError, localHost } from "./local-host";
 export { validateParams } from "./params";
+export type { PlannedStep, PlanResult } from "./plan";
+export { plan } from "./plan";
 export type { RecoverOptions, RecoverResult, TrailRunOptions } from "./recover";
 export { recover, undoRun } from "./recover";
 export { registerSteps } from "./registry";

@@ -127,7 +127,7 @@ async function recoverOne(store: TrailStore, view: RunView, options: RecoverOpti
       status,
       steps: engine.entries.map((e) => e.rec),
       ...(error ? { error } : {}),
-      stillApplied: engine.stillApplied(),
+      stillApplied: status === "committed" ? [] : engine.stillApplied(),
       durationMs: Date.now() - started,
       found,
     };

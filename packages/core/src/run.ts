@@ -113,7 +113,7 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
       steps: engine.entries.map((e) => e.rec),
       ...(error ? { error } : {}),
       ...(failure ? { reason: failure } : {}),
-      stillApplied: engine.stillApplied(),
+      stillApplied: status === "committed" ? [] : engine.stillApplied(),
       durationMs: Date.now() - started,
     };
   } finally {

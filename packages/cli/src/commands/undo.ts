@@ -1,0 +1,46 @@
+import { recover, undoRun } from "@atomkit/core";
+import type { Context } from "../context";
+import { EXIT } from "../exit-codes";
+
+/** `atomkit undo <runId>`: roll back a committed run, refusing on drift unless --force. */
+export async function undoCommand(ctx: Context, runId: string): Promise<number> {
+  await ctx.registerKinds();
+  const trail = await ctx.trail();
+  const pool = await ctx.hosts();
+  const result = await undoRun(trail, runId, {
+    host: (name) => pool.get(name),
+    force: ctx.flags.force,
+    lock: ctx.lockSettings(),
+    onEvent: (e) => ctx.renderer.event(e),
+  });
+  ctx.renderer.done();
+  if (result.status === "rolled-back") return EXIT.ok;
+  if (result.error) ctx.io.stderr.write(`\n${result.error.message}\n`);
+  return EXIT.rollbackFailed;
+}
+
+/** `atomkit recover [runId]`: finish runs whose process died. */
+export async function recoverCommand(ctx: Context, runId?: string): Promise<number> {
+  await ctx.registerKinds();
+  const trail = await ctx.trail();
+  const pool = await ctx.hosts();
+  const results = await recover(trail, {
+    host: (name) => pool.get(name),
+    ...(runId ? { runId } : {}),
+    force: ctx.flags.force,
+    rollbackCommitted: ctx.flags["rollback-committed"],
+    lock: ctx.lockSettings(),
+    onEvent: (e) => ctx.renderer.event(e),
+  });
+  ctx.renderer.done();
+  if (!results.length) ctx.renderer.note("no unfinished runs");
+  let code: number = EXIT.ok;
+  for (const r of results) {
+    ctx.io.stderr.write(`${r.runId} on ${r.host}: ${r.found.replace(/-/g, " ")} → ${r.status}\n`);
+    if (r.status === "rollback-failed") {
+      if (r.error) ctx.io.stderr.write(`${r.error.message}\n`);
+      code = EXIT.rollbackFailed;
+    }
+  }
+  return code;
+}

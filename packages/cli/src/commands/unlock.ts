@@ -1,0 +1,26 @@
+import { breakLease, readLease } from "@atomkit/core";
+import type { Context } from "../context";
+import { EXIT } from "../exit-codes";
+
+/** `atomkit unlock <host> [--yes]`: shows who holds the lock; removes it only with --yes. */
+export async function unlockCommand(ctx: Context, hostName: string): Promise<number> {
+  const host = await (await ctx.hosts()).get(hostName);
+  const name = ctx.flags.lock ?? "deploy";
+  const holder = await readLease(host, name);
+  if (!holder) {
+    ctx.io.stdout.write(`no lock "${name}" on ${host.name}\n`);
+    return EXIT.ok;
+  }
+  ctx.io.stdout.write(
+    `lock "${name}" on ${host.name} is held by ${holder.owner} (pid ${holder.pid} on ${holder.machine}) since ${holder.startedAt}; last heartbeat ${holder.heartbeatAt}${holder.stale ? " (stale)" : " (alive)"}${holder.note ? `; ${holder.note}` : ""}\n`,
+  );
+  if (!ctx.flags.yes) {
+    ctx.io.stdout.write(
+      `to remove it, run again with --yes (make sure that run is dead; then \`atomkit recover\` its trail)\n`,
+    );
+    return EXIT.locked;
+  }
+  await breakLease(host, name);
+  ctx.io.stdout.write(`removed\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,4 @@
+export type { AtomkitConfig, LoadedConfig, Vars } from "./config";
+export { CONFIG_NAMES, defineConfig, loadConfig } from "./config";
+export { EXIT } from "./exit-codes";
+export { HELP, main } from "./main";

@@ -1,0 +1,138 @@
+import { parseArgs } from "node:util";
+import { AtomError, isAtomError } from "@atomkit/core";
+import { planCommand } from "./commands/plan";
+import { runCommand } from "./commands/run";
+import { trailCommand } from "./commands/trail";
+import { recoverCommand, undoCommand } from "./commands/undo";
+import { unlockCommand } from "./commands/unlock";
+import { Context, type Flags, type Io } from "./context";
+import { EXIT, exitCodeOf } from "./exit-codes";
+
+export const HELP = `atomkit — run deploys as atoms: every step undone and verified on failure
+
+usage:
+  atomkit run <atom> [--host h ...] [--var k=v ...] [--dry-run] [--json] [--force]
+                     [--batch 1,25%,100%] [--max-failures n] [--on-failure rollback-all|rollback-host|halt]
+  atomkit plan <atom> [--host h ...]        observe every step read-only; nothing changes
+  atomkit undo <runId> [--force]            roll back a committed run (refuses on drift unless --force)
+  atomkit recover [runId] [--rollback-committed]
+                                            finish runs whose process died
+  atomkit trail [runId] [--json]            list runs, or show one run's steps
+  atomkit unlock <host> [--yes]             show who holds the host lock; remove it with --yes
+
+options:
+  --config <file>   deploy file (default: atomkit.config.{ts,mts,js,mjs,cjs} here)
+  --trail <dir>     trail directory (default: .atomkit/trails next to the deploy file)
+  --lock <name>     host lock name (default: deploy)    --break-stale   take over a stale lock
+
+exit codes: 0 ok · 2 invalid input · 3 rolled back · 4 rollback failed · 5 locked · 6 drift · 130 stopped
+Ctrl-C once: abort and roll back. Twice: stop at once, leaving the trail for \`atomkit recover\`.`;
+
+export async function main(argv: string[], io: Io, installSignals = true): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
+    return EXIT.invalid;
+  }
+  const { values, positionals } = parsed;
+  if (values.help || !positionals.length) {
+    io.stdout.write(`${HELP}\n`);
+    return values.help ? EXIT.ok : EXIT.invalid;
+  }
+  const [command, arg] = positionals;
+  const ac = new AbortController();
+  const dispose = installSignals ? onInterrupt(ac, io) : () => {};
+  const ctx = new Context(values as unknown as Flags, io, ac.signal);
+  try {
+    const need = (what: string) => {
+      if (!arg)
+        throw new AtomError("ATOM_PARAMS_INVALID", `\`atomkit ${command}\` needs ${what}`, {
+          hint: `atomkit ${command} <${what}>`,
+        });
+      return arg;
+    };
+    switch (command) {
+      case "run":
+        return await runCommand(ctx, need("atom"));
+      case "plan":
+        return await planCommand(ctx, need("atom"));
+      case "undo":
+        return await undoCommand(ctx, need("runId"));
+      case "recover":
+        return await recoverCommand(ctx, arg);
+      case "trail":
+        return await trailCommand(ctx, arg);
+      case "unlock":
+        return await unlockCommand(ctx, need("host"));
+      default:
+        io.stderr.write(`unknown command "${command}"\n\n${HELP}\n`);
+        return EXIT.invalid;
+    }
+  } catch (error) {
+    ctx.renderer.done();
+    printError(io, error);
+    return exitCodeOf(error);
+  } finally {
+    dispose();
+    await ctx.close();
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", short: "c" },
+      host: { type: "string", short: "H", multiple: true, default: [] },
+      var: { type: "string", multiple: true, default: [] },
+      json: { type: "boolean", default: false },
+      "dry-run": { type: "boolean", default: false },
+      force: { type: "boolean", default: false },
+      "break-stale": { type: "boolean", default: false },
+      "rollback-committed": { type: "boolean", default: false },
+      yes: { type: "boolean", short: "y", default: false },
+      batch: { type: "string" },
+      "max-failures": { type: "string" },
+      "on-failure": { type: "string" },
+      concurrency: { type: "string" },
+      trail: { type: "string" },
+      lock: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+}
+
+/** First Ctrl-C (or SIGTERM): abort and roll back. Second: stop at once; the trail is left for recover. */
+function onInterrupt(ac: AbortController, io: Io): () => void {
+  let count = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    count++;
+    if (count === 1) {
+      io.stderr.write(`\n${signal}: aborting the current step and rolling back (again to stop at once)\n`);
+      ac.abort(new AtomError("ATOM_ABORTED", `interrupted by ${signal}`));
+      return;
+    }
+    io.stderr.write(`\n${signal} again: stopping now; run \`atomkit recover\` to finish the rollback\n`);
+    process.exit(EXIT.interrupted);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
+}
+
+function printError(io: Io, error: unknown): void {
+  if (isAtomError(error)) {
+    io.stderr.write(`\n✗ ${error.message}\n`);
+    if (io.env.ATOMKIT_DEBUG) io.stderr.write(`${error.stack}\n`);
+    return;
+  }
+  io.stderr.write(
+    `\n✗ unexpected error: ${error instanceof Error ? (io.env.ATOMKIT_DEBUG ? error.stack : error.message) : String(error)}\n`,
+  );
+}

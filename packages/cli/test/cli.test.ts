@@ -1,0 +1,183 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { hashTree } from "@atomkit/testkit";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { atomkit, makeProject } from "./_project";
+
+let p: Awaited<ReturnType<typeof makeProject>>;
+beforeEach(async () => {
+  p = await makeProject();
+});
+afterEach(() => p.cleanup());
+
+const read = (path: string) => readFile(path, "utf8").catch(() => null);
+const runIdOf = (text: string) => /run release (\S+)/.exec(text)?.[1] ?? "";
+
+describe("atomkit (the built binary, as a user runs it)", () => {
+  it("run commits with exit 0 and plain progress lines; trail lists the run", async () => {
+    const r = await atomkit(p.dir, ["run", "release", "--var", "v=2"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\[local\] ▸ drain project.write: write .*\/www\/drain/);
+    expect(r.stdout).toMatch(/✓ page \d+ms/);
+    expect(r.stdout).toMatch(/■ committed in/);
+    expect(await read(join(p.www, "index.html"))).toBe("v2");
+    const t = await atomkit(p.dir, ["trail"]);
+    expect(t.stdout).toMatch(new RegExp(`${runIdOf(r.stdout)}\\s+release\\s+local\\s+run\\s+committed`));
+    const one = await atomkit(p.dir, ["trail", runIdOf(r.stdout)]);
+    expect(one.stdout).toMatch(/page\s+project.write\s+applied\s+null → "v2"/);
+  });
+
+  it("a failing run rolls back verified: exit 3, the error names step, host and cause", async () => {
+    const before = await hashTree(p.www);
+    const r = await atomkit(p.dir, ["run", "release", "--var", "fail=1"]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/✗ page failed-changed: apply failed: health check failed/);
+    expect(r.stdout).toMatch(/↺ page undone, verified/);
+    expect(r.stdout).toMatch(/↺ drain undone, verified/);
+    expect(r.stdout).toMatch(/■ rolled-back/);
+    expect(r.stderr).toContain('atom "release", host "local", step "page" (project.write), apply');
+    expect(await hashTree(p.www)).toBe(before);
+  });
+
+  it("--json prints one event per line, from run:start to run:end", async () => {
+    const r = await atomkit(p.dir, ["run", "release", "--json"]);
+    expect(r.code).toBe(0);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(events[0]).toMatchObject({ type: "run:start", atom: "release", host: "local" });
+    expect(events.at(-1)).toMatchObject({ type: "run:end", status: "committed" });
+    expect(events.filter((e) => e.type === "step:applied").map((e) => e.step)).toEqual([
+      "drain",
+      "page",
+      "version",
+    ]);
+  });
+
+  it("plan observes and predicts but changes nothing (and --dry-run is plan)", async () => {
+    await writeFile(join(p.www, "index.html"), "v1");
+    const before = await hashTree(p.dir, { ignore: (x) => x.startsWith("node_modules") });
+    for (const args of [
+      ["plan", "release", "--var", "v=9"],
+      ["run", "release", "--dry-run", "--var", "v=9"],
+    ]) {
+      const r = await atomkit(p.dir, args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain("nothing is changed");
+      expect(r.stdout).toMatch(/page \[steps\] project.write[\s\S]*now: {2}"v1"\n\s+then: "v9" \(changes\)/);
+    }
+    expect(await hashTree(p.dir, { ignore: (x) => x.startsWith("node_modules") })).toBe(before);
+  });
+
+  it("undo rolls a committed run back (exit 0); a second undo is refused (exit 2); drift is refused (exit 6)", async () => {
+    const before = await hashTree(p.www);
+    const r = await atomkit(p.dir, ["run", "release", "--var", "v=2"]);
+    const id = runIdOf(r.stdout);
+    const u = await atomkit(p.dir, ["undo", id]);
+    expect(u.code, u.stderr).toBe(0);
+    expect(u.stdout).toMatch(/undo release .* of /);
+    expect(await hashTree(p.www)).toBe(before);
+    expect((await atomkit(p.dir, ["undo", id])).code).toBe(2);
+
+    const r2 = await atomkit(p.dir, ["run", "release", "--var", "v=3"]);
+    await writeFile(join(p.www, "index.html"), "hotfix by hand");
+    const d = await atomkit(p.dir, ["undo", runIdOf(r2.stdout)]);
+    expect(d.code).toBe(6);
+    expect(d.stderr).toMatch(
+      /nothing was undone[\s\S]*expected: v3\n\s+found: +hotfix by hand[\s\S]*--force/,
+    );
+    expect(await read(join(p.www, "index.html"))).toBe("hotfix by hand");
+    expect((await atomkit(p.dir, ["undo", runIdOf(r2.stdout), "--force"])).code).toBe(0);
+    expect(await hashTree(p.www)).toBe(before);
+  });
+
+  it("Ctrl-C aborts the step and rolls back (exit 3)", async () => {
+    const before = await hashTree(p.www);
+    let sent = false;
+    const r = await atomkit(p.dir, ["run", "release", "--var", "hang=1"], {
+      onStdout: (text, kill) => {
+        if (!sent && text.includes("▸ page")) {
+          sent = true;
+          setTimeout(() => kill("SIGINT"), 100);
+        }
+      },
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/SIGINT: aborting/);
+    expect(r.stdout).toMatch(/■ rolled-back/);
+    expect(await hashTree(p.www)).toBe(before);
+  });
+
+  it("a second Ctrl-C stops at once (exit 130), leaving the trail for recover", async () => {
+    const before = await hashTree(p.www);
+    let sent = 0;
+    const r = await atomkit(p.dir, ["run", "release", "--var", "stubborn=1"], {
+      onStdout: (text, kill) => {
+        if (!sent && text.includes("▸ page")) {
+          sent = 1;
+          setTimeout(() => kill("SIGINT"), 100);
+          setTimeout(() => kill("SIGINT"), 400);
+        }
+      },
+    });
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/SIGINT again: stopping now; run `atomkit recover`/);
+    expect((await atomkit(p.dir, ["trail"])).stdout).toContain("unfinished");
+    const rec = await atomkit(p.dir, ["recover"]);
+    expect(rec.code, rec.stderr).toBe(0);
+    expect(await hashTree(p.www)).toBe(before);
+  });
+
+  it("a killed run (SIGKILL) is finished by `atomkit recover`", async () => {
+    const before = await hashTree(p.www);
+    let sent = false;
+    const r = await atomkit(p.dir, ["run", "release", "--var", "hang=1"], {
+      onStdout: (text, kill) => {
+        if (!sent && text.includes("▸ page")) {
+          sent = true;
+          setTimeout(() => kill("SIGKILL"), 100);
+        }
+      },
+    });
+    expect(r.signal).toBe("SIGKILL");
+    expect(await read(join(p.www, "index.html"))).toBe("v1");
+    const t = await atomkit(p.dir, ["trail"]);
+    expect(t.stdout).toContain("unfinished");
+    const rec = await atomkit(p.dir, ["recover"]);
+    expect(rec.code, rec.stderr).toBe(0);
+    expect(rec.stderr).toMatch(/died while applying → rolled-back/);
+    expect(await hashTree(p.www)).toBe(before);
+  });
+
+  it("invalid input exits 2 naming step and field; nothing ran", async () => {
+    const before = await hashTree(p.www);
+    const r = await atomkit(p.dir, ["run", "release", "--var", "badpath=relative/x"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/step "version" \(project.write\) field "path": must be an absolute path/);
+    expect(await hashTree(p.www)).toBe(before);
+    expect((await atomkit(p.dir, ["run", "nope"])).stderr).toMatch(/no atom "nope"[\s\S]*expected: release/);
+    expect((await atomkit(p.dir, ["frobnicate"])).code).toBe(2);
+  });
+
+  it("a held lock: run exits 5 naming the holder; unlock shows it and removes it only with --yes", async () => {
+    const { localHost } = await import("@atomkit/core");
+    const host = localHost({ stateDir: join(p.dir, "state") });
+    const lease = await host.lock("deploy", { owner: "alice@ci", note: "run 1234" });
+    try {
+      const r = await atomkit(p.dir, ["run", "release"]);
+      expect(r.code).toBe(5);
+      expect(r.stderr).toMatch(/held by alice@ci/);
+      const show = await atomkit(p.dir, ["unlock", "local"]);
+      expect(show.code).toBe(5);
+      expect(show.stdout).toMatch(
+        /held by alice@ci .* \(alive\); run 1234\nto remove it, run again with --yes/,
+      );
+      const yes = await atomkit(p.dir, ["unlock", "local", "--yes"]);
+      expect(yes.stdout).toContain("removed");
+      expect((await atomkit(p.dir, ["run", "release"])).code).toBe(0);
+    } finally {
+      await lease.release();
+    }
+  });
+});
