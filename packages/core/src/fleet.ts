@@ -58,10 +58,13 @@ export interface FleetResult {
  * Every host's run has its own run id and trail; a fleet-wide rollback is an `undoRun` per host.
  */
 export async function runFleet(
-  atom: Atom,
+  atomOrPerHost: Atom | ((host: Host) => Atom),
   hosts: readonly Host[],
   options: FleetOptions = {},
 ): Promise<FleetResult> {
+  // per-host atoms let paths, ports or versions differ by host (e.g. several hosts on one machine)
+  const atomFor = (h: Host) => (typeof atomOrPerHost === "function" ? atomOrPerHost(h) : atomOrPerHost);
+  const atom = hosts[0] ? atomFor(hosts[0]) : (atomOrPerHost as Atom);
   const started = Date.now();
   const names = new Set<string>();
   for (const h of hosts) {
@@ -93,7 +96,7 @@ export async function runFleet(
   const runOne = async (host: Host) => {
     const entry = results.get(host)!;
     try {
-      const result = await run(atom, { ...runOptions, trail, host, signal: outer });
+      const result = await run(atomFor(host), { ...runOptions, trail, host, signal: outer });
       entry.result = result;
       entry.state = result.status;
     } catch (error) {
@@ -128,9 +131,9 @@ export async function runFleet(
 
   if (exceeded && onFailure === "rollback-all") {
     // the atom's own kinds rebuild its steps: the caller need not register them for a fleet undo
-    const kinds = stepsOf(atom).map(
-      ({ step }) => ({ kind: step.kind, definition: step.definition }) as unknown as AnyStepKind,
-    );
+    const kinds = hosts
+      .flatMap((h) => stepsOf(atomFor(h)))
+      .map(({ step }) => ({ kind: step.kind, definition: step.definition }) as unknown as AnyStepKind);
     const committed = hosts.filter((h) => results.get(h)?.state === "committed");
     await pool(committed, concurrency ?? committed.length, async (h) => {
       const entry = results.get(h)!;
