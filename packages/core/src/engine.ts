@@ -153,6 +153,7 @@ export class Engine {
   async end(status: RunStatus, error?: AtomError): Promise<void> {
     // a committed run's changes are its result, not leftovers
     const stillApplied = status === "committed" ? [] : this.stillApplied();
+    const final = status === "committed" ? await this.finalStates() : undefined;
     await this.write(
       [
         {
@@ -162,6 +163,7 @@ export class Engine {
           at: nowIso(),
           ...(error ? { error: this.info(error) } : {}),
           ...(stillApplied.length ? { stillApplied } : {}),
+          ...(final ? { final } : {}),
           ...(this.o.recovering ? { recovered: true } : {}),
         },
       ],
@@ -174,6 +176,24 @@ export class Engine {
       stillApplied,
       ...(error ? { error: this.info(error) } : {}),
     });
+  }
+
+  /**
+   * What a committed run left, per changed step: observed once more at the end, because a later step
+   * may change what an earlier one observes (process.start reuses the pid file process.stop looked
+   * at). `undoRun` compares against this, not against each step's own after, to tell drift from that.
+   */
+  private async finalStates(): Promise<Record<string, Json> | undefined> {
+    const out: Record<string, Json> = {};
+    for (const entry of this.entries) {
+      if (entry.rec.status !== "applied" || !entry.rec.changed) continue;
+      try {
+        out[entry.step.name] = await this.observe(entry, "observe");
+      } catch {
+        // unknown: undoRun falls back to the step's after
+      }
+    }
+    return Object.keys(out).length ? out : undefined;
   }
 
   /** Writes the step's current record. Intents are synced before the step acts. */
@@ -470,20 +490,24 @@ export class Engine {
     }
   }
 
-  /** Observes every live step and throws a DriftError, before anything is undone, if one has drifted. */
-  async refuseDrift(): Promise<void> {
+  /**
+   * Observes every live step and throws a DriftError, before anything is undone, if one is neither
+   * what the run left (`final`, else its after) nor its before.
+   */
+  async refuseDrift(final: Record<string, Json> = {}): Promise<void> {
     for (const entry of this.toUndo()) {
       const { rec } = entry;
-      if (rec.after === undefined) continue;
+      const left = final[entry.step.name] ?? rec.after;
+      if (left === undefined) continue;
       const now = await this.observe(entry, "undo");
-      if (this.same(entry, now, rec.after) || this.same(entry, now, rec.before)) continue;
+      if (this.same(entry, now, left) || this.same(entry, now, rec.before)) continue;
       throw new DriftError("the state changed since the run applied this step; nothing was undone", {
         atom: this.o.atom,
         host: this.o.host.name,
         step: entry.step.name,
         kind: entry.step.kind,
         phase: "undo",
-        expected: rec.after,
+        expected: left,
         found: now,
         hint: "someone changed the host since (another deploy?); inspect it, then undo with force (--force) to restore the recorded before-state anyway",
       });

@@ -192,7 +192,7 @@ export async function undoRun(
       runId,
     );
     // refuse before changing anything when someone changed the host since the run
-    if (!options.force) await engine.refuseDrift();
+    if (!options.force) await engine.refuseDrift(view.end.final);
     const error = await engine.rollback({ force: options.force });
     const status: RunStatus = error ? "rollback-failed" : "rolled-back";
     await engine.end(status, error);

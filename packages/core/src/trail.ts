@@ -77,6 +77,8 @@ export interface RunEndRecord {
   at: string;
   error?: ErrorInfo;
   stillApplied?: string[];
+  /** Committed runs: each changed step's state observed at the end (what the run left). */
+  final?: Record<string, Json>;
   /** The outcome was decided by `recover` after the original process died. */
   recovered?: boolean;
 }

@@ -140,6 +140,43 @@ describe("undoRun", () => {
     expect([...m.world.values()]).toEqual([0, 0]);
   });
 
+  it("tells drift from a later step of the same run changing what an earlier one observes", async () => {
+    // like process.stop then process.start on one pid file: step b changes the state step a observes
+    const world = { x: 0 };
+    const setX = defineStep({
+      kind: "shared.set",
+      params: (p: { to: number }) => p,
+      observe: async () => ({ x: world.x }),
+      apply: async (_ctx, p) => {
+        world.x = p.to;
+      },
+      undo: async (_ctx, _p, before) => {
+        world.x = before.x;
+      },
+    });
+    const trail = fileTrail({ dir: join(dir, "trails") });
+    const host = testHost(dir);
+    const r = await run(
+      atom("rel", { steps: [setX({ to: 1 }, { name: "a" }), setX({ to: 2 }, { name: "b" })] }),
+      { host, trail },
+    );
+    expect(r.status).toBe("committed");
+    const u = await undoRun(trail, r.runId, { host, steps: [setX], backoffMs: 0 });
+    expect(u.status, u.error?.message).toBe("rolled-back");
+    expect(world.x).toBe(0);
+    // and a real change by someone else is still refused
+    const r2 = await run(
+      atom("rel", { steps: [setX({ to: 1 }, { name: "a" }), setX({ to: 2 }, { name: "b" })] }),
+      { host, trail },
+    );
+    world.x = 5;
+    await expect(undoRun(trail, r2.runId, { host, steps: [setX] })).rejects.toMatchObject({
+      code: "ATOM_DRIFT",
+      expected: { x: 2 },
+      found: { x: 5 },
+    });
+  });
+
   it("names the package to load when a step kind is not registered", async () => {
     const trail = fileTrail({ dir: join(dir, "trails") });
     const host = testHost(dir);
