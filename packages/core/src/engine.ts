@@ -309,7 +309,14 @@ export class Engine {
   private wrap(entry: Entry, phase: StepPhase, error: unknown): AtomError {
     return isAtomError(error) && error.step === entry.step.name
       ? error
-      : this.stepError(entry, phase, "ATOM_STEP_FAILED", `${phase} failed: ${messageOf(error)}`, error);
+      : this.stepError(
+          entry,
+          phase,
+          "ATOM_STEP_FAILED",
+          // an AtomError from inside the step carries its own context; its short message reads best
+          `${phase} failed: ${isAtomError(error) ? error.shortMessage : messageOf(error)}`,
+          error,
+        );
   }
 
   stepError(
