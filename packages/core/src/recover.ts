@@ -174,6 +174,8 @@ export async function undoRun(
     const engine = engineFor(store, view, host, options, newId, false);
     for (const s of live)
       engine.add(bindFromTrail(s, view, options.steps), { ...recordOf(s), status: "applied", changed: true });
+    // refuse before changing anything (or opening an undo run) when someone changed the host since
+    if (!options.force) await engine.refuseDrift(view.end.final);
     await engine.start(
       "undo",
       live.map((s) => ({
@@ -191,8 +193,6 @@ export async function undoRun(
       })),
       runId,
     );
-    // refuse before changing anything when someone changed the host since the run
-    if (!options.force) await engine.refuseDrift(view.end.final);
     const error = await engine.rollback({ force: options.force });
     const status: RunStatus = error ? "rollback-failed" : "rolled-back";
     await engine.end(status, error);

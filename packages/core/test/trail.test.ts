@@ -135,6 +135,7 @@ describe("undoRun", () => {
     const err = await undoRun(trail, r.runId, { host, steps: [m.kind] }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "ATOM_DRIFT", step: "a", expected: { v: 1 }, found: { v: 7 } });
     expect(m.world.get("b")).toBe(1); // nothing was undone
+    expect((await trail.listRuns()).map((x) => x.status)).toEqual(["committed"]); // and no undo run opened
     const forced = await undoRun(trail, r.runId, { host, steps: [m.kind], force: true, backoffMs: 0 });
     expect(forced.status).toBe("rolled-back");
     expect([...m.world.values()]).toEqual([0, 0]);

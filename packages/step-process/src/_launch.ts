@@ -1,0 +1,108 @@
+import { AtomError, type Host } from "@atomkit/core";
+
+export interface LaunchSpec {
+  /** The program and its arguments, already wrapped (env, setpriv) as needed. */
+  argv: readonly string[];
+  cwd: string;
+  stdout: string;
+  stderr: string;
+  pidFile: string;
+}
+
+/**
+ * Fixed script text: every path and word arrives as a positional parameter, never pasted into it.
+ * The outer shell checks what it can report (cwd, log, pid file), starts the inner one in a new session
+ * (`setsid -f`: it outlives this exec, the deploying process and its SSH session), then waits for the
+ * pid file. The inner shell redirects its output, writes its own pid ($$) atomically (temp + mv) and
+ * execs the program, which keeps that pid and its start time.
+ */
+const OUTER = `cwd=$1 out=$2 err=$3 pidf=$4
+shift 4
+cd "$cwd" || exit 126
+: >>"$out" || exit 125
+: >>"$err" || exit 125
+rm -f -- "$pidf" || exit 125
+setsid -f sh -c "$INNER" sh "$out" "$err" "$pidf" "$@" || exit 124
+i=0
+while [ ! -s "$pidf" ]; do
+  i=$((i + 1))
+  if [ "$i" -gt 500 ]; then echo "the detached process wrote no pid file within 5 s" >&2; exit 124; fi
+  sleep 0.01 2>/dev/null || sleep 1
+done
+cat -- "$pidf"`;
+
+const INNER = `out=$1 err=$2 pidf=$3
+shift 3
+exec </dev/null >>"$out" 2>>"$err" || exit 125
+tmp="$pidf.atomkit-$$"
+echo $$ >"$tmp" && mv -f -- "$tmp" "$pidf" || exit 125
+exec "$@"`;
+
+/** Starts `spec.argv` detached and returns its pid (it may already have exited: check it). */
+export async function launch(host: Host, spec: LaunchSpec, signal?: AbortSignal): Promise<number> {
+  const r = await host.exec(
+    [
+      "sh",
+      "-c",
+      // the inner script travels as an argument too: one level of quoting less to get wrong
+      `INNER=$1; shift; ${OUTER}`,
+      "sh",
+      INNER,
+      spec.cwd,
+      spec.stdout,
+      spec.stderr,
+      spec.pidFile,
+      ...spec.argv,
+    ],
+    { reject: false, ...(signal ? { signal } : {}) },
+  );
+  const pid = Number(r.stdout.trim());
+  if (r.code === 0 && Number.isInteger(pid) && pid > 0) return pid;
+  const stderr = r.stderr.trim().split("\n").slice(-3).join("\n");
+  const why: Record<number, [string, string]> = {
+    126: [`cannot enter the working directory ${spec.cwd}`, "create it, or fix cwd"],
+    125: [
+      `cannot write the log ${spec.stdout} or the pid file ${spec.pidFile}`,
+      "create their directories and check permissions",
+    ],
+    124: ["cannot start the process detached", "the host needs `setsid` (util-linux or busybox)"],
+  };
+  const [message, hint] = why[r.code ?? -1] ?? ["the launcher failed", "see the error output above"];
+  throw new AtomError("ATOM_HOST", message, {
+    host: host.name,
+    expected: "the process started in a new session, its pid written to the pid file",
+    found: stderr || (r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`),
+    hint,
+  });
+}
+
+/** The last lines the process wrote since `offset`, for an error message; masked, short. */
+export async function logTail(
+  host: Host,
+  file: string,
+  offset: number,
+  mask: (text: string) => string,
+): Promise<string> {
+  if (file === "/dev/null") return "(output went to /dev/null)";
+  try {
+    const text = (await host.readFile(file)).subarray(offset).toString("utf8").trimEnd();
+    if (!text) return `(nothing in ${file})`;
+    const tail = text.split("\n").slice(-8).join("\n");
+    return mask(tail.length > 1_500 ? `…${tail.slice(-1_500)}` : tail);
+  } catch {
+    return `(cannot read ${file})`;
+  }
+}
+
+/** Size of the log now: output from before this start must not count (logLine, error tails). */
+export async function sizeOf(host: Host, file: string): Promise<number> {
+  if (file === "/dev/null") return 0;
+  return (await host.stat(file).catch(() => null))?.size ?? 0;
+}
+
+/** Fails early, with a fix, when a directory the launch needs is missing. */
+export async function requireDir(host: Host, dir: string, what: string): Promise<string | undefined> {
+  const st = await host.stat(dir);
+  if (st?.type === "directory") return undefined;
+  return `${what} ${dir} ${st ? "is not a directory" : "does not exist"}`;
+}

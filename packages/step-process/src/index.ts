@@ -1,0 +1,11 @@
+export type { HealthCheck, NormalizedHealth } from "./_health";
+export type { StartProcessOptions, StartProcessParams, StartProcessState } from "./start";
+export { startProcess } from "./start";
+export type { StopProcessOptions, StopProcessParams, StopProcessState } from "./stop";
+export { stopProcess } from "./stop";
+
+import { startProcess } from "./start";
+import { stopProcess } from "./stop";
+
+/** Every kind of this package, for `registerSteps(...steps)` (recover and undo in a new process). */
+export const steps = [startProcess, stopProcess] as const;
