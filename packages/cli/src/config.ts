@@ -9,8 +9,10 @@ import {
   type LockSettings,
   localHost,
   registerSteps,
+  type SecretValues,
   stepsOf,
   type TrailStore,
+  validateParams,
 } from "@atomkit/core";
 import { createJiti } from "jiti";
 
@@ -102,14 +104,43 @@ export async function resolveAtom(loaded: LoadedConfig, name: string, vars: Vars
  * from the trail. An atom factory that cannot be built without its `--var`s is skipped: list such
  * kinds in `steps` (the error for a missing kind says so).
  */
-export async function registerAll(loaded: LoadedConfig, vars: Vars): Promise<void> {
+export async function registerAll(loaded: LoadedConfig, vars: Vars): Promise<Map<string, SecretValues>> {
+  const secrets = new Map<string, SecretValues>();
   for (const name of Object.keys(loaded.config.atoms)) {
     try {
-      await resolveAtom(loaded, name, vars);
+      const a = await resolveAtom(loaded, name, vars);
+      secrets.set(a.name, await secretValues(a));
     } catch {
       // see above
     }
   }
+  return secrets;
+}
+
+/**
+ * The secret param values of an atom's steps, which the trail never holds: `undo` and `recover` give
+ * them back to the rebuilt steps with the same name (e.g. a restart needing a secret environment).
+ */
+async function secretValues(a: Atom): Promise<SecretValues> {
+  const out: SecretValues = {};
+  for (const { step } of stepsOf(a)) {
+    const paths = [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
+    if (!paths.length) continue;
+    const v = await validateParams(step);
+    if (v.issues) continue;
+    const values: Record<string, unknown> = {};
+    for (const path of paths) {
+      const value = path
+        .split(".")
+        .reduce<unknown>(
+          (o, k) => (o && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined),
+          v.value,
+        );
+      if (value !== undefined) values[path] = value;
+    }
+    if (Object.keys(values).length) out[step.name] = values;
+  }
+  return out;
 }
 
 export function trailOf(loaded: LoadedConfig, override?: string): TrailStore {

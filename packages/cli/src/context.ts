@@ -1,4 +1,4 @@
-import type { Atom } from "@atomkit/core";
+import type { Atom, SecretValues } from "@atomkit/core";
 import {
   HostPool,
   type LoadedConfig,
@@ -64,8 +64,9 @@ export class Context {
   }
 
   /** For undo/recover: make every kind the deploy file uses known to this process. */
-  async registerKinds(): Promise<void> {
-    await registerAll(await this.loaded(), this.vars());
+  async registerKinds(): Promise<(atom: string) => SecretValues | undefined> {
+    const secrets = await registerAll(await this.loaded(), this.vars());
+    return (atom) => secrets.get(atom);
   }
 
   async atom(name: string): Promise<Atom> {

@@ -46,7 +46,7 @@ export { execError, localHost } from "./local-host";
 export { validateParams } from "./params";
 export type { PlannedStep, PlanResult } from "./plan";
 export { plan } from "./plan";
-export type { RecoverOptions, RecoverResult, TrailRunOptions } from "./recover";
+export type { RecoverOptions, RecoverResult, SecretValues, TrailRunOptions } from "./recover";
 export { recover, undoRun } from "./recover";
 export { registerSteps } from "./registry";
 export type { LockSettings, RunOptions, RunResult } from "./run";

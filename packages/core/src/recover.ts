@@ -19,12 +19,20 @@ export interface TrailRunOptions {
   steps?: readonly AnyStepKind[];
   /** Undo through drift instead of stopping. Default false. */
   force?: boolean;
+  /**
+   * Secret param values, which the trail never holds, by step name and dotted path:
+   * `{ stop: { "secretEnv.TOKEN": "…" } }`. Given back to the rebuilt steps (a restart that needs them).
+   */
+  secrets?: SecretValues | ((atom: string) => SecretValues | undefined);
   onEvent?: (event: RunEvent) => void;
   /** Default `{ name: "deploy" }`, as for `run`. */
   lock?: LockSettings | false;
   backoffMs?: number;
   abortGraceMs?: number;
 }
+
+/** Secret param values by step name, then dotted path. */
+export type SecretValues = Record<string, Record<string, unknown>>;
 
 export interface RecoverOptions extends TrailRunOptions {
   /** Only this run; default every unfinished run in the store. */
@@ -78,7 +86,7 @@ async function recoverOne(store: TrailStore, view: RunView, options: RecoverOpti
   const started = Date.now();
   try {
     const engine = engineFor(store, view, host, options, view.run.runId, true);
-    for (const s of view.steps) engine.add(bindFromTrail(s, view, options.steps), recordOf(s));
+    for (const s of view.steps) engine.add(bindFromTrail(s, view, options), recordOf(s));
 
     const undoing =
       view.run.mode === "undo" ||
@@ -173,7 +181,7 @@ export async function undoRun(
   try {
     const engine = engineFor(store, view, host, options, newId, false);
     for (const s of live)
-      engine.add(bindFromTrail(s, view, options.steps), { ...recordOf(s), status: "applied", changed: true });
+      engine.add(bindFromTrail(s, view, options), { ...recordOf(s), status: "applied", changed: true });
     // refuse before changing anything (or opening an undo run) when someone changed the host since
     if (!options.force) await engine.refuseDrift(view.end.final);
     await engine.start(
@@ -240,8 +248,7 @@ function engineFor(
     atom: view.run.atom,
     host,
     trail: store,
-    // secrets never reached the trail, so there is nothing to mask in what it gives back
-    redactor: new Redactor(),
+    redactor: secretsRedactor(secretsOf(o, view.run.atom)),
     onEvent: o.onEvent,
     backoffMs: o.backoffMs ?? 200,
     abortGraceMs: o.abortGraceMs ?? 5_000,
@@ -249,21 +256,53 @@ function engineFor(
   });
 }
 
-function bindFromTrail(s: StepView, view: RunView, extra?: readonly AnyStepKind[]): BoundStep {
-  const definition = resolveKind(s.kind, { step: s.name, runId: view.run.runId, package: s.package }, extra);
+function bindFromTrail(s: StepView, view: RunView, options: TrailRunOptions): BoundStep {
+  const definition = resolveKind(
+    s.kind,
+    { step: s.name, runId: view.run.runId, package: s.package },
+    options.steps,
+  );
+  const secrets = secretsOf(options, view.run.atom)?.[s.name];
   return {
     name: s.name,
     kind: s.kind,
     phase: s.phase,
     title: s.title,
     // stored params are the validated ones minus secrets: not validated again (a secret is missing)
-    params: s.params,
+    params: secrets ? withPaths(s.params, secrets) : s.params,
     definition,
     ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
     retries: 0,
     undoRetries: s.undoRetries ?? 2,
-    secret: [],
+    // given-back secrets stay out of this run's trail too
+    secret: secrets ? Object.keys(secrets) : [],
   };
+}
+
+/** Secrets never reached the trail; those given back by the caller are masked like a run's own. */
+function secretsOf(o: TrailRunOptions, atom: string): SecretValues | undefined {
+  return typeof o.secrets === "function" ? o.secrets(atom) : o.secrets;
+}
+
+function secretsRedactor(secrets: SecretValues | undefined): Redactor {
+  const r = new Redactor();
+  for (const values of Object.values(secrets ?? {})) r.add({ values: Object.values(values) }, ["values"]);
+  return r;
+}
+
+/** A copy of `obj` with `values` set at their dotted paths. */
+function withPaths(obj: Json, values: Record<string, unknown>): Json {
+  const copy = (obj && typeof obj === "object" ? structuredClone(obj) : {}) as Record<string, unknown>;
+  for (const [path, value] of Object.entries(values)) {
+    const parts = path.split(".");
+    let cur = copy;
+    for (const part of parts.slice(0, -1)) {
+      if (!cur[part] || typeof cur[part] !== "object") cur[part] = {};
+      cur = cur[part] as Record<string, unknown>;
+    }
+    cur[parts.at(-1)!] = value;
+  }
+  return copy as Json;
 }
 
 function recordOf(s: StepView): Partial<Entry["rec"]> {

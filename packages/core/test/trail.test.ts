@@ -178,6 +178,39 @@ describe("undoRun", () => {
     });
   });
 
+  it("gives secret params back to rebuilt steps, and keeps them out of the undo run's trail", async () => {
+    const seen: unknown[] = [];
+    let n = 0;
+    const login = defineStep({
+      kind: "secret.login",
+      params: (p: { user: string; token: string }) => p,
+      secret: ["token"],
+      observe: async () => ({ n }),
+      apply: async () => {
+        n++;
+      },
+      undo: async (_ctx, p) => {
+        seen.push(p.token);
+        n--;
+      },
+    });
+    const trail = fileTrail({ dir: join(dir, "trails") });
+    const host = testHost(dir);
+    const r = await run(
+      atom("rel", { steps: [login({ user: "u", token: "tok-123456" }, { name: "login" })] }),
+      { host, trail },
+    );
+    const u = await undoRun(trail, r.runId, {
+      host,
+      steps: [login],
+      secrets: { login: { token: "tok-123456" } },
+    });
+    expect(u.status).toBe("rolled-back");
+    expect(seen).toEqual(["tok-123456"]);
+    for (const f of await readdir(join(dir, "trails")))
+      expect(await readFile(join(dir, "trails", f), "utf8")).not.toContain("tok-123456");
+  });
+
   it("names the package to load when a step kind is not registered", async () => {
     const trail = fileTrail({ dir: join(dir, "trails") });
     const host = testHost(dir);

@@ -4,10 +4,11 @@ import { EXIT } from "../exit-codes";
 
 /** `atomkit undo <runId>`: roll back a committed run, refusing on drift unless --force. */
 export async function undoCommand(ctx: Context, runId: string): Promise<number> {
-  await ctx.registerKinds();
+  const secrets = await ctx.registerKinds();
   const trail = await ctx.trail();
   const pool = await ctx.hosts();
   const result = await undoRun(trail, runId, {
+    secrets,
     host: (name) => pool.get(name),
     force: ctx.flags.force,
     lock: ctx.lockSettings(),
@@ -21,10 +22,11 @@ export async function undoCommand(ctx: Context, runId: string): Promise<number> 
 
 /** `atomkit recover [runId]`: finish runs whose process died. */
 export async function recoverCommand(ctx: Context, runId?: string): Promise<number> {
-  await ctx.registerKinds();
+  const secrets = await ctx.registerKinds();
   const trail = await ctx.trail();
   const pool = await ctx.hosts();
   const results = await recover(trail, {
+    secrets,
     host: (name) => pool.get(name),
     ...(runId ? { runId } : {}),
     force: ctx.flags.force,
