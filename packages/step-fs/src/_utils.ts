@@ -1,0 +1,339 @@
+import { createHash, randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
+import { posix, resolve as resolveLocal } from "node:path";
+import {
+  AtomError,
+  type ErrorDetails,
+  errorReason,
+  type Host,
+  isNotFound,
+  type StepContext,
+  type StepPhase,
+} from "@atomkit/core";
+
+export const PACKAGE = "@atomkit/step-fs";
+
+// --- Params validation (a tiny validator: providers do not depend on zod) ---
+
+/** Thrown by a params validator; core reports `path` as the field name. */
+export class ParamsFieldError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function paramsObject(input: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw new ParamsFieldError("", `expected an object of params, found ${show(input)}`);
+  }
+  for (const key of Object.keys(input)) {
+    if (!allowed.includes(key)) {
+      throw new ParamsFieldError(key, `unknown param "${key}" (known: ${allowed.join(", ")})`);
+    }
+  }
+  return input as Record<string, unknown>;
+}
+
+/** An absolute POSIX path on the host, normalised (`/a/./b/` → `/a/b`). Any byte but NUL is allowed. */
+export function absolutePath(value: unknown, field: string): string {
+  if (typeof value !== "string" || !value.startsWith("/")) {
+    throw new ParamsFieldError(field, `expected an absolute path on the host, found ${show(value)}`);
+  }
+  if (value.includes("\0")) throw new ParamsFieldError(field, "a path cannot contain a NUL byte");
+  const normal = posix.normalize(value);
+  const path = normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
+  if (path === "/") throw new ParamsFieldError(field, `"/" cannot be used here`);
+  return path;
+}
+
+/**
+ * A file on the machine running Atomkit (an artifact to send). Resolved against the working directory
+ * and checked now, so a missing artifact fails validation before any step of the atom runs.
+ */
+export function localFile(value: unknown, field: string): string {
+  if (typeof value !== "string" || value === "" || value.includes("\0")) {
+    throw new ParamsFieldError(field, `expected a path to a local file, found ${show(value)}`);
+  }
+  const path = resolveLocal(value);
+  let isFile = false;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    throw new ParamsFieldError(field, `the local file ${show(path)} does not exist`);
+  }
+  if (!isFile) throw new ParamsFieldError(field, `${show(path)} is not a regular file`);
+  return path;
+}
+
+/** Permission bits as a number (`0o640`) or an octal string (`"640"`, `"0640"`). */
+export function fileMode(value: unknown, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === "string" && /^0?[0-7]{3,4}$/.test(value)) return Number.parseInt(value, 8);
+  if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 0o7777) return value;
+  throw new ParamsFieldError(field, `expected a mode like 0o644 or "0644", found ${show(value)}`);
+}
+
+export function integer(
+  value: unknown,
+  field: string,
+  o: { min: number; max?: number; fallback?: number },
+): number {
+  if (value === undefined && o.fallback !== undefined) return o.fallback;
+  const max = o.max ?? Number.MAX_SAFE_INTEGER;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < o.min || value > max) {
+    throw new ParamsFieldError(field, `expected an integer from ${o.min} to ${max}, found ${show(value)}`);
+  }
+  return value;
+}
+
+export function boolean(value: unknown, field: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean")
+    throw new ParamsFieldError(field, `expected true or false, found ${show(value)}`);
+  return value;
+}
+
+export function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+// --- Errors ---
+
+/** An error raised by a step itself: names the host and step, with what was expected and found. */
+export function stepError(
+  ctx: StepContext,
+  kind: string,
+  phase: StepPhase,
+  message: string,
+  details: Omit<ErrorDetails, "host" | "step" | "kind" | "phase"> = {},
+): AtomError {
+  return new AtomError("ATOM_STEP_FAILED", message, {
+    ...details,
+    host: ctx.host.name,
+    step: ctx.step,
+    kind,
+    phase,
+  });
+}
+
+// --- Host helpers ---
+
+export const sha256Hex = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+/** The first `bytes` bytes of a name (UTF-8), so derived names stay under NAME_MAX (255). */
+export function clip(name: string, bytes: number): string {
+  return Buffer.from(name).subarray(0, bytes).toString("utf8");
+}
+
+/** Prefix of every temporary name beside `path`: leftovers of a crashed attempt start with it. */
+export const tempPrefix = (path: string) => `.${clip(posix.basename(path), 180)}.atomkit-`;
+
+/** A temporary name beside `path` (same directory, so a rename onto `path` is atomic). */
+export function tempBeside(path: string): string {
+  return posix.join(posix.dirname(path), `${tempPrefix(path)}${randomBytes(4).toString("hex")}`);
+}
+
+export async function readJson<T>(host: Host, path: string): Promise<T | null> {
+  let text: string;
+  try {
+    text = (await host.readFile(path)).toString("utf8");
+  } catch (error) {
+    if (isNotFound(error) || errorReason(error) === "ENOTDIR") return null;
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return null;
+  }
+}
+
+export async function requireParentDir(ctx: StepContext, kind: string, path: string): Promise<void> {
+  const parent = posix.dirname(path);
+  const st = await ctx.host.stat(parent);
+  if (st?.type === "directory") return;
+  throw stepError(ctx, kind, "apply", `the parent directory of ${show(path)} does not exist`, {
+    expected: `a directory at ${show(parent)}`,
+    found: st ? `a ${st.type}` : "nothing",
+    hint: "create it first, e.g. with an fs.mkdir step before this one",
+  });
+}
+
+/** rename(2) into a trash or backup location; a clear hint when it crosses filesystems. */
+export async function renameOnHost(
+  ctx: StepContext,
+  kind: string,
+  phase: StepPhase,
+  from: string,
+  to: string,
+): Promise<void> {
+  try {
+    await ctx.host.rename(from, to);
+  } catch (error) {
+    const text = `${(error as Error)?.message} ${(error as { cause?: Error })?.cause?.message ?? ""}`;
+    if (/EXDEV|cross-device/i.test(text)) {
+      throw stepError(
+        ctx,
+        kind,
+        phase,
+        `cannot move ${show(from)} to ${show(to)}: they are on different filesystems`,
+        {
+          expected: "the trash on the same filesystem as the path (a move must be a rename to be undoable)",
+          found: "a cross-device rename",
+          hint: "pass `trash` with a directory on the same filesystem, e.g. beside the path's parent",
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
+}
+
+// --- Regular files: state, backups, restore (fs.write, fs.upload) ---
+
+/** A regular file by content hash and mode; anything else only by its type. */
+export type FileState =
+  | { type: "missing" }
+  | { type: "file"; sha256: string; mode: number }
+  | { type: "directory" | "symlink" | "other" };
+
+export async function observeFile(host: Host, path: string): Promise<FileState> {
+  const st = await host.lstat(path);
+  if (!st) return { type: "missing" };
+  if (st.type !== "file") return { type: st.type };
+  return { type: "file", sha256: await host.hash(path), mode: st.mode };
+}
+
+export function refuseNonFile(ctx: StepContext, kind: string, path: string, type: string | undefined) {
+  if (type === undefined || type === "missing" || type === "file") return;
+  throw stepError(
+    ctx,
+    kind,
+    "apply",
+    `${show(path)} exists and is not a regular file, so it was left untouched`,
+    {
+      expected: "a regular file or nothing",
+      found: `a ${type}`,
+      hint: `remove the ${type} first (e.g. with fs.remove) or choose another path`,
+    },
+  );
+}
+
+const backupsDir = (host: Host) => posix.join(host.stateDir, "backups");
+
+/**
+ * Keeps the current bytes of `path` under `<stateDir>/backups/<sha256>` (content-addressed, so undo finds
+ * them from the recorded state alone). A hard link costs nothing and keeps the old inode once the path
+ * is replaced by rename; across filesystems it falls back to a copy.
+ */
+export async function saveBackup(host: Host, path: string, sha256: string): Promise<void> {
+  const dir = backupsDir(host);
+  const dest = posix.join(dir, sha256);
+  await host.mkdir(dir, { recursive: true, mode: 0o700 });
+  const existing = await host.lstat(dest);
+  if (existing && (existing.type !== "file" || (await host.hash(dest)) !== sha256)) {
+    await host.rm(dest, { force: true, recursive: true }); // damaged: replace it
+  }
+  if (!existing || !(await host.lstat(dest))) {
+    const tmp = posix.join(dir, `.${sha256}.atomkit-${randomBytes(4).toString("hex")}`);
+    try {
+      const ln = await host.exec(["ln", "--", path, tmp], { reject: false });
+      if (ln.code !== 0) await host.exec(["cp", "--", path, tmp]);
+      await host.rename(tmp, dest);
+    } catch (error) {
+      await host.rm(tmp, { force: true }).catch(() => {});
+      throw error;
+    }
+  }
+  await host.writeFile(
+    posix.join(dir, `${sha256}.json`),
+    `${JSON.stringify({ usedAt: new Date().toISOString(), path })}\n`,
+    { mode: 0o600 },
+  );
+}
+
+/** Puts the exact old bytes and mode back at `path`, atomically (copy beside, then rename over). */
+export async function restoreFile(
+  ctx: StepContext,
+  kind: string,
+  path: string,
+  before: FileState,
+): Promise<void> {
+  const { host } = ctx;
+  const now = await observeFile(host, path);
+  if (before.type === "missing") {
+    // only ever remove a regular file: anything else there now was not made by this step
+    if (now.type === "file") await host.rm(path, { force: true });
+    return;
+  }
+  if (before.type !== "file") return; // apply refuses non-files, so it changed nothing
+  if (now.type === "file" && now.sha256 === before.sha256) {
+    if (now.mode !== before.mode) await host.chmod(path, before.mode);
+    return;
+  }
+  if (now.type !== "file" && now.type !== "missing") {
+    throw stepError(
+      ctx,
+      kind,
+      "undo",
+      `${show(path)} is no longer a regular file, so it was left untouched`,
+      {
+        expected: "a regular file or nothing",
+        found: `a ${now.type}`,
+        hint: "someone replaced it; restore it by hand",
+      },
+    );
+  }
+  const backup = posix.join(backupsDir(host), before.sha256);
+  const st = await host.lstat(backup);
+  const actual = st?.type === "file" ? await host.hash(backup) : null;
+  if (actual !== before.sha256) {
+    throw stepError(ctx, kind, "undo", `the backup of ${show(path)} is ${st ? "damaged" : "missing"}`, {
+      expected: `a file with sha256 ${before.sha256} at ${show(backup)}`,
+      found: st ? `sha256 ${actual ?? `a ${st.type}`}` : "nothing",
+      hint: "backups are removed by emptyTrash() after their retention; restore the old file by hand",
+    });
+  }
+  const tmp = tempBeside(path);
+  try {
+    await host.exec(["cp", "--", backup, tmp]);
+    await host.chmod(tmp, before.mode);
+    await host.rename(tmp, path);
+  } catch (error) {
+    await host.rm(tmp, { force: true }).catch(() => {});
+    throw error;
+  }
+}
+
+// --- Trash (fs.remove, fs.prune) ---
+
+/** `<stateDir>/trash` unless the step names another directory. */
+export const trashRoot = (host: Host, override: string | undefined) =>
+  override ?? posix.join(host.stateDir, "trash");
+
+/**
+ * Where a step records what it moved to the trash, keyed by what was removed (not by run): undo and
+ * `undo <runId>` (a new run id) find the items from observe alone.
+ */
+export const indexFile = (root: string, key: string) => posix.join(root, ".index", `${sha256Hex(key)}.json`);
+
+/** The run's own trash directory; the run id is made safe as one path segment. */
+export function runTrash(root: string, runId: string): string {
+  const segment = runId.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_") || "_";
+  return posix.join(root, segment);
+}
+
+export async function writeIndex(host: Host, file: string, value: unknown): Promise<void> {
+  await host.mkdir(posix.dirname(file), { recursive: true, mode: 0o700 });
+  await host.writeFile(file, `${JSON.stringify(value)}\n`, { mode: 0o600 });
+}
+
+export const exists = async (host: Host, path: string) => (await host.lstat(path)) !== null;

@@ -1,0 +1,118 @@
+import { posix } from "node:path";
+import { defineStep, errorReason, type Host } from "@atomkit/core";
+import { absolutePath, boolean, fileMode, PACKAGE, paramsObject, show, stepError } from "./_utils";
+
+export interface MakeDirOptions {
+  /** Absolute path of the directory on the host. */
+  path: string;
+  /** Permission bits of every directory created (not of ones that exist). Default 0o755. */
+  mode?: number | string;
+  /** Create missing parents too, like `mkdir -p`. Default true. */
+  recursive?: boolean;
+}
+
+export interface MakeDirParams {
+  path: string;
+  mode: number;
+  recursive: boolean;
+}
+
+/** The directory, or the list of directories that are missing (outermost first) and apply would create. */
+export type MakeDirState =
+  | { type: "missing"; missing: string[] }
+  | { type: "directory"; mode: number }
+  | { type: "file" | "symlink" | "other" };
+
+const KIND = "fs.mkdir";
+
+/**
+ * `fs.mkdir`: ensures a directory exists (an existing one is left as it is). Undo removes exactly the
+ * directories this step created, innermost first, and only while they are empty.
+ */
+export const makeDir = defineStep({
+  kind: KIND,
+  package: PACKAGE,
+  params: (input: MakeDirOptions): MakeDirParams => {
+    const o = paramsObject(input, ["path", "mode", "recursive"]);
+    return {
+      path: absolutePath(o.path, "path"),
+      mode: fileMode(o.mode, "mode", 0o755),
+      recursive: boolean(o.recursive, "recursive", true),
+    };
+  },
+  describe: (p) => `mkdir ${p.path}`,
+  observe: (ctx, p) => observeDir(ctx.host, p.path),
+  plan: async (_ctx, p, before): Promise<MakeDirState> =>
+    before.type === "missing" ? { type: "directory", mode: p.mode } : before,
+  async apply(ctx, p) {
+    const { host } = ctx;
+    const now = await observeDir(host, p.path);
+    if (now.type === "directory") return;
+    if (now.type === "symlink" && (await host.stat(p.path))?.type === "directory") return;
+    if (now.type !== "missing") {
+      throw stepError(ctx, KIND, "apply", `${show(p.path)} exists and is not a directory`, {
+        expected: "a directory or nothing",
+        found: `a ${now.type}`,
+        hint: "remove it first (e.g. with fs.remove) or choose another path",
+      });
+    }
+    if (!p.recursive && now.missing.length > 1) {
+      throw stepError(ctx, KIND, "apply", `the parent of ${show(p.path)} does not exist`, {
+        expected: `a directory at ${show(posix.dirname(p.path))}`,
+        found: "nothing",
+        hint: "pass recursive: true, or create the parent first",
+      });
+    }
+    for (const dir of now.missing) {
+      try {
+        await host.mkdir(dir, { mode: p.mode });
+      } catch (error) {
+        if (errorReason(error) !== "EEXIST" || (await host.lstat(dir))?.type !== "directory") throw error;
+        continue; // made by someone else meanwhile: not ours to chmod
+      }
+      await host.chmod(dir, p.mode); // mkdir's mode is filtered by the umask
+    }
+  },
+  // Cannot restore: nothing to restore (the directories did not exist); a non-empty one is refused.
+  async undo(ctx, _p, before) {
+    if (before.type !== "missing") return;
+    const { host } = ctx;
+    for (const dir of [...before.missing].reverse()) {
+      const st = await host.lstat(dir);
+      if (!st) continue;
+      if (st.type !== "directory") {
+        throw stepError(
+          ctx,
+          KIND,
+          "undo",
+          `${show(dir)} is no longer a directory, so it was left untouched`,
+          {
+            expected: "the empty directory this step created",
+            found: `a ${st.type}`,
+            hint: "someone replaced it; remove it by hand if it should go",
+          },
+        );
+      }
+      const entries = await host.readdir(dir);
+      if (entries.length) {
+        throw stepError(ctx, KIND, "undo", `${show(dir)} is not empty, so it was left in place`, {
+          expected: "the empty directory this step created",
+          found: `${entries.length} entries, e.g. ${show(entries.slice(0, 3))}`,
+          hint: "something put files there after this step (not a step of this run, or it would have been undone first); move them away, then undo again",
+        });
+      }
+      await host.rm(dir, { recursive: true });
+    }
+  },
+});
+
+async function observeDir(host: Host, path: string): Promise<MakeDirState> {
+  const st = await host.lstat(path);
+  if (st?.type === "directory") return { type: "directory", mode: st.mode };
+  if (st) return { type: st.type };
+  const missing = [path];
+  for (let dir = posix.dirname(path); dir !== "/" && !(await host.lstat(dir)); dir = posix.dirname(dir)) {
+    missing.unshift(dir);
+  }
+  return { type: "missing", missing };
+}

@@ -1,0 +1,104 @@
+import { defineStep } from "@atomkit/core";
+import {
+  absolutePath,
+  fileMode,
+  localFile,
+  observeFile,
+  PACKAGE,
+  ParamsFieldError,
+  paramsObject,
+  refuseNonFile,
+  requireParentDir,
+  restoreFile,
+  saveBackup,
+  show,
+  stepError,
+  tempBeside,
+} from "./_utils";
+
+export interface UploadFileOptions {
+  /** The file on the machine running Atomkit. */
+  source: string;
+  /** Absolute path on the host. */
+  path: string;
+  /** Permission bits of the uploaded file. Default 0o644. */
+  mode?: number | string;
+  /**
+   * Expected sha256 (hex) of the file. When given, a different file is refused before it replaces
+   * anything, and a host that already has it is left alone without sending a byte.
+   */
+  sha256?: string;
+}
+
+export interface UploadFileParams {
+  source: string;
+  path: string;
+  mode: number;
+  sha256?: string;
+}
+
+const KIND = "fs.upload";
+
+/**
+ * `fs.upload`: streams a local file to the host (constant memory) under a temporary name beside `path`,
+ * checks its sha256 where it landed, then renames it into place. Undo restores the replaced file's exact
+ * bytes and mode from a backup on the host, or removes the file if there was none.
+ */
+export const uploadFile = defineStep({
+  kind: KIND,
+  package: PACKAGE,
+  params: (input: UploadFileOptions): UploadFileParams => {
+    const o = paramsObject(input, ["source", "path", "mode", "sha256"]);
+    if (o.sha256 !== undefined && (typeof o.sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(o.sha256))) {
+      throw new ParamsFieldError("sha256", `expected 64 hex digits, found ${show(o.sha256)}`);
+    }
+    return {
+      source: localFile(o.source, "source"),
+      path: absolutePath(o.path, "path"),
+      mode: fileMode(o.mode, "mode", 0o644),
+      ...(o.sha256 ? { sha256: o.sha256.toLowerCase() } : {}),
+    };
+  },
+  describe: (p) => `upload ${p.source} → ${p.path}`,
+  observe: (ctx, p) => observeFile(ctx.host, p.path),
+  async apply(ctx, p) {
+    const { host } = ctx;
+    const now = await observeFile(host, p.path);
+    refuseNonFile(ctx, KIND, p.path, now.type);
+    if (now.type === "file" && p.sha256 === now.sha256 && now.mode === p.mode) return;
+    await requireParentDir(ctx, KIND, p.path);
+    const tmp = tempBeside(p.path);
+    try {
+      const sent = await host.upload(p.source, tmp, { mode: p.mode, signal: ctx.signal });
+      if (p.sha256 && sent.sha256 !== p.sha256) {
+        throw stepError(
+          ctx,
+          KIND,
+          "apply",
+          `${show(p.source)} is not the expected file, so nothing was replaced`,
+          {
+            expected: `sha256 ${p.sha256}`,
+            found: `sha256 ${sent.sha256}`,
+            hint: "check the artifact: it is another build, or it was changed after its checksum was taken",
+          },
+        );
+      }
+      // a local upload is hashed as it is written; over a network, check what actually landed
+      const landed = host.local ? sent.sha256 : await host.hash(tmp);
+      if (landed !== sent.sha256) {
+        throw stepError(ctx, KIND, "apply", `the upload of ${show(p.source)} arrived damaged`, {
+          expected: `sha256 ${sent.sha256}`,
+          found: `sha256 ${landed}`,
+          hint: "retry; if it persists, check the host's disk and the connection",
+        });
+      }
+      if (now.type === "file" && now.sha256 !== sent.sha256) await saveBackup(host, p.path, now.sha256);
+      await host.rename(tmp, p.path);
+    } catch (error) {
+      await host.rm(tmp, { force: true }).catch(() => {});
+      throw error;
+    }
+  },
+  // Cannot restore: the replaced file's owner, group and timestamps.
+  undo: (ctx, p, before) => restoreFile(ctx, KIND, p.path, before),
+});

@@ -1,0 +1,90 @@
+import { defineStep } from "@atomkit/core";
+import {
+  absolutePath,
+  type FileState,
+  fileMode,
+  observeFile,
+  PACKAGE,
+  ParamsFieldError,
+  paramsObject,
+  refuseNonFile,
+  requireParentDir,
+  restoreFile,
+  saveBackup,
+  sha256Hex,
+  show,
+} from "./_utils";
+
+export interface WriteFileOptions {
+  /** Absolute path of the file on the host. */
+  path: string;
+  /**
+   * The new content. Always kept out of the trail, events and logs (the kind lists it as `secret`), so a
+   * rendered config with passwords is safe here; the trail holds only its sha256.
+   */
+  content: string;
+  /** How `content` is encoded: `utf8` (default) or `base64` for binary data. */
+  encoding?: "utf8" | "base64";
+  /** Permission bits of the written file. Default 0o644; use 0o600 for secrets. */
+  mode?: number | string;
+}
+
+export interface WriteFileParams {
+  path: string;
+  content: string;
+  encoding: "utf8" | "base64";
+  mode: number;
+}
+
+const KIND = "fs.write";
+
+/**
+ * `fs.write`: writes content to a file atomically (temporary file beside it, fsync, rename). The old
+ * bytes are kept as a content-addressed backup on the host, so undo restores them exactly, with their
+ * mode, from the recorded state alone; or removes the file if there was none.
+ */
+export const writeFile = defineStep({
+  kind: KIND,
+  package: PACKAGE,
+  secret: ["content"],
+  params: (input: WriteFileOptions): WriteFileParams => {
+    const o = paramsObject(input, ["path", "content", "encoding", "mode"]);
+    if (typeof o.content !== "string") {
+      // never echo the value: it may be a secret of the wrong type
+      throw new ParamsFieldError(
+        "content",
+        `expected a string, found a ${o.content === null ? "null" : typeof o.content}`,
+      );
+    }
+    const encoding = o.encoding ?? "utf8";
+    if (encoding !== "utf8" && encoding !== "base64") {
+      throw new ParamsFieldError("encoding", `expected "utf8" or "base64", found ${show(o.encoding)}`);
+    }
+    return {
+      path: absolutePath(o.path, "path"),
+      content: o.content,
+      encoding,
+      mode: fileMode(o.mode, "mode", 0o644),
+    };
+  },
+  describe: (p) => `write ${p.path}`,
+  observe: (ctx, p) => observeFile(ctx.host, p.path),
+  plan: async (_ctx, p): Promise<FileState> => ({
+    type: "file",
+    sha256: sha256Hex(Buffer.from(p.content, p.encoding)),
+    mode: p.mode,
+  }),
+  async apply(ctx, p) {
+    const { host } = ctx;
+    const now = await observeFile(host, p.path);
+    refuseNonFile(ctx, KIND, p.path, now.type);
+    const data = Buffer.from(p.content, p.encoding);
+    if (now.type === "file") {
+      if (now.sha256 === sha256Hex(data) && now.mode === p.mode) return;
+      await saveBackup(host, p.path, now.sha256);
+    } else await requireParentDir(ctx, KIND, p.path);
+    await host.writeFile(p.path, data, { mode: p.mode });
+  },
+  // Cannot restore: the old file's owner, group and timestamps (the restored copy belongs to the deploy user).
+  undo: (ctx, p, before) => restoreFile(ctx, KIND, p.path, before),
+});
