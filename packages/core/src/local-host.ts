@@ -158,12 +158,21 @@ async function upload(
 
 function connectTcp(host: string, hostname: string, port: number, signal?: AbortSignal): Promise<Duplex> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: hostname, port, ...(signal ? { signal } : {}) });
+    if (signal?.aborted) return reject(signal.reason);
+    const socket = netConnect({ host: hostname, port });
+    // our own listener, removed once settled: a health check polls many times on one signal
+    const onAbort = () =>
+      socket.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+    signal?.addEventListener("abort", onAbort, { once: true });
     socket.once("connect", () => {
+      signal?.removeEventListener("abort", onAbort);
       socket.removeAllListeners("error");
       resolve(socket);
     });
-    socket.once("error", (error) => reject(hostError(host, "connect", `${hostname}:${port}`, error)));
+    socket.once("error", (error) => {
+      signal?.removeEventListener("abort", onAbort);
+      reject(hostError(host, "connect", `${hostname}:${port}`, error));
+    });
   });
 }
 

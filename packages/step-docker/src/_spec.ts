@@ -1,0 +1,238 @@
+import type { StepContext } from "@atomkit/core";
+import type Docker from "dockerode";
+import { type DockerConnection, parseConnection } from "./_connection";
+import { LABEL } from "./_docker";
+import { type HealthCheck, parseHealth } from "./_health";
+import {
+  absolutePath,
+  argv,
+  fail,
+  type Input,
+  int,
+  object,
+  oneOf,
+  optBool,
+  optInt,
+  optString,
+  string,
+  stringMap,
+} from "./_validate";
+
+/** What a container is made of: the params `docker.run` and `docker.swap` share. */
+export interface ContainerSpec {
+  /** The Docker daemon. Default: the local socket `/var/run/docker.sock`. */
+  docker?: DockerConnection;
+  /** The container's name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 100 characters). */
+  name: string;
+  /** An image already on the daemon (see `docker.image`), e.g. `registry.local/app:2`. */
+  image: string;
+  /** argv; default the image's CMD. Never a shell string. */
+  cmd?: string[];
+  entrypoint?: string[];
+  env?: Record<string, string>;
+  mounts?: MountSpec[];
+  /** Default `"host"`. Only host or no networking (`"none"`): these steps never create networks. */
+  network?: "host" | "none";
+  user?: string;
+  workdir?: string;
+  /** Your own labels; `org.atomkit.*` is reserved for the labels the steps set. */
+  labels?: Record<string, string>;
+  /** Run an init process as PID 1 so the service gets SIGTERM on stop (Docker's `--init`). Default false. */
+  init?: boolean;
+  /** Docker restart policy. Default `"no"`. */
+  restart?: "no" | "always" | "unless-stopped" | "on-failure";
+  stopSignal?: string;
+  /** How long a stop waits for the service before SIGKILL (rounded up to whole seconds). Default 10 000. */
+  stopTimeoutMs?: number;
+  /** A Docker HEALTHCHECK set on the container (argv, run with `CMD`); wait for it with `health: { docker: true }`. */
+  healthcheck?: DockerHealthcheck;
+  /** When the new container counts as healthy; see HealthCheck. */
+  health?: HealthCheck;
+}
+
+export interface MountSpec {
+  /** Default `"bind"`. */
+  type?: "bind" | "volume" | "tmpfs";
+  /** bind: an absolute path on the Docker host; volume: the volume's name; tmpfs: none. */
+  source?: string;
+  target: string;
+  readOnly?: boolean;
+}
+
+export interface DockerHealthcheck {
+  test: string[];
+  intervalMs?: number;
+  timeoutMs?: number;
+  retries?: number;
+  startPeriodMs?: number;
+}
+
+export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$/;
+const NAME_HINT = "letters, digits, _ . - (starting with a letter or digit), at most 100 characters";
+const IMAGE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$/;
+const SPEC_KEYS = [
+  "docker",
+  "name",
+  "image",
+  "cmd",
+  "entrypoint",
+  "env",
+  "mounts",
+  "network",
+  "user",
+  "workdir",
+  "labels",
+  "init",
+  "restart",
+  "stopSignal",
+  "stopTimeoutMs",
+  "healthcheck",
+  "health",
+] as const;
+
+export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+export function parseName(value: unknown, path = "name"): string {
+  return string(value, path, { pattern: NAME_RE, hint: NAME_HINT });
+}
+
+export function parseImage(value: unknown, path = "image"): string {
+  const s = string(value, path, { pattern: IMAGE_RE, hint: "an image reference such as repo/name:tag" });
+  if (s.includes("//")) fail(path, "is not an image reference");
+  return s;
+}
+
+export function parseStopTimeout(value: unknown, path = "stopTimeoutMs"): number {
+  return optInt(value, path, 0, 3_600_000, DEFAULT_STOP_TIMEOUT_MS);
+}
+
+export function parseContainerSpec(o: Input): ContainerSpec {
+  const spec: ContainerSpec = {
+    docker: parseConnection(o.docker),
+    name: parseName(o.name),
+    image: parseImage(o.image),
+    network: oneOf(o.network, "network", ["host", "none"] as const, "host"),
+    restart: oneOf(o.restart, "restart", ["no", "always", "unless-stopped", "on-failure"] as const, "no"),
+    stopTimeoutMs: parseStopTimeout(o.stopTimeoutMs),
+  };
+  if (o.cmd !== undefined) spec.cmd = argv(o.cmd, "cmd");
+  if (o.entrypoint !== undefined) spec.entrypoint = argv(o.entrypoint, "entrypoint", { allowEmpty: true });
+  if (o.env !== undefined) {
+    spec.env = stringMap(o.env, "env", /^[A-Za-z_][A-Za-z0-9_.]*$/, "a variable name such as APP_PORT");
+  }
+  if (o.mounts !== undefined) {
+    if (!Array.isArray(o.mounts)) fail("mounts", "must be an array");
+    spec.mounts = o.mounts.map((m, i) => parseMount(m, `mounts.${i}`));
+  }
+  const user = optString(o.user, "user", {
+    pattern: /^[\w.-]+(:[\w.-]+)?$/,
+    hint: "user[:group], names or ids",
+  });
+  if (user !== undefined) spec.user = user;
+  if (o.workdir !== undefined) spec.workdir = absolutePath(o.workdir, "workdir");
+  if (o.labels !== undefined) {
+    spec.labels = stringMap(
+      o.labels,
+      "labels",
+      /^[a-zA-Z0-9][a-zA-Z0-9._/-]*$/,
+      "a label key such as com.example.team",
+    );
+    for (const k of Object.keys(spec.labels)) {
+      if (k.startsWith("org.atomkit."))
+        fail(`labels.${k}`, "org.atomkit.* labels are set by the steps themselves");
+    }
+  }
+  const init = optBool(o.init, "init");
+  if (init !== undefined) spec.init = init;
+  const stopSignal = optString(o.stopSignal, "stopSignal", {
+    pattern: /^(SIG)?[A-Z0-9+-]+$/,
+    hint: "e.g. SIGTERM",
+  });
+  if (stopSignal !== undefined) spec.stopSignal = stopSignal;
+  if (o.healthcheck !== undefined) {
+    const h = object(o.healthcheck, "healthcheck");
+    const ms = (k: string) => optInt(h[k], `healthcheck.${k}`, 1, 3_600_000);
+    spec.healthcheck = { test: argv(h.test, "healthcheck.test") };
+    for (const k of ["intervalMs", "timeoutMs", "startPeriodMs"] as const) {
+      const v = ms(k);
+      if (v !== undefined) spec.healthcheck[k] = v;
+    }
+    if (h.retries !== undefined) spec.healthcheck.retries = int(h.retries, "healthcheck.retries", 0, 1000);
+  }
+  const health = parseHealth(o.health, "health");
+  if (health) spec.health = health;
+  return spec;
+}
+
+export function specKeys(extra: readonly string[] = []): string[] {
+  return [...SPEC_KEYS, ...extra];
+}
+
+function parseMount(value: unknown, path: string): MountSpec {
+  const m = object(value, path);
+  const type = oneOf(m.type, `${path}.type`, ["bind", "volume", "tmpfs"] as const, "bind");
+  const out: MountSpec = { type, target: absolutePath(m.target, `${path}.target`) };
+  if (type === "bind") out.source = absolutePath(m.source, `${path}.source`);
+  else if (type === "volume")
+    out.source = string(m.source, `${path}.source`, { pattern: NAME_RE, hint: NAME_HINT });
+  else if (m.source !== undefined) fail(`${path}.source`, "a tmpfs mount has no source");
+  const ro = optBool(m.readOnly, `${path}.readOnly`);
+  if (ro !== undefined) out.readOnly = ro;
+  return out;
+}
+
+/** The labels on a container a step creates: leftovers are found by them, undo checks them before removing. */
+export function labelsFor(ctx: StepContext, kind: string, spec: ContainerSpec): Record<string, string> {
+  return {
+    ...spec.labels,
+    [LABEL.kind]: kind,
+    [LABEL.step]: ctx.step,
+    [LABEL.run]: ctx.runId,
+    [LABEL.name]: spec.name,
+    // a later undo health-checks this container again, possibly from another process
+    ...(spec.health ? { [LABEL.health]: JSON.stringify(spec.health) } : {}),
+  };
+}
+
+export function createOptions(
+  spec: ContainerSpec,
+  name: string,
+  labels: Record<string, string>,
+): Docker.ContainerCreateOptions {
+  const hc = spec.healthcheck;
+  const ns = (ms: number | undefined) => (ms === undefined ? undefined : ms * 1_000_000);
+  return {
+    name,
+    Image: spec.image,
+    ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+    ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+    Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    Labels: labels,
+    ...(spec.user ? { User: spec.user } : {}),
+    ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
+    ...(spec.stopSignal ? { StopSignal: spec.stopSignal } : {}),
+    StopTimeout: Math.ceil((spec.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) / 1000),
+    ...(hc
+      ? {
+          Healthcheck: {
+            Test: ["CMD", ...hc.test],
+            ...(hc.intervalMs ? { Interval: ns(hc.intervalMs) } : {}),
+            ...(hc.timeoutMs ? { Timeout: ns(hc.timeoutMs) } : {}),
+            ...(hc.startPeriodMs ? { StartPeriod: ns(hc.startPeriodMs) } : {}),
+            ...(hc.retries !== undefined ? { Retries: hc.retries } : {}),
+          },
+        }
+      : {}),
+    HostConfig: {
+      NetworkMode: spec.network ?? "host",
+      ...(spec.init ? { Init: true } : {}),
+      RestartPolicy: { Name: spec.restart === "no" || !spec.restart ? "" : spec.restart },
+      Mounts: (spec.mounts ?? []).map((m) => ({
+        Type: m.type ?? "bind",
+        Target: m.target,
+        Source: m.source ?? "",
+        ...(m.readOnly ? { ReadOnly: true } : {}),
+      })),
+    },
+  };
+}

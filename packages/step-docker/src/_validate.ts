@@ -1,0 +1,117 @@
+// A tiny validator for params: providers do not depend on zod. Each check throws an Error with a `path`
+// property naming the field, which core turns into a ParamsError naming step and field.
+
+export type Input = Record<string, unknown>;
+
+export function fail(path: string, message: string): never {
+  throw Object.assign(new Error(message), { path });
+}
+
+export function object(value: unknown, path: string): Input {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    fail(path, `must be an object, got ${kindOf(value)}`);
+  }
+  return value as Input;
+}
+
+/** Refuses keys the kind does not know: a typo (`stopTimeout` for `stopTimeoutMs`) must not pass silently. */
+export function onlyKeys(value: Input, path: string, keys: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!keys.includes(key) && value[key] !== undefined) {
+      fail(join(path, key), `unknown field; expected one of: ${keys.join(", ")}`);
+    }
+  }
+}
+
+export function string(value: unknown, path: string, options: { pattern?: RegExp; hint?: string } = {}) {
+  if (typeof value !== "string" || value.length === 0)
+    fail(path, `must be a non-empty string, got ${kindOf(value)}`);
+  if (options.pattern && !options.pattern.test(value)) {
+    fail(path, `${JSON.stringify(value)} is not valid${options.hint ? `: ${options.hint}` : ""}`);
+  }
+  return value;
+}
+
+export function optString(value: unknown, path: string, options: { pattern?: RegExp; hint?: string } = {}) {
+  return value === undefined ? undefined : string(value, path, options);
+}
+
+/** Any string (also empty or hostile): it reaches the container as one argv word or value. */
+export function anyString(value: unknown, path: string): string {
+  if (typeof value !== "string") fail(path, `must be a string, got ${kindOf(value)}`);
+  if (value.includes("\0")) fail(path, "must not contain a NUL byte");
+  return value;
+}
+
+export function int(value: unknown, path: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    fail(path, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value) ?? kindOf(value)}`);
+  }
+  return value;
+}
+
+export function optInt(value: unknown, path: string, min: number, max: number, fallback: number): number;
+export function optInt(value: unknown, path: string, min: number, max: number): number | undefined;
+export function optInt(value: unknown, path: string, min: number, max: number, fallback?: number) {
+  return value === undefined ? fallback : int(value, path, min, max);
+}
+
+export function optBool(value: unknown, path: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "boolean") fail(path, `must be true or false, got ${kindOf(value)}`);
+  return value;
+}
+
+export function oneOf<T extends string>(
+  value: unknown,
+  path: string,
+  allowed: readonly T[],
+  fallback?: T,
+): T {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (!allowed.includes(value as T)) {
+    fail(
+      path,
+      `must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value as T;
+}
+
+export function argv(value: unknown, path: string, options: { allowEmpty?: boolean } = {}): string[] {
+  if (!Array.isArray(value)) {
+    fail(
+      path,
+      `must be an argv array of strings (e.g. ["httpd", "-f"]), got ${kindOf(value)}; no shell string`,
+    );
+  }
+  if (!options.allowEmpty && value.length === 0) fail(path, "must not be empty");
+  return value.map((v, i) => anyString(v, `${path}.${i}`));
+}
+
+export function stringMap(value: unknown, path: string, keyPattern: RegExp, keyHint: string) {
+  const o = object(value, path);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (!keyPattern.test(k)) fail(join(path, k), `invalid key: ${keyHint}`);
+    out[k] = anyString(v, join(path, k));
+  }
+  return out;
+}
+
+export function absolutePath(value: unknown, path: string): string {
+  const s = string(value, path);
+  if (!s.startsWith("/")) fail(path, `must be an absolute path, got ${JSON.stringify(s)}`);
+  if (s.includes("\0")) fail(path, "must not contain a NUL byte");
+  return s;
+}
+
+export function join(path: string, key: string | number): string {
+  return path ? `${path}.${key}` : String(key);
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "string" ? JSON.stringify(value) : typeof value;
+}

@@ -1,0 +1,40 @@
+import { defineStep } from "@atomkit/core";
+import { CONNECTION_SECRETS, dockerClient } from "./_connection";
+import { type ContainerState, inspect, observeContainer, stop } from "./_docker";
+import {
+  autoRemoveError,
+  parseSingle,
+  restart,
+  type SingleContainerOptions,
+  type SingleContainerParams,
+} from "./_single";
+
+export type StopContainerOptions = SingleContainerOptions;
+export type StopContainerParams = SingleContainerParams;
+
+/** `docker.stop`: stops the container named `name` (nothing to do when absent or stopped already). */
+export const stopContainer = defineStep({
+  kind: "docker.stop",
+  package: "@atomkit/step-docker",
+  params: (input: StopContainerOptions) => parseSingle(input),
+  secret: CONNECTION_SECRETS,
+  describe: (p) => `stop container ${p.name}`,
+  observe: (ctx, p): Promise<ContainerState> => observeContainer(dockerClient(p.docker), p.name, ctx.signal),
+
+  async apply(ctx, p, before) {
+    if (!before.current?.running) return;
+    const c = dockerClient(p.docker);
+    const info = await inspect(c, before.current.id, ctx.signal);
+    if (info?.HostConfig?.AutoRemove) throw autoRemoveError(p.name);
+    await stop(c, before.current.id, p.stopTimeoutMs, ctx.signal);
+    ctx.log(`stopped ${p.name} (${before.current.id.slice(0, 12)})`);
+  },
+
+  // cannot restore: the service's in-memory state and open connections; it starts afresh from its image
+  // and its filesystem as the stop left them
+  async undo(ctx, p, before) {
+    if (!before.current?.running) return;
+    const c = dockerClient(p.docker);
+    await restart(ctx, c, before.current.id, p);
+  },
+});

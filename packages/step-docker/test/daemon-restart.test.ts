@@ -1,0 +1,104 @@
+// dockerd restarted in the middle of a swap. Restarting the shared testbed daemon would break other
+// suites, so this file starts a private dockerd on its own socket and data root (the testbed script
+// supports it) and restarts that one.
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { atom, localHost, run } from "@atomkit/core";
+import { serviceMissing } from "@atomkit/testkit";
+import Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeDockerConnections, swapContainer } from "../src/index";
+import {
+  answer,
+  containers,
+  freePort,
+  noDocker,
+  removeAll,
+  startByHand,
+  V1,
+  V2,
+  waitAnswer,
+} from "./_fixtures";
+
+const run$ = promisify(execFile);
+const SCRIPT = resolve(import.meta.dirname, "../../../scripts/testbed/dockerd.sh");
+const canStart = !noDocker && existsSync(SCRIPT) && process.getuid?.() === 0;
+const noPrivate = serviceMissing(
+  "a private dockerd",
+  canStart,
+  `needs root, dockerd and ${SCRIPT} (it starts dockerd with DOCKER_HOST=unix:///<dir>/docker.sock)`,
+);
+
+let base = "";
+let socketPath = "";
+let d: Docker;
+const NAME = `atk-restart-${process.pid}`;
+
+function daemon(action: "start" | "stop") {
+  return run$("bash", [SCRIPT, action], {
+    env: { ...process.env, DOCKER_HOST: `unix://${socketPath}`, ATOMKIT_TESTBED_DIR: base },
+    timeout: 90_000,
+  });
+}
+
+describe.skipIf(noPrivate)("dockerd restarted mid-swap (private daemon)", () => {
+  beforeAll(async () => {
+    // short: unix socket paths are limited to ~107 bytes
+    base = await mkdtemp(join(tmpdir(), "atk-dd-"));
+    socketPath = join(base, "docker.sock");
+    await daemon("start"); // also imports the two test images into its own data root
+    d = new Docker({ socketPath });
+  }, 120_000);
+
+  afterAll(async () => {
+    if (!base) return;
+    if (d) await removeAll(NAME, d).catch(() => {});
+    closeDockerConnections();
+    await daemon("stop").catch(() => {});
+    await rm(base, { recursive: true, force: true }).catch(() => {});
+  }, 120_000);
+
+  it("the run rolls back once the daemon is back: v1 running and answering, nothing left over", async () => {
+    const port = await freePort();
+    const v1Id = await startByHand(NAME, V1, port, d);
+    let restart: Promise<unknown> | undefined;
+    const step = swapContainer({
+      docker: { socketPath, waitMs: 60_000 },
+      name: NAME,
+      image: V2,
+      // listens only after 5 s: the restart lands while the swap waits for health
+      cmd: ["sh", "-c", 'sleep 5; exec httpd -f -p "127.0.0.1:$1" -h /www', "sh", String(port)],
+      init: true,
+      stopTimeoutMs: 1000,
+      health: { http: { port }, timeoutMs: 60_000 },
+    });
+    const events: string[] = [];
+    const r = await run(atom("release", { steps: [step] }), {
+      host: localHost({ stateDir: join(base, "state") }),
+      lock: false,
+      backoffMs: 100,
+      onEvent: (e) => {
+        const text = e.type === "step:log" ? `log ${(e as { message?: string }).message}` : e.type;
+        events.push(text);
+        if (!restart && text.includes("waiting for it to be healthy")) {
+          restart = daemon("stop").then(() => daemon("start"));
+        }
+      },
+    });
+    await restart;
+    expect(restart, "the restart was triggered").toBeDefined();
+    // the daemon stopped every container; the new one never got healthy, so the swap was undone
+    expect(r.status, `${r.error?.message}\n${events.join("\n")}`).toBe("rolled-back");
+    expect(r.steps[0]).toMatchObject({ status: "undone", verified: true });
+    expect(await waitAnswer(port)).toBe("atomkit-test busybox v1");
+    const left = await containers(NAME, d);
+    expect(left.map((x) => [x.name, x.id, x.running])).toEqual([[NAME, v1Id, true]]);
+    const labelled = await d.listContainers({ all: true, filters: { label: [`org.atomkit.name=${NAME}`] } });
+    expect(labelled).toEqual([]);
+    expect(await answer(port)).toBe("atomkit-test busybox v1");
+  }, 120_000);
+});
