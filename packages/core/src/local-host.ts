@@ -192,11 +192,14 @@ function exec(host: string, argv: readonly string[], opts: ExecOptions = {}): Pr
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout = (stdout + d.toString("utf8")).slice(-MAX_OUTPUT);
+    // decoded by the streams, so a multi-byte character split across chunks stays whole
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (d: string) => {
+      stdout = (stdout + d).slice(-MAX_OUTPUT);
     });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr = (stderr + d.toString("utf8")).slice(-MAX_OUTPUT);
+    child.stderr.on("data", (d: string) => {
+      stderr = (stderr + d).slice(-MAX_OUTPUT);
     });
     child.stdin.on("error", () => {}); // the program may exit without reading its input
     child.stdin.end(opts.input ?? "");
