@@ -1,0 +1,393 @@
+import { existsSync, readFileSync } from "node:fs";
+import { HostError } from "@atomkit/core";
+import { Client, type ConnectConfig, type SFTPWrapper } from "ssh2";
+import {
+  fingerprint,
+  type KnownHostEntry,
+  keyType,
+  knownHostsName,
+  knownTypes,
+  parseKnownHosts,
+  verifyHostKey,
+} from "./_known-hosts";
+import { call, looksLikeLinkError, sleep } from "./_utils";
+
+export type HostKeyPolicy = "known-hosts" | "insecure-accept-any" | `SHA256:${string}`;
+
+export interface ConnectionSettings {
+  /** `user@host:port`, used in every error. */
+  name: string;
+  host: string;
+  port: number;
+  username: string;
+  /** Credentials, read at each (re)connect so a rotated key file is picked up. */
+  credentials: () => Partial<ConnectConfig>;
+  /** Shown in the error when no credential worked. */
+  credentialsShown: string;
+  knownHosts: readonly string[];
+  hostKey: HostKeyPolicy;
+  keepaliveIntervalMs: number;
+  keepaliveCountMax: number;
+  readyTimeoutMs: number;
+  retries: number;
+  backoffMs: number;
+  maxChannels: number;
+  warn: (message: string) => void;
+}
+
+/** One live SSH connection. A dropped one is never reused: the next call opens a new Link. */
+export interface Link {
+  readonly id: number;
+  readonly client: Client;
+  closed: boolean;
+  sftp?: Promise<SFTPWrapper>;
+}
+
+const SSH2_HOST_KEY_ALGOS = new Set([
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256",
+  "ssh-rsa",
+  "ssh-dss",
+]);
+
+/**
+ * The single SSH connection of a host: opened on first use, shared by every exec channel, one SFTP
+ * session and the forwarded TCP streams; reopened (bounded retries with backoff) on the call after a
+ * drop. Operations running when the link drops fail with reason `CONNECTION`.
+ */
+export class Connection {
+  private link: Link | undefined;
+  private opening: Promise<Link> | undefined;
+  private links = 0;
+  private active = 0;
+  private readonly queue: Array<() => void> = [];
+  private readonly warned = new Set<string>();
+  /** Called once per new link, before it is handed out (e.g. to learn the remote home directory). */
+  onLink: ((link: Link) => Promise<void>) | undefined;
+
+  constructor(readonly s: ConnectionSettings) {}
+
+  get connected(): boolean {
+    return !!this.link && !this.link.closed;
+  }
+
+  async get(): Promise<Link> {
+    if (this.link && !this.link.closed) return this.link;
+    this.opening ??= this.open().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  /** The link's SFTP session, opened lazily and reopened if the server closed it. */
+  async sftp(link: Link): Promise<SFTPWrapper> {
+    if (!link.sftp) {
+      const opening = call<SFTPWrapper>((cb) => link.client.sftp(cb)).then((sftp) => {
+        let ended = false;
+        const gone = () => {
+          ended = true;
+          if (link.sftp === opening) delete link.sftp;
+        };
+        sftp.on("end", gone);
+        sftp.on("close", gone);
+        sftp.on("error", () => {});
+        return guardSftp(sftp, () => ended || link.closed);
+      });
+      link.sftp = opening;
+      opening.catch(() => {
+        if (link.sftp === opening) delete link.sftp;
+      });
+    }
+    try {
+      return await link.sftp;
+    } catch (error) {
+      if (this.isLinkFailure(error, link)) throw this.linkError("open the SFTP session", error, link);
+      throw new HostError(
+        "OTHER",
+        `cannot open an SFTP session on ${this.s.name}: ${(error as Error).message}`,
+        {
+          host: this.s.name,
+          cause: error,
+          hint: "the server must offer the sftp subsystem (`Subsystem sftp …` in sshd_config)",
+        },
+      );
+    }
+  }
+
+  /** Runs `fn` holding one of `maxChannels` session slots: OpenSSH refuses more than MaxSessions (10). */
+  async withChannel<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.s.maxChannels) await new Promise<void>((resolve) => this.queue.push(resolve));
+    else this.active++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+
+  /** A HostError for an operation that failed because the link failed under it. */
+  linkError(what: string, error: unknown, link?: Link): HostError {
+    if (error instanceof HostError) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new HostError("CONNECTION", `${what} failed: the SSH connection dropped (${message})`, {
+      host: this.s.name,
+      cause: error,
+      hint: link
+        ? "the next operation reconnects; whether the interrupted operation took effect is unknown, so observe (check) before trusting it"
+        : "check that the host is up and sshd is running",
+    });
+  }
+
+  /** True when `error` came from a link that dropped (or looks like it). */
+  isLinkFailure(error: unknown, link: Link): boolean {
+    return link.closed || looksLikeLinkError(error);
+  }
+
+  /** Ends the connection; a later call opens a new one. */
+  async close(): Promise<void> {
+    if (this.opening) await this.opening.catch(() => {});
+    const link = this.link;
+    this.link = undefined;
+    if (link) await endLink(link);
+  }
+
+  // --- Internal ---
+
+  private async open(): Promise<Link> {
+    let last: HostError | undefined;
+    for (let attempt = 0; attempt <= this.s.retries; attempt++) {
+      if (attempt > 0) await sleep(this.s.backoffMs * 2 ** (attempt - 1));
+      try {
+        const link = await this.connectOnce();
+        await this.onLink?.(link);
+        this.link = link;
+        return link;
+      } catch (error) {
+        last = error as HostError;
+        // a refused key or credential will be refused again: only the network is worth retrying
+        if (last.reason !== "CONNECTION") break;
+      }
+    }
+    throw last;
+  }
+
+  private connectOnce(): Promise<Link> {
+    const s = this.s;
+    const client = new Client();
+    let refusal: HostError | undefined;
+    const known = s.hostKey === "known-hosts" ? readKnownHosts(s.knownHosts) : [];
+    const lookup = knownHostsName(s.host, s.port);
+    const preferred = knownTypes(known, lookup)
+      .flatMap((t) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]))
+      .filter((t) => SSH2_HOST_KEY_ALGOS.has(t));
+    let credentials: Partial<ConnectConfig>;
+    try {
+      credentials = s.credentials();
+    } catch (error) {
+      return Promise.reject(
+        new HostError("EACCES", `cannot read the credentials for ${s.name}: ${(error as Error).message}`, {
+          host: s.name,
+          cause: error,
+          hint: "pass privateKey, privateKeyPath, agent or password in sshHost options",
+        }),
+      );
+    }
+    const config: ConnectConfig = {
+      host: s.host,
+      port: s.port,
+      username: s.username,
+      ...credentials,
+      keepaliveInterval: s.keepaliveIntervalMs,
+      keepaliveCountMax: s.keepaliveCountMax,
+      readyTimeout: s.readyTimeoutMs,
+      // ask for the key types known_hosts has for this host first, as ssh(1) does
+      ...(preferred.length
+        ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } } }
+        : {}),
+      hostVerifier: (blob: Buffer) => {
+        refusal = this.checkHostKey(blob, known, lookup);
+        return !refusal;
+      },
+    } as ConnectConfig;
+
+    return new Promise<Link>((resolve, reject) => {
+      let ready = false;
+      const link: Link = { id: ++this.links, client, closed: false };
+      const fail = (error: unknown) => {
+        if (ready) return;
+        ready = true;
+        client.end();
+        client.destroy();
+        reject(refusal ?? this.connectError(error));
+      };
+      client.on("error", (error: Error) => {
+        if (!ready) fail(error);
+        // after ready, a socket error is followed by close; in-flight calls see it there
+      });
+      const dropped = () => {
+        link.closed = true;
+        if (this.link === link) this.link = undefined;
+        if (!ready) fail(new Error("connection closed during the handshake"));
+      };
+      client.on("end", dropped);
+      client.on("close", dropped);
+      client.once("ready", () => {
+        ready = true;
+        resolve(link);
+      });
+      try {
+        client.connect(config);
+        // small requests (a stat, a channel open) otherwise wait ~40 ms for Nagle + delayed ACK
+        client.setNoDelay(true);
+      } catch (error) {
+        fail(error);
+      }
+    });
+  }
+
+  private checkHostKey(blob: Buffer, known: KnownHostEntry[], lookup: string): HostError | undefined {
+    const s = this.s;
+    const fp = fingerprint(blob);
+    const type = keyType(blob);
+    const line = `${lookup} ${type} ${blob.toString("base64")}`;
+    if (s.hostKey === "insecure-accept-any") {
+      if (!this.warned.has(fp)) {
+        this.warned.add(fp);
+        s.warn(
+          `[atomkit] WARNING: host key verification is OFF for ${s.name} (hostKey: "insecure-accept-any"): accepted ${type} ${fp} unchecked; anyone on the path can impersonate this host. To verify it, add this line to known_hosts: ${line}`,
+        );
+      }
+      return undefined;
+    }
+    if (s.hostKey.startsWith("SHA256:")) {
+      if (fp === s.hostKey) return undefined;
+      return new HostError("EACCES", `host key of ${s.name} does not match the pinned fingerprint`, {
+        host: s.name,
+        expected: s.hostKey,
+        found: `${type} ${fp}`,
+        hint: "if the host's key was changed on purpose, pin the new fingerprint; otherwise someone may be intercepting the connection",
+      });
+    }
+    const verdict = verifyHostKey(known, lookup, blob);
+    const files = s.knownHosts.join(", ");
+    switch (verdict.status) {
+      case "known":
+        return undefined;
+      case "revoked":
+        return new HostError("EACCES", `host key of ${s.name} is marked @revoked in known_hosts`, {
+          host: s.name,
+          found: `${type} ${fp} (${verdict.entry.file}:${verdict.entry.line})`,
+          hint: "this key must not be trusted; ask the host's admin",
+        });
+      case "unknown":
+        return new HostError("EACCES", `host key of ${s.name} is unknown: ${type} ${fp} is not in ${files}`, {
+          host: s.name,
+          expected: `an entry for ${lookup} in ${files}`,
+          found: `${type} ${fp}`,
+          hint: `check the fingerprint out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_${type.replace(/^ssh-|-.*$/g, "")}_key.pub), then trust it by adding this line to ${s.knownHosts[0]}: ${line} — or run \`ssh-keyscan -p ${s.port} -t ${type} ${s.host} >> ${s.knownHosts[0]}\` (which trusts whatever answers now)`,
+        });
+      case "changed": {
+        const was = verdict.entries
+          .map((e) => `${e.type} ${safeFingerprint(e.key)} (${e.file}:${e.line})`)
+          .join(", ");
+        return new HostError(
+          "EACCES",
+          `HOST KEY CHANGED for ${s.name}: the server offers ${type} ${fp}, known_hosts has ${was}. Someone may be intercepting the connection (man in the middle), or the host was reinstalled`,
+          {
+            host: s.name,
+            expected: was,
+            found: `${type} ${fp}`,
+            hint: `if the change is expected, remove the old entry (\`ssh-keygen -R '${lookup}' -f ${verdict.entries[0]?.file}\`) and add: ${line}`,
+          },
+        );
+      }
+    }
+  }
+
+  private connectError(error: unknown): HostError {
+    const s = this.s;
+    const e = error as Error & { level?: string; code?: string };
+    const message = e?.message ?? String(error);
+    if (e?.level === "client-authentication") {
+      return new HostError("EACCES", `authentication as ${s.username} on ${s.name} failed (${message})`, {
+        host: s.name,
+        expected: `${s.credentialsShown} accepted by the server`,
+        found: "every method refused",
+        hint: `check the user and key: \`ssh -p ${s.port} ${s.username}@${s.host} true\`; the public key must be in ${s.username}'s authorized_keys`,
+        cause: error,
+      });
+    }
+    if (/privateKey|passphrase|Cannot parse/i.test(message)) {
+      return new HostError("EACCES", `cannot use the private key for ${s.name}: ${message}`, {
+        host: s.name,
+        hint: "pass an OpenSSH or PEM private key (and its passphrase if it is encrypted)",
+        cause: error,
+      });
+    }
+    return new HostError("CONNECTION", `cannot connect to ${s.name}: ${message}`, {
+      host: s.name,
+      expected: `sshd answering on ${s.host}:${s.port}`,
+      found: e?.code ?? message,
+      hint: `is the host up and sshd listening on port ${s.port}? Try \`ssh -p ${s.port} ${s.username}@${s.host} true\``,
+      cause: error,
+    });
+  }
+}
+
+/**
+ * ssh2 fails pending SFTP requests when the session ends, but a request sent after that waits for an
+ * answer forever: fail those at once.
+ */
+function guardSftp(sftp: SFTPWrapper, dead: () => boolean): SFTPWrapper {
+  return new Proxy(sftp, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const cb = args.at(-1);
+        if (dead() && typeof cb === "function") {
+          process.nextTick(cb, new Error("No response from server (the SSH connection is closed)"));
+          return undefined;
+        }
+        return value.apply(target, args);
+      };
+    },
+  });
+}
+
+function readKnownHosts(files: readonly string[]): KnownHostEntry[] {
+  const out: KnownHostEntry[] = [];
+  for (const file of files) {
+    if (existsSync(file)) out.push(...parseKnownHosts(readFileSync(file, "utf8"), file));
+  }
+  return out;
+}
+
+function safeFingerprint(base64: string): string {
+  try {
+    return fingerprint(Buffer.from(base64, "base64"));
+  } catch {
+    return "(unreadable key)";
+  }
+}
+
+function endLink(link: Link): Promise<void> {
+  if (link.closed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      link.client.destroy();
+      resolve();
+    }, 2_000);
+    link.client.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    link.client.end();
+  });
+}
