@@ -4,7 +4,7 @@
 # them with apt-get when missing). Ends with one line "tests: N passed, N failed" summed over packages.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export TURBO_TELEMETRY_DISABLED=1 NO_COLOR=1 FORCE_COLOR=0
+export TURBO_TELEMETRY_DISABLED=1 NO_COLOR=1 FORCE_COLOR=0 VITE_CONFIG_NATIVE_IGNORE_WARNING=true
 # native addons must build against the local Node headers: there is no network for node-gyp downloads
 export npm_config_nodedir="${npm_config_nodedir:-/usr}"
 export ATOMKIT_TESTBED_DIR="${ATOMKIT_TESTBED_DIR:-/tmp/atomkit-testbed}"
