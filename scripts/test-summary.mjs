@@ -16,11 +16,15 @@ for (const dir of ["packages", "apps"]) {
     const r = JSON.parse(readFileSync(file, "utf8"));
     reports++;
     // a test file that failed to load has no tests, but it is a failure
-    const brokenFiles = (r.testResults ?? []).filter((f) => f.status === "failed" && !f.assertionResults?.length).length;
+    const brokenFiles = (r.testResults ?? []).filter(
+      (f) => f.status === "failed" && !f.assertionResults?.length,
+    ).length;
     const p = r.numPassedTests;
     const f = r.numFailedTests + brokenFiles;
     const s = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-    rows.push(`  ${`${dir}/${pkg}`.padEnd(26)} ${String(p).padStart(4)} passed ${String(f).padStart(3)} failed ${String(s).padStart(3)} skipped`);
+    rows.push(
+      `  ${`${dir}/${pkg}`.padEnd(26)} ${String(p).padStart(4)} passed ${String(f).padStart(3)} failed ${String(s).padStart(3)} skipped`,
+    );
     passed += p;
     failed += f;
     skipped += s;
