@@ -130,7 +130,13 @@ try {
       ? c.green(c.bold("demo finished: v1 → v2 → broken v3 rolled back to v2, verified"))
       : c.red("demo finished with unexpected outcomes"),
   );
-  say(c.dim(`  trail: ${join(work, "trails")}  (npx atomkit trail --trail ${join(work, "trails")})`));
+  say(
+    c.dim(
+      values.keep
+        ? `  trail: npx atomkit trail --trail ${join(work, "trails")}`
+        : "  (--keep leaves the app running and keeps its directory and trail)",
+    ),
+  );
 } finally {
   if (!values.keep) {
     for (const h of hosts) await stopApp(h, `${baseOf(h)}/app.pid`).catch(() => {});

@@ -111,6 +111,7 @@ interface Row {
   title: string;
   state: "pending" | "running" | "done" | "nochange" | "failed" | "undoing" | "undone" | "undo-failed";
   detail: string;
+  failure?: string;
 }
 
 /** A live tree per host and step, redrawn in place (log-update), with spinners and durations. */
@@ -136,7 +137,8 @@ function ttyRenderer(o: RenderOptions): Renderer {
           undone: c.magenta("↺"),
           "undo-failed": c.red("✗"),
         }[r.state];
-        out.push(`  ${icon} ${r.step.padEnd(14)} ${c.dim(r.title)} ${r.detail}`);
+        const title = r.title.length > 60 ? `${r.title.slice(0, 59)}…` : r.title;
+        out.push(`  ${icon} ${r.step.padEnd(14)} ${c.dim(title)} ${r.detail}`);
       }
     }
     update([...out, ...notes].join("\n"));
@@ -181,11 +183,13 @@ function ttyRenderer(o: RenderOptions): Renderer {
           r.detail = c.dim(ms(e.durationMs));
         } else if (e.type === "step:failed") {
           r.state = "failed";
-          r.detail = c.red(`${e.status}: ${firstLine(e.error)}`);
+          r.failure = `${e.status}: ${firstLine(e.error)}`;
+          r.detail = c.red(r.failure);
         } else if (e.type === "step:undo-start") r.state = "undoing";
         else if (e.type === "step:undone") {
           r.state = "undone";
-          r.detail = c.magenta(`undone, verified ${ms(e.durationMs)}`);
+          // the reason for the rollback stays visible next to the undo
+          r.detail = `${r.failure ? `${c.red(r.failure)} ` : ""}${c.magenta(`↺ undone, verified ${ms(e.durationMs)}`)}`;
         } else if (e.type === "step:undo-failed") {
           r.state = "undo-failed";
           r.detail = c.red(`undo failed: ${firstLine(e.error)}`);
