@@ -122,6 +122,11 @@ async function atomkitDeploy(n, tarball) {
 function bashScript(i, version, tarball, port) {
   const b = hostDir(i, "sh");
   const ssh = `ssh -p ${PORTS[i]} -i ${KEY} -o UserKnownHostsFile=${KNOWN} -o StrictHostKeyChecking=yes -o BatchMode=yes root@127.0.0.1`;
+  // wait until the old process is gone; an exited process this machine's init does not reap stays a
+  // zombie, which kill -0 still finds
+  const waitGone = `while kill -0 \\$p 2>/dev/null && ! grep -q '^State:.*Z' /proc/\\$p/status 2>/dev/null; do sleep 0.02; done`;
+  // detached, its own session; the shell writes its pid and becomes the server
+  const startCmd = `cd ${b}/current && setsid -f sh -c 'echo \\$\\$ > ${b}/app.pid; exec ${process.execPath} server.cjs ${port} ${b}/drain' > ${b}/app.log 2>&1 < /dev/null`;
   const health = `
     ok=0; for _ in $(seq 1 ${Math.round(HEALTH_TIMEOUT_MS / 100)}); do
       if curl -fsS -o /dev/null http://127.0.0.1:${port}/health 2>/dev/null; then ok=1; break; fi; sleep 0.1; done`;
@@ -130,15 +135,15 @@ set -u
 R=${b}/releases/${version}
 ${ssh} "mkdir -p $R && tar -xzf - -C $R" < ${tarball} || exit 1
 OLD=$(${ssh} "readlink ${b}/current 2>/dev/null || true")
-${ssh} "if [ -f ${b}/app.pid ]; then p=\\$(cat ${b}/app.pid); kill \\$p 2>/dev/null; while kill -0 \\$p 2>/dev/null; do sleep 0.02; done; fi
+${ssh} "if [ -f ${b}/app.pid ]; then p=\\$(cat ${b}/app.pid); kill \\$p 2>/dev/null; ${waitGone}; fi
   ln -s $R ${b}/current.tmp && mv -T ${b}/current.tmp ${b}/current
-  cd ${b}/current && setsid ${process.execPath} server.cjs ${port} ${b}/drain > ${b}/app.log 2>&1 < /dev/null & echo \\$! > ${b}/app.pid" || exit 1
+  ${startCmd}" || exit 1
 ${health}
 if [ $ok = 0 ]; then
   # scripted restore: stop the new process, point current back, start the old one, wait for it
-  ${ssh} "p=\\$(cat ${b}/app.pid); kill \\$p; while kill -0 \\$p 2>/dev/null; do sleep 0.02; done
+  ${ssh} "p=\\$(cat ${b}/app.pid); kill \\$p; ${waitGone}
     ln -s $OLD ${b}/current.tmp && mv -T ${b}/current.tmp ${b}/current && rm -rf $R
-    cd ${b}/current && setsid ${process.execPath} server.cjs ${port} ${b}/drain > ${b}/app.log 2>&1 < /dev/null & echo \\$! > ${b}/app.pid"
+    ${startCmd}"
   ${health}
   [ $ok = 1 ] && exit 3 || exit 4
 fi
@@ -147,7 +152,11 @@ exit 0`;
 function runBash(script) {
   return new Promise((resolvePromise, reject) => {
     const child = spawn("bash", ["-c", script], { stdio: ["ignore", "ignore", "inherit"] });
-    child.on("close", (code) => resolvePromise(code));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000); // a hung baseline must not hang the bench
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolvePromise(code);
+    });
     child.on("error", reject);
   });
 }
@@ -163,9 +172,6 @@ async function bashDeploy(n, tarball) {
   return ms;
 }
 
-// first (untimed) deploy: every host has a release and a running process to replace
-await atomkitDeploy(8, good);
-await bashDeploy(8, good);
 
 const cases = [
   ["deploy, 1 host", (f) => f(1, good)],
@@ -174,6 +180,11 @@ const cases = [
 ];
 const results = cases.map(() => ({ atomkit: [], bash: [] }));
 try {
+  // the hosts' app directories (deploy:setup), then a first untimed deploy: every host then has a
+  // release and a running process to replace
+  for (let i = 0; i < 8; i++) for (const kind of ["ak", "sh"]) mkdirSync(`${hostDir(i, kind)}/releases`, { recursive: true });
+  await atomkitDeploy(8, good);
+  await bashDeploy(8, good);
   for (let r = 0; r < ROUNDS; r++) {
     for (const [k, [, run]] of cases.entries()) {
       // interleaved: the same disk and CPU weather hits both
