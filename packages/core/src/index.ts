@@ -1,6 +1,17 @@
 export { deepEqual, quoteArg as shellQuote } from "./_utils";
 export type { Atom, AtomDefinition, AtomPhase } from "./atom";
 export { atom, stepsOf } from "./atom";
+export {
+  absolutePath,
+  clip,
+  integer,
+  ParamsFieldError,
+  paramsObject,
+  show,
+  stepError,
+  tempBeside,
+  tempPrefix,
+} from "./authoring";
 export type { BoundStep, StepRecord } from "./engine";
 export type {
   AtomErrorCode,

@@ -1,53 +1,41 @@
 import { createHash, randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { posix, resolve as resolveLocal } from "node:path";
+// Authoring helpers shared with every provider (and third-party step kinds) live in core.
 import {
   AtomError,
+  absolutePath,
+  clip,
   type ErrorDetails,
   errorReason,
   type Host,
+  integer,
   isNotFound,
+  ParamsFieldError,
+  paramsObject,
   type StepContext,
   type StepPhase,
+  show,
+  stepError,
+  tempBeside,
+  tempPrefix,
 } from "@atomkit/core";
+
+export {
+  absolutePath,
+  clip,
+  integer,
+  ParamsFieldError,
+  paramsObject,
+  show,
+  stepError,
+  tempBeside,
+  tempPrefix,
+};
 
 export const PACKAGE = "@atomkit/step-fs";
 
 // --- Params validation (a tiny validator: providers do not depend on zod) ---
-
-/** Thrown by a params validator; core reports `path` as the field name. */
-export class ParamsFieldError extends Error {
-  constructor(
-    readonly path: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export function paramsObject(input: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new ParamsFieldError("", `expected an object of params, found ${show(input)}`);
-  }
-  for (const key of Object.keys(input)) {
-    if (!allowed.includes(key)) {
-      throw new ParamsFieldError(key, `unknown param "${key}" (known: ${allowed.join(", ")})`);
-    }
-  }
-  return input as Record<string, unknown>;
-}
-
-/** An absolute POSIX path on the host, normalised (`/a/./b/` → `/a/b`). Any byte but NUL is allowed. */
-export function absolutePath(value: unknown, field: string): string {
-  if (typeof value !== "string" || !value.startsWith("/")) {
-    throw new ParamsFieldError(field, `expected an absolute path on the host, found ${show(value)}`);
-  }
-  if (value.includes("\0")) throw new ParamsFieldError(field, "a path cannot contain a NUL byte");
-  const normal = posix.normalize(value);
-  const path = normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
-  if (path === "/") throw new ParamsFieldError(field, `"/" cannot be used here`);
-  return path;
-}
 
 /**
  * A file on the machine running Atomkit (an artifact to send). Resolved against the working directory
@@ -76,19 +64,6 @@ export function fileMode(value: unknown, field: string, fallback: number): numbe
   throw new ParamsFieldError(field, `expected a mode like 0o644 or "0644", found ${show(value)}`);
 }
 
-export function integer(
-  value: unknown,
-  field: string,
-  o: { min: number; max?: number; fallback?: number },
-): number {
-  if (value === undefined && o.fallback !== undefined) return o.fallback;
-  const max = o.max ?? Number.MAX_SAFE_INTEGER;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < o.min || value > max) {
-    throw new ParamsFieldError(field, `expected an integer from ${o.min} to ${max}, found ${show(value)}`);
-  }
-  return value;
-}
-
 export function boolean(value: unknown, field: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== "boolean")
@@ -96,50 +71,9 @@ export function boolean(value: unknown, field: string, fallback: boolean): boole
   return value;
 }
 
-export function show(value: unknown): string {
-  if (value === undefined) return "nothing";
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
-// --- Errors ---
-
-/** An error raised by a step itself: names the host and step, with what was expected and found. */
-export function stepError(
-  ctx: StepContext,
-  kind: string,
-  phase: StepPhase,
-  message: string,
-  details: Omit<ErrorDetails, "host" | "step" | "kind" | "phase"> = {},
-): AtomError {
-  return new AtomError("ATOM_STEP_FAILED", message, {
-    ...details,
-    host: ctx.host.name,
-    step: ctx.step,
-    kind,
-    phase,
-  });
-}
-
 // --- Host helpers ---
 
 export const sha256Hex = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
-
-/** The first `bytes` bytes of a name (UTF-8), so derived names stay under NAME_MAX (255). */
-export function clip(name: string, bytes: number): string {
-  return Buffer.from(name).subarray(0, bytes).toString("utf8");
-}
-
-/** Prefix of every temporary name beside `path`: leftovers of a crashed attempt start with it. */
-export const tempPrefix = (path: string) => `.${clip(posix.basename(path), 180)}.atomkit-`;
-
-/** A temporary name beside `path` (same directory, so a rename onto `path` is atomic). */
-export function tempBeside(path: string): string {
-  return posix.join(posix.dirname(path), `${tempPrefix(path)}${randomBytes(4).toString("hex")}`);
-}
 
 export async function readJson<T>(host: Host, path: string): Promise<T | null> {
   let text: string;
