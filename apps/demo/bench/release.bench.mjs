@@ -172,7 +172,6 @@ async function bashDeploy(n, tarball) {
   return ms;
 }
 
-
 const cases = [
   ["deploy, 1 host", (f) => f(1, good)],
   ["deploy, 8 hosts", (f) => f(8, good)],
@@ -182,7 +181,8 @@ const results = cases.map(() => ({ atomkit: [], bash: [] }));
 try {
   // the hosts' app directories (deploy:setup), then a first untimed deploy: every host then has a
   // release and a running process to replace
-  for (let i = 0; i < 8; i++) for (const kind of ["ak", "sh"]) mkdirSync(`${hostDir(i, kind)}/releases`, { recursive: true });
+  for (let i = 0; i < 8; i++)
+    for (const kind of ["ak", "sh"]) mkdirSync(`${hostDir(i, kind)}/releases`, { recursive: true });
   await atomkitDeploy(8, good);
   await bashDeploy(8, good);
   for (let r = 0; r < ROUNDS; r++) {
