@@ -3,10 +3,8 @@ import { statSync } from "node:fs";
 import { posix, resolve as resolveLocal } from "node:path";
 // Authoring helpers shared with every provider (and third-party step kinds) live in core.
 import {
-  AtomError,
   absolutePath,
   clip,
-  type ErrorDetails,
   errorReason,
   type Host,
   integer,
