@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileTrail, type Host, runFleet } from "@atomkit/core";
 import { sshHost } from "@atomkit/step-ssh";
-import { serviceMissing, testbedEnv } from "@atomkit/testkit";
+import { freePort, serviceMissing, testbedEnv } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildRelease } from "../src/app";
 import { probe, stopApp } from "../src/http";
@@ -24,9 +24,9 @@ describe.skipIf(skip)("fleet release over real sshd", () => {
   let work: string;
   let hosts: Host[];
   const tarballs: Record<string, string> = {};
-  const basePort = 21_000 + Math.floor(Math.random() * 1_000);
+  const appPorts: number[] = [];
   const baseOf = (h: Host) => `${work}/host-${hosts.indexOf(h)}`;
-  const portOf = (h: Host) => basePort + hosts.indexOf(h);
+  const portOf = (h: Host) => appPorts[hosts.indexOf(h)]!;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), "atomkit-fleet-ssh-"));
@@ -41,6 +41,7 @@ describe.skipIf(skip)("fleet release over real sshd", () => {
       }),
     );
     for (const v of ["v1", "v2"]) tarballs[v] = await buildRelease(join(work, "dist"), v);
+    for (const _ of hosts) appPorts.push(await freePort());
   });
   afterAll(async () => {
     for (const h of hosts ?? []) await stopApp(h, `${baseOf(h)}/app.pid`).catch(() => {});

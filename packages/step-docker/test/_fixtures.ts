@@ -1,7 +1,6 @@
 // Shared by the docker tests: the real dockerd of the testbed, free ports, containers made by hand
 // (as a service that existed before Atomkit), and cleanup of everything a test file created.
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { serviceMissing, testbedEnv } from "@atomkit/testkit";
 import Docker from "dockerode";
 
@@ -42,13 +41,8 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${++seq}`;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+// ports from this package's own range: suites of other packages run at the same time
+export { freePort } from "@atomkit/testkit";
 
 export const httpd = (port: number) => ["httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/www"];
 

@@ -5,7 +5,6 @@ import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,16 +13,8 @@ import { type Host, localHost, type Step, type StepContext, validateParams } fro
 export const SERVER = fileURLToPath(new URL("./fixtures/server.mjs", import.meta.url));
 export const NODE = process.execPath;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
+// ports from this package's own range: suites of other packages run at the same time
+export { freePort } from "@atomkit/testkit";
 
 /** GET over loopback; `null` when nothing answers. */
 export function get(port: number, path: string): Promise<{ status: number; body: string } | null> {

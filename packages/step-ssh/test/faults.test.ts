@@ -1,8 +1,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { atom, HostError, memoryTrail, run } from "@atomkit/core";
+import { freePort } from "@atomkit/testkit";
 import { utils } from "ssh2";
 import { afterAll, describe, expect, it } from "vitest";
 import { execCommand } from "../src/index";
@@ -225,14 +225,6 @@ describe.skipIf(noSshd)("faults: the link is cut (server-side session killed)", 
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const p = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return p;
-}
 
 async function waitFor(fn: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;

@@ -4,11 +4,10 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startProcess, stopProcess } from "@atomkit/step-process";
-import { describeStepContract } from "@atomkit/testkit";
+import { describeStepContract, freePort } from "@atomkit/testkit";
 import { afterAll, describe } from "vitest";
 import type { SshHost } from "../src/index";
 import { cutLink, noSshd, tempDir, testHost, withStateDir } from "./_testbed";
@@ -116,14 +115,6 @@ async function sandbox(ssh: SshHost) {
       await t.cleanup();
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 async function answers(port: number): Promise<boolean> {

@@ -5,13 +5,13 @@ import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, copyFileSync, existsSync, openSync, readlinkSync } from "node:fs";
 import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { atom, fileTrail, run } from "@atomkit/core";
 import { untar } from "@atomkit/step-fs";
 import { startProcess, stopProcess } from "@atomkit/step-process";
 import { swapSymlink } from "@atomkit/step-symlink";
+import { freePort } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SshHost } from "../src/index";
 import { noSshd, tempDir, testHost } from "./_testbed";
@@ -163,14 +163,6 @@ describe.skipIf(noSshd)("the release of DESIGN.md over SSH", () => {
     };
   }
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const p = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return p;
-}
 
 async function pidsWith(text: string): Promise<number[]> {
   const out: number[] = [];
