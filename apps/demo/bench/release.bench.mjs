@@ -122,9 +122,9 @@ async function atomkitDeploy(n, tarball) {
 function bashScript(i, version, tarball, port) {
   const b = hostDir(i, "sh");
   const ssh = `ssh -p ${PORTS[i]} -i ${KEY} -o UserKnownHostsFile=${KNOWN} -o StrictHostKeyChecking=yes -o BatchMode=yes root@127.0.0.1`;
-  // wait until the old process is gone; an exited process this machine's init does not reap stays a
-  // zombie, which kill -0 still finds
-  const waitGone = `while kill -0 \\$p 2>/dev/null && ! grep -q '^State:.*Z' /proc/\\$p/status 2>/dev/null; do sleep 0.02; done`;
+  // wait until the old process is gone: an exited process this machine's init does not reap stays a
+  // zombie, which kill -0 still finds; and a zombie leader's other threads may still hold the port
+  const waitGone = `while kill -0 \\$p 2>/dev/null && { ! grep -q '^State:.*Z' /proc/\\$p/status 2>/dev/null || [ \\$(ls /proc/\\$p/task 2>/dev/null | wc -l) -gt 1 ]; }; do sleep 0.02; done`;
   // detached, its own session; the shell writes its pid and becomes the server
   const startCmd = `cd ${b}/current && setsid -f sh -c 'echo \\$\\$ > ${b}/app.pid; exec ${process.execPath} server.cjs ${port} ${b}/drain' > ${b}/app.log 2>&1 < /dev/null`;
   const health = `

@@ -52,7 +52,13 @@ export async function readStat(host: Host, pid: number): Promise<ProcStat | null
       hint: "step-process needs Linux procfs; a Host whose readFile trusts stat's size (0 on procfs) reads it empty",
     });
   }
-  if (state === "Z" || state === "X" || state === "x") return null;
+  if (state === "Z" || state === "X" || state === "x") {
+    // The thread-group leader turns zombie while its other threads may still be exiting, and they hold
+    // the process's files (its listening socket) a moment longer: a restart then fails with EADDRINUSE.
+    // Gone only once the leader is the last task left.
+    const tasks = await host.readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+    if (tasks.length <= 1) return null;
+  }
   return {
     pid,
     ppid: Number(rest[1]),
