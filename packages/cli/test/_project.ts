@@ -45,10 +45,26 @@ const write = defineStep({
   },
 });
 
+// a step whose undo needs a secret param, which the trail never holds (like process.stop's secretEnv)
+const login = defineStep({
+  kind: "project.login",
+  params: (p: { user: string; token: string }) => p,
+  secret: ["token"],
+  observe: async (ctx) => {
+    try { return (await ctx.host.readFile(\`\${www}/session\`)).toString(); } catch (e) { if (isNotFound(e)) return null; throw e; }
+  },
+  apply: async (ctx, p) => ctx.host.writeFile(\`\${www}/session\`, \`\${p.user} logged in\`),
+  undo: async (ctx, p, before) => {
+    if (p.token !== "tok-" + "s3cr3t-value") throw new Error("undo needs the token to log out");
+    if (before === null) await ctx.host.rm(\`\${www}/session\`, { force: true }); else await ctx.host.writeFile(\`\${www}/session\`, before);
+  },
+});
+
 const www = ${JSON.stringify(join(dir, "www"))};
 export default defineConfig({
   hosts: { local: localHost({ stateDir: ${JSON.stringify(join(dir, "state"))} }) },
   atoms: {
+    session: atom("session", { steps: [login({ user: "deploy", token: "tok-s3cr3t-value" }, { name: "login" })] }),
     release: (vars) => atom("release", {
       pre: [write({ path: \`\${www}/drain\`, content: "draining" }, { name: "drain" })],
       steps: [

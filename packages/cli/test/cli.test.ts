@@ -92,6 +92,19 @@ describe("atomkit (the built binary, as a user runs it)", () => {
     expect(await hashTree(p.www)).toBe(before);
   });
 
+  it("undo gives a step its secret params back from the deploy file; they never reach the trail", async () => {
+    const r = await atomkit(p.dir, ["run", "session"]);
+    expect(r.code, r.stderr).toBe(0);
+    const id = /run session (\S+)/.exec(r.stdout)?.[1] ?? "";
+    const u = await atomkit(p.dir, ["undo", id]);
+    expect(u.code, u.stderr).toBe(0);
+    expect(await read(join(p.www, "session"))).toBeNull();
+    const { readdir } = await import("node:fs/promises");
+    const dir = join(p.dir, ".atomkit/trails");
+    for (const f of await readdir(dir))
+      expect(await readFile(join(dir, f), "utf8")).not.toContain("tok-s3cr3t-value");
+  });
+
   it("Ctrl-C aborts the step and rolls back (exit 3)", async () => {
     const before = await hashTree(p.www);
     let sent = false;
@@ -156,7 +169,9 @@ describe("atomkit (the built binary, as a user runs it)", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/step "version" \(project.write\) field "path": must be an absolute path/);
     expect(await hashTree(p.www)).toBe(before);
-    expect((await atomkit(p.dir, ["run", "nope"])).stderr).toMatch(/no atom "nope"[\s\S]*expected: release/);
+    expect((await atomkit(p.dir, ["run", "nope"])).stderr).toMatch(
+      /no atom "nope"[\s\S]*expected: session, release/,
+    );
     expect((await atomkit(p.dir, ["frobnicate"])).code).toBe(2);
   });
 
