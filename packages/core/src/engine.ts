@@ -417,9 +417,11 @@ export class Engine {
           rec.status = "applied";
           rec.endedAt = nowIso();
           rec.durationMs = Date.now() - t0;
-          // not synced: the next intent (or the end record) syncs it; if we die first, the step reads
-          // as "applying" and recover re-observes it, which is just as safe
-          await this.journal(entry, false).catch(() => {});
+          // Not synced: the next intent syncs it; if we die first, the step reads as "applying" and
+          // recover re-observes it, which is just as safe. The last step's is synced: a death before
+          // the end record must read as "every step applied" (recover then keeps the commit).
+          const last = entry === entries[entries.length - 1];
+          await this.journal(entry, last).catch(() => {});
           this.emit({ type: "step:applied", changed: rec.changed, durationMs: rec.durationMs }, entry);
           break;
         }
