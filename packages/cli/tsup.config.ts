@@ -1,8 +1,11 @@
+import { readFileSync } from "node:fs";
 import { defineConfig } from "tsup";
 import { base } from "../../tsup.config.base";
 
+const define = { __VERSION__: JSON.stringify(JSON.parse(readFileSync("package.json", "utf8")).version) };
+
 export default defineConfig([
-  base,
+  { ...base, define },
   // the command itself: ESM only, keeps its #! line
-  { ...base, entry: ["src/bin.ts"], format: ["esm"], dts: false, clean: false },
+  { ...base, define, entry: ["src/bin.ts"], format: ["esm"], dts: false, clean: false },
 ]);

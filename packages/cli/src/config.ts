@@ -70,7 +70,19 @@ export async function loadConfig(cwd: string, explicit?: string): Promise<Loaded
     );
   }
   const jiti = createJiti(path, { interopDefault: true, moduleCache: false });
-  const mod = (await jiti.import(path)) as { default?: AtomkitConfig } & AtomkitConfig;
+  let mod: { default?: AtomkitConfig } & AtomkitConfig;
+  try {
+    mod = (await jiti.import(path)) as typeof mod;
+  } catch (error) {
+    throw new AtomError(
+      "ATOM_PARAMS_INVALID",
+      `cannot load the deploy file ${path}: ${(error as Error)?.message ?? error}`,
+      {
+        cause: error,
+        hint: "fix the error in the deploy file (ATOMKIT_DEBUG=1 shows the stack)",
+      },
+    );
+  }
   const config = (mod.default ?? mod) as AtomkitConfig;
   if (!config || typeof config !== "object" || !config.atoms || typeof config.atoms !== "object") {
     throw new AtomError("ATOM_PARAMS_INVALID", `deploy file ${path} exports no atoms`, {
@@ -91,7 +103,24 @@ export async function resolveAtom(loaded: LoadedConfig, name: string, vars: Vars
       hint: "run `atomkit trail` or check the atoms in the deploy file",
     });
   }
-  const a = typeof entry === "function" ? await entry(vars) : entry;
+  let a: Atom;
+  try {
+    a = typeof entry === "function" ? await entry(vars) : entry;
+  } catch (error) {
+    throw new AtomError(
+      "ATOM_PARAMS_INVALID",
+      `atom "${name}" of ${loaded.path} could not be built: ${(error as Error)?.message ?? error}`,
+      {
+        cause: error,
+        found: `--var ${
+          Object.entries(vars)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(" ") || "(none)"
+        }`,
+        hint: "pass the --var values the atom needs, or fix the atom in the deploy file",
+      },
+    );
+  }
   // make its kinds known for undo/recover in this process
   for (const { step } of stepsOf(a)) {
     registerSteps({ kind: step.kind, definition: step.definition } as unknown as AnyStepKind);
@@ -104,17 +133,22 @@ export async function resolveAtom(loaded: LoadedConfig, name: string, vars: Vars
  * from the trail. An atom factory that cannot be built without its `--var`s is skipped: list such
  * kinds in `steps` (the error for a missing kind says so).
  */
-export async function registerAll(loaded: LoadedConfig, vars: Vars): Promise<Map<string, SecretValues>> {
+export async function registerAll(
+  loaded: LoadedConfig,
+  vars: Vars,
+): Promise<{ secrets: Map<string, SecretValues>; failures: string[] }> {
   const secrets = new Map<string, SecretValues>();
+  const failures: string[] = [];
   for (const name of Object.keys(loaded.config.atoms)) {
     try {
       const a = await resolveAtom(loaded, name, vars);
       secrets.set(a.name, await secretValues(a));
-    } catch {
-      // see above
+    } catch (error) {
+      // see above; said when a kind then turns out to be missing
+      failures.push(`atom "${name}": ${(error as AtomError).shortMessage ?? String(error)}`);
     }
   }
-  return secrets;
+  return { secrets, failures };
 }
 
 /**

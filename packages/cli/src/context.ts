@@ -63,11 +63,18 @@ export class Context {
     return trailOf(await this.loaded(), this.flags.trail);
   }
 
-  /** For undo/recover: make every kind the deploy file uses known to this process. */
-  async registerKinds(): Promise<(atom: string) => SecretValues | undefined> {
-    const secrets = await registerAll(await this.loaded(), this.vars());
+  /**
+   * For undo/recover: make every kind the deploy file uses known to this process, building its atoms
+   * with the `--var`s the run was made with (recorded in the trail), overridden by any given now.
+   */
+  async registerKinds(recorded: Vars = {}): Promise<(atom: string) => SecretValues | undefined> {
+    const { secrets, failures } = await registerAll(await this.loaded(), { ...recorded, ...this.vars() });
+    this.buildFailures.push(...failures);
     return (atom) => secrets.get(atom);
   }
+
+  /** Atoms that could not be built for undo/recover: the likely reason a step kind is "not registered". */
+  readonly buildFailures: string[] = [];
 
   async atom(name: string): Promise<Atom> {
     return resolveAtom(await this.loaded(), name, this.vars());

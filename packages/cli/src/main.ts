@@ -8,14 +8,18 @@ import { unlockCommand } from "./commands/unlock";
 import { Context, type Flags, type Io } from "./context";
 import { EXIT, exitCodeOf } from "./exit-codes";
 
+declare const __VERSION__: string | undefined;
+const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "0.0.0";
+
 export const HELP = `atomkit — run deploys as atoms: every step undone and verified on failure
 
 usage:
   atomkit run <atom> [--host h ...] [--var k=v ...] [--dry-run] [--json] [--force]
                      [--batch 1,25%,100%] [--max-failures n] [--on-failure rollback-all|rollback-host|halt]
-  atomkit plan <atom> [--host h ...]        observe every step read-only; nothing changes
+  atomkit plan <atom> [--host h ...] [--var k=v ...]
+                                            observe every step read-only; nothing changes
   atomkit undo <runId> [--force]            roll back a committed run (refuses on drift unless --force)
-  atomkit recover [runId] [--rollback-committed]
+  atomkit recover [runId] [--rollback-committed] [--force]
                                             finish runs whose process died
   atomkit trail [runId] [--json]            list runs, or show one run's steps
   atomkit unlock <host> [--yes]             show who holds the host lock; remove it with --yes
@@ -24,6 +28,8 @@ options:
   --config <file>   deploy file (default: atomkit.config.{ts,mts,js,mjs,cjs} here)
   --trail <dir>     trail directory (default: .atomkit/trails next to the deploy file)
   --lock <name>     host lock name (default: deploy)    --break-stale   take over a stale lock
+  --concurrency <n> fleet runs at once within a batch   --force   undo/rollback through drift
+  --version, --help
 
 exit codes: 0 ok · 2 invalid input · 3 rolled back · 4 rollback failed · 5 locked · 6 drift · 130 stopped
 Ctrl-C once: abort and roll back. Twice: stop at once, leaving the trail for \`atomkit recover\`.`;
@@ -37,9 +43,18 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
     return EXIT.invalid;
   }
   const { values, positionals } = parsed;
-  if (values.help || !positionals.length) {
+  if (values.version) {
+    io.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (values.help || !positionals.length || positionals[0] === "help") {
     io.stdout.write(`${HELP}\n`);
-    return values.help ? EXIT.ok : EXIT.invalid;
+    return values.help || positionals[0] === "help" ? EXIT.ok : EXIT.invalid;
+  }
+  const badVar = values.var.find((v) => !/^[^=]+=/.test(v));
+  if (badVar !== undefined) {
+    io.stderr.write(`--var needs key=value; found "${badVar}"\n`);
+    return EXIT.invalid;
   }
   const [command, arg] = positionals;
   const ac = new AbortController();
@@ -72,7 +87,12 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
     }
   } catch (error) {
     ctx.renderer.done();
-    printError(io, error);
+    printError(io, error, ctx);
+    // a --json consumer gets the failure on its stream too, not only an exit code
+    if (values.json)
+      io.stdout.write(
+        `${JSON.stringify({ type: "error", at: new Date().toISOString(), error: errorJson(error) })}\n`,
+      );
     return exitCodeOf(error);
   } finally {
     dispose();
@@ -101,6 +121,7 @@ function parse(argv: string[]) {
       trail: { type: "string" },
       lock: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
+      version: { type: "boolean", short: "v", default: false },
     },
   });
 }
@@ -118,17 +139,33 @@ function onInterrupt(ac: AbortController, io: Io): () => void {
     io.stderr.write(`\n${signal} again: stopping now; run \`atomkit recover\` to finish the rollback\n`);
     process.exit(EXIT.interrupted);
   };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
+  // SIGHUP: the terminal or SSH session running the deploy went away; roll back like Ctrl-C
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const s of signals) process.on(s, handler);
   return () => {
-    process.off("SIGINT", handler);
-    process.off("SIGTERM", handler);
+    for (const s of signals) process.off(s, handler);
   };
 }
 
-function printError(io: Io, error: unknown): void {
+function errorJson(error: unknown) {
+  if (!isAtomError(error)) return { message: error instanceof Error ? error.message : String(error) };
+  return {
+    code: error.code,
+    message: error.shortMessage,
+    step: error.step,
+    host: error.host,
+    hint: error.hint,
+  };
+}
+
+function printError(io: Io, error: unknown, ctx?: Context): void {
   if (isAtomError(error)) {
     io.stderr.write(`\n✗ ${error.message}\n`);
+    if (error.code === "ATOM_UNKNOWN_KIND" && ctx?.buildFailures.length) {
+      io.stderr.write(
+        `  note: these atoms of the deploy file could not be built, so their kinds were not registered:\n    ${ctx.buildFailures.join("\n    ")}\n`,
+      );
+    }
     if (io.env.ATOMKIT_DEBUG) io.stderr.write(`${error.stack}\n`);
     return;
   }

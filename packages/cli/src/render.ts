@@ -121,8 +121,10 @@ function ttyRenderer(o: RenderOptions): Renderer {
   let frame = 0;
   const hosts = new Map<string, { rows: Map<string, Row>; status: string; runId: string }>();
   const notes: string[] = [];
+  let finished = false;
   const update = createLogUpdate(o.stream, { showCursor: false });
   const draw = () => {
+    if (finished) return;
     const out: string[] = [];
     for (const [host, h] of hosts) {
       out.push(`${c.bold(c.cyan(host))} ${c.dim(h.runId)} ${h.status}`);
@@ -203,6 +205,9 @@ function ttyRenderer(o: RenderOptions): Renderer {
       draw();
     },
     done() {
+      // called by the command and again on exit: a second call must not print the tree again
+      if (finished) return;
+      finished = true;
       clearInterval(timer);
       draw();
       update.done();

@@ -65,6 +65,10 @@ export default defineConfig({
   hosts: { local: localHost({ stateDir: ${JSON.stringify(join(dir, "state"))} }) },
   atoms: {
     session: atom("session", { steps: [login({ user: "deploy", token: "tok-s3cr3t-value" }, { name: "login" })] }),
+    strict: (vars) => {
+      if (!vars.v) throw new Error("needs --var v");
+      return atom("strict", { steps: [write({ path: \`\${www}/strict\`, content: vars.v }, { name: "strict" })] });
+    },
     release: (vars) => atom("release", {
       pre: [write({ path: \`\${www}/drain\`, content: "draining" }, { name: "drain" })],
       steps: [

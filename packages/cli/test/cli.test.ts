@@ -105,6 +105,45 @@ describe("atomkit (the built binary, as a user runs it)", () => {
       expect(await readFile(join(dir, f), "utf8")).not.toContain("tok-s3cr3t-value");
   });
 
+  it("undo builds atoms with the --vars the run was made with (recorded in the trail)", async () => {
+    const r = await atomkit(p.dir, ["run", "strict", "--var", "v=42"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await read(join(p.www, "strict"))).toBe("42");
+    const id = /run strict (\S+)/.exec(r.stdout)?.[1] ?? "";
+    const u = await atomkit(p.dir, ["undo", id]);
+    expect(u.code, u.stderr).toBe(0);
+    expect(await read(join(p.www, "strict"))).toBeNull();
+    const bad = await atomkit(p.dir, ["run", "strict"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/atom "strict" of .* could not be built: needs --var v/);
+  });
+
+  it("a closed output pipe does not kill the deploy half-way", async () => {
+    const { spawn } = await import("node:child_process");
+    const { BIN } = await import("./_project");
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [BIN, "run", "release", "--var", "v=7"], {
+        cwd: p.dir,
+        env: { ...process.env, NO_COLOR: "1" },
+      });
+      child.stdout.once("data", () => child.stdout.destroy()); // like `| head -1`
+      child.stderr.resume();
+      child.on("close", resolve);
+    });
+    expect(code).toBe(0);
+    expect(await read(join(p.www, "index.html"))).toBe("v7");
+    expect((await atomkit(p.dir, ["trail"])).stdout).toMatch(/committed/);
+  });
+
+  it("--json reports errors before a run on stdout too", async () => {
+    const r = await atomkit(p.dir, ["run", "release", "--json", "--var", "badpath=relative"]);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({
+      type: "error",
+      error: { code: "ATOM_PARAMS_INVALID" },
+    });
+  });
+
   it("Ctrl-C aborts the step and rolls back (exit 3)", async () => {
     const before = await hashTree(p.www);
     let sent = false;
@@ -157,6 +196,10 @@ describe("atomkit (the built binary, as a user runs it)", () => {
     expect(await read(join(p.www, "index.html"))).toBe("v1");
     const t = await atomkit(p.dir, ["trail"]);
     expect(t.stdout).toContain("unfinished");
+    // no new deploy on top of a dead one: it would change what recover must observe
+    const again = await atomkit(p.dir, ["run", "release"]);
+    expect(again.code).toBe(5);
+    expect(again.stderr).toMatch(/has an unfinished run[\s\S]*atomkit recover/);
     const rec = await atomkit(p.dir, ["recover"]);
     expect(rec.code, rec.stderr).toBe(0);
     expect(rec.stderr).toMatch(/died while applying → rolled-back/);
@@ -170,7 +213,7 @@ describe("atomkit (the built binary, as a user runs it)", () => {
     expect(r.stderr).toMatch(/step "version" \(project.write\) field "path": must be an absolute path/);
     expect(await hashTree(p.www)).toBe(before);
     expect((await atomkit(p.dir, ["run", "nope"])).stderr).toMatch(
-      /no atom "nope"[\s\S]*expected: session, release/,
+      /no atom "nope"[\s\S]*expected: session, strict, release/,
     );
     expect((await atomkit(p.dir, ["frobnicate"])).code).toBe(2);
   });

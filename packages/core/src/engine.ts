@@ -118,7 +118,7 @@ export class Engine {
 
   // --- Trail and events ---
 
-  async start(mode: RunMode, infos: TrailStepInfo[], undoOf?: string): Promise<void> {
+  async start(mode: RunMode, infos: TrailStepInfo[], undoOf?: string, meta?: Json): Promise<void> {
     await this.write(
       [
         {
@@ -133,6 +133,7 @@ export class Engine {
           pid: process.pid,
           machine: hostname(),
           steps: infos,
+          ...(meta !== undefined ? { meta: this.o.redactor.scrub(meta) } : {}),
         },
       ],
       true,

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { pidAlive } from "./_utils";
 import { AtomError, HostError, isNotFound, LockedError } from "./errors";
 import type { Host, Lease, LeaseInfo, LockOptions } from "./host";
 
@@ -91,6 +92,8 @@ export async function breakLease(host: Host, name: string): Promise<LeaseInfo | 
 }
 
 function isStale(info: LeaseInfo): boolean {
+  // a holder on this very machine whose process is gone is stale now, not after the TTL
+  if (info.machine === hostname() && !pidAlive(info.pid)) return true;
   return Date.now() - Date.parse(info.heartbeatAt) > info.ttlMs;
 }
 

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { newRunId } from "./_utils";
+import { newRunId, pidAlive } from "./_utils";
 import { type BoundStep, Engine, type Entry, isLive } from "./engine";
 import { AtomError, type AtomErrorCode, LockedError } from "./errors";
 import type { RunEvent } from "./events";
@@ -81,6 +81,28 @@ export async function recover(store: TrailStore, options: RecoverOptions): Promi
 }
 
 async function recoverOne(store: TrailStore, view: RunView, options: RecoverOptions): Promise<RecoverResult> {
+  // A run started on this host after the dead one has changed the state recover would observe:
+  // check would take that run's result for the dead run's, and rollback would undo it.
+  const later = (await store.listRuns()).filter(
+    (r) =>
+      r.host === view.run.host &&
+      r.runId !== view.run.runId &&
+      r.startedAt > view.run.at &&
+      r.undoOf !== view.run.runId,
+  );
+  if (later.length && !options.force) {
+    throw new AtomError(
+      "ATOM_DRIFT",
+      `run ${view.run.runId} died, but ${later.length} later run(s) acted on the host since`,
+      {
+        atom: view.run.atom,
+        host: view.run.host,
+        expected: "no run on this host after the one being recovered",
+        found: later.map((r) => `${r.runId} (${r.atom}, ${r.status})`).join(", "),
+        hint: "recovering now would act on their state: inspect the host, then recover with force (--force) if the dead run's steps still need undoing",
+      },
+    );
+  }
   const host = await hostFor(options.host, view.run.host);
   const lease = await lockFor(host, options.lock, view.run.runId);
   const started = Date.now();
@@ -330,14 +352,5 @@ async function lockFor(
     if (!(h.note?.includes(runId) && deadHere)) throw error;
     await breakLease(host, lock?.name ?? "deploy");
     return takeLock(host, lock, `recover/undo of run ${runId}`);
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }

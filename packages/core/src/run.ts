@@ -33,6 +33,8 @@ export interface RunOptions {
   onEvent?: (event: RunEvent) => void;
   /** Default: a new time-sortable id. */
   runId?: string;
+  /** Recorded with the run in the trail (e.g. the CLI's `--var`s), for whoever undoes or recovers it. */
+  meta?: Json;
   /** The host lock taken for the run. `false`: none (the caller serialises runs). Default `{ name: "deploy" }`. */
   lock?: LockSettings | false;
   /** Roll back through drift instead of stopping at it. Default false. */
@@ -93,6 +95,8 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
     await engine.start(
       "run",
       bound.map((b) => trailInfo(b, redactor)),
+      undefined,
+      options.meta,
     );
     const signal = lease ? anySignal(options.signal, lease.signal) : options.signal;
     const failure = await engine.forward(engine.entries, signal);

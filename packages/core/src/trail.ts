@@ -53,6 +53,8 @@ export interface RunStartRecord {
   pid: number;
   machine: string;
   steps: TrailStepInfo[];
+  /** What the caller recorded with the run (`RunOptions.meta`), e.g. the CLI's `--var`s. */
+  meta?: Json;
 }
 
 export interface StepTrailRecord {

@@ -262,6 +262,30 @@ describe("recover", () => {
     expect(m.world.get("a")).toBe(0);
   });
 
+  it("refuses to recover a dead run when later runs acted on the host since, unless forced", async () => {
+    const m = model();
+    const trail = fileTrail({ dir: join(dir, "trails") });
+    const host = testHost(dir);
+    const dead = await run(atom("rel", { steps: [m.kind({ id: "a" }, { name: "a" })] }), { host, trail });
+    const file = join(dir, "trails", `${dead.runId}.jsonl`);
+    const { writeFile } = await import("node:fs/promises");
+    const lines = (await readFile(file, "utf8")).trim().split("\n");
+    await writeFile(file, `${lines.slice(0, -1).join("\n")}\n`); // it "died" before its end record
+    await new Promise((r) => setTimeout(r, 5));
+    await run(atom("rel", { steps: [m.kind({ id: "b" }, { name: "b" })] }), { host, trail });
+    const err = await recover(trail, { host, steps: [m.kind] }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ATOM_DRIFT" });
+    expect(String((err as Error).message)).toMatch(/1 later run\(s\) acted on the host since[\s\S]*--force/);
+    const [forced] = await recover(trail, {
+      host,
+      steps: [m.kind],
+      force: true,
+      rollbackCommitted: true,
+      backoffMs: 0,
+    });
+    expect(forced?.status).toBe("rolled-back");
+  });
+
   it("refuses a run that already ended, pointing to undo", async () => {
     const m = model();
     const trail = fileTrail({ dir: join(dir, "trails") });

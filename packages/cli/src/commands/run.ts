@@ -1,4 +1,4 @@
-import { type FleetFailurePolicy, run, runFleet } from "@atomkit/core";
+import { AtomError, type FleetFailurePolicy, run, runFleet, type TrailStore } from "@atomkit/core";
 import type { Context } from "../context";
 import { EXIT } from "../exit-codes";
 import { planCommand } from "./plan";
@@ -11,7 +11,12 @@ export async function runCommand(ctx: Context, atomName: string): Promise<number
   const hosts = [];
   for (const n of names) hosts.push(await pool.get(n));
   const trail = await ctx.trail();
+  await refuseUnfinished(
+    trail,
+    hosts.map((h) => h.name),
+  );
   const common = {
+    meta: { vars: ctx.vars() },
     trail,
     signal: ctx.signal,
     onEvent: (e: Parameters<typeof ctx.renderer.event>[0]) => ctx.renderer.event(e),
@@ -58,4 +63,26 @@ export function parseBatch(text: string): number | Array<number | `${number}%`> 
   const parts = text.split(",").map((p) => p.trim());
   const parsed = parts.map((p) => (p.endsWith("%") ? (p as `${number}%`) : Number(p)));
   return parsed.length === 1 && typeof parsed[0] === "number" ? parsed[0] : parsed;
+}
+
+/**
+ * A host whose last run died (or is still going) is not deployed to again until that run is
+ * recovered: a new run would change the state recover must observe, and recover would then act on it.
+ */
+async function refuseUnfinished(trail: TrailStore, hosts: string[]): Promise<void> {
+  const unfinished = (await trail.listRuns()).filter(
+    (r) => r.status === "unfinished" && hosts.includes(r.host),
+  );
+  if (!unfinished.length) return;
+  const r = unfinished[0]!;
+  throw new AtomError(
+    "ATOM_LOCKED",
+    `host "${r.host}" has an unfinished run ${r.runId} (${r.atom}, started ${r.startedAt})`,
+    {
+      host: r.host,
+      expected: "no unfinished run on the host",
+      found: unfinished.map((u) => `${u.runId} on ${u.host}`).join(", "),
+      hint: `its process died or is still running: \`atomkit recover ${r.runId}\` once it is not running`,
+    },
+  );
 }

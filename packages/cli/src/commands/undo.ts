@@ -1,11 +1,12 @@
-import { recover, undoRun } from "@atomkit/core";
+import { foldRun, recover, type TrailStore, undoRun } from "@atomkit/core";
+import type { Vars } from "../config";
 import type { Context } from "../context";
 import { EXIT } from "../exit-codes";
 
 /** `atomkit undo <runId>`: roll back a committed run, refusing on drift unless --force. */
 export async function undoCommand(ctx: Context, runId: string): Promise<number> {
-  const secrets = await ctx.registerKinds();
   const trail = await ctx.trail();
+  const secrets = await ctx.registerKinds(await recordedVars(trail, runId));
   const pool = await ctx.hosts();
   const result = await undoRun(trail, runId, {
     secrets,
@@ -22,8 +23,12 @@ export async function undoCommand(ctx: Context, runId: string): Promise<number> 
 
 /** `atomkit recover [runId]`: finish runs whose process died. */
 export async function recoverCommand(ctx: Context, runId?: string): Promise<number> {
-  const secrets = await ctx.registerKinds();
   const trail = await ctx.trail();
+  const ids = runId
+    ? [runId]
+    : (await trail.listRuns()).filter((r) => r.status === "unfinished").map((r) => r.runId);
+  let secrets = await ctx.registerKinds();
+  for (const id of ids) secrets = await ctx.registerKinds(await recordedVars(trail, id));
   const pool = await ctx.hosts();
   const results = await recover(trail, {
     secrets,
@@ -45,4 +50,10 @@ export async function recoverCommand(ctx: Context, runId?: string): Promise<numb
     }
   }
   return code;
+}
+
+/** The `--var`s a run was made with, as `atomkit run` recorded them in the trail. */
+async function recordedVars(trail: TrailStore, runId: string): Promise<Vars> {
+  const meta = foldRun(await trail.readRun(runId))?.run.meta as { vars?: Vars } | undefined;
+  return meta?.vars ?? {};
 }
