@@ -14,24 +14,39 @@ import { buildRelease } from "./app";
 import { probe, stopApp, watchHttp } from "./http";
 import { releaseAtom, STEP_NAMES, setupAtom } from "./release";
 
-const { values } = parseArgs({
-  options: {
-    hosts: { type: "string" },
-    key: { type: "string" },
-    "known-hosts": { type: "string" },
-    "fail-at": { type: "string" },
-    port: { type: "string" },
-    keep: { type: "boolean", default: false },
-    json: { type: "boolean", default: false },
-    docker: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
+const USAGE = `atomkit demo [--fail-at <step>] [--hosts user@host:port,...] [--key file] [--known-hosts file]
+                [--port n] [--keep] [--json] [--docker]
+  --fail-at      one of ${STEP_NAMES.join(", ")}: that step fails (right after its change) in the v2 deploy
+  --hosts        deploy over SSH to these hosts instead of this machine
+  --key          the SSH private key (default $ATOMKIT_SSH_KEY, else ssh-agent)
+  --known-hosts  known_hosts for host key checks (default $ATOMKIT_SSH_KNOWN_HOSTS, else ~/.ssh/known_hosts)
+  --port         the app's first port (default: random in 18000-19999)
+  --keep         leave the app running and its directory and trail in place
+  --json         JSON-lines events instead of the live view
+  --docker       the container form: docker.swap of a busybox httpd (needs dockerd and the test images)`;
+
+let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>;
+const OPTIONS = {
+  hosts: { type: "string" },
+  key: { type: "string" },
+  "known-hosts": { type: "string" },
+  "fail-at": { type: "string" },
+  port: { type: "string" },
+  keep: { type: "boolean", default: false },
+  json: { type: "boolean", default: false },
+  docker: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+try {
+  parsed = parseArgs({ options: OPTIONS });
+} catch (error) {
+  console.error(`${(error as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+const { values } = parsed;
+
 if (values.help) {
-  console.log(`atomkit demo [--hosts user@host:port,...] [--key file] [--known-hosts file] [--fail-at <step>] [--port n] [--keep] [--docker]
-  --fail-at   one of ${STEP_NAMES.join(", ")}: that step fails (right after its change) in the v2 deploy
-  --docker    the container form: docker.swap of a busybox httpd image (needs dockerd and the test images)
-  --keep      leave the app running and its directory in place`);
+  console.log(USAGE);
   process.exit(0);
 }
 if (values.docker) {
@@ -88,6 +103,9 @@ try {
     },
     { version: "v3", note: "broken on purpose: GET /health answers 500", expect: "rolled-back" },
   ];
+  // what each deploy did, for the closing line: "v1 → v2 → broken v3 rolled back to v2"
+  const story: string[] = [];
+  let serving = "nothing";
   for (const [i, d] of plan.entries()) {
     say();
     say(c.bold(`${"①②③"[i]} deploy ${d.version} — ${d.note}`));
@@ -123,12 +141,18 @@ try {
       const error = r.result?.error ?? r.error;
       if (!ok && error) say(c.red(error.message));
     }
+    const label =
+      d.version === "v3" ? "broken v3" : d.failAt ? `${d.version} (failing at ${d.failAt})` : d.version;
+    if (fleet.status === "committed") {
+      serving = d.version;
+      story.push(d.version);
+    } else story.push(`${label} rolled back to ${serving}`);
   }
   say();
   say(
     exitCode === 0
-      ? c.green(c.bold("demo finished: v1 → v2 → broken v3 rolled back to v2, verified"))
-      : c.red("demo finished with unexpected outcomes"),
+      ? c.green(c.bold(`demo finished: ${story.join(" → ")}, verified`))
+      : c.red(`demo finished with unexpected outcomes: ${story.join(" → ")}`),
   );
   say(
     c.dim(
