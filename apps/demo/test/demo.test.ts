@@ -32,6 +32,15 @@ describe("the demo, as `npm run demo` runs it", () => {
     expect(r.stdout).toMatch(
       /② deploy v2[\s\S]*✓ local: rolled-back \(every undo verified\) — GET \/ now answers "200 hello from v1"/,
     );
+    expect(r.stdout).toContain(
+      `demo finished: v1 → v2 (failing at ${step}) rolled back to v1 → broken v3 rolled back to v1, verified`,
+    );
+  });
+
+  it("refuses unknown flags with its usage (exit 2)", () => {
+    const r = demo(["--bogus"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/Unknown option '--bogus'[\s\S]*--hosts/);
   });
 
   it("refuses an unknown --fail-at step", () => {
