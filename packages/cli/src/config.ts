@@ -4,6 +4,7 @@ import {
   type AnyStepKind,
   type Atom,
   AtomError,
+  atomSecrets,
   fileTrail,
   type Host,
   type LockSettings,
@@ -12,7 +13,6 @@ import {
   type SecretValues,
   stepsOf,
   type TrailStore,
-  validateParams,
 } from "@atomkit/core";
 import { createJiti } from "jiti";
 
@@ -142,39 +142,13 @@ export async function registerAll(
   for (const name of Object.keys(loaded.config.atoms)) {
     try {
       const a = await resolveAtom(loaded, name, vars);
-      secrets.set(a.name, await secretValues(a));
+      secrets.set(a.name, await atomSecrets(a));
     } catch (error) {
       // see above; said when a kind then turns out to be missing
       failures.push(`atom "${name}": ${(error as AtomError).shortMessage ?? String(error)}`);
     }
   }
   return { secrets, failures };
-}
-
-/**
- * The secret param values of an atom's steps, which the trail never holds: `undo` and `recover` give
- * them back to the rebuilt steps with the same name (e.g. a restart needing a secret environment).
- */
-async function secretValues(a: Atom): Promise<SecretValues> {
-  const out: SecretValues = {};
-  for (const { step } of stepsOf(a)) {
-    const paths = [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
-    if (!paths.length) continue;
-    const v = await validateParams(step);
-    if (v.issues) continue;
-    const values: Record<string, unknown> = {};
-    for (const path of paths) {
-      const value = path
-        .split(".")
-        .reduce<unknown>(
-          (o, k) => (o && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined),
-          v.value,
-        );
-      if (value !== undefined) values[path] = value;
-    }
-    if (Object.keys(values).length) out[step.name] = values;
-  }
-  return out;
 }
 
 export function trailOf(loaded: LoadedConfig, override?: string): TrailStore {

@@ -74,6 +74,8 @@ export interface BoundStep {
 export interface Entry {
   step: BoundStep;
   rec: StepRecord;
+  /** undoRun: the state the committed run left for this step (see finalStates). */
+  final?: Json;
 }
 
 export interface EngineOptions {
@@ -308,16 +310,29 @@ export class Engine {
   }
 
   private wrap(entry: Entry, phase: StepPhase, error: unknown): AtomError {
-    return isAtomError(error) && error.step === entry.step.name
-      ? error
-      : this.stepError(
-          entry,
-          phase,
-          "ATOM_STEP_FAILED",
-          // an AtomError from inside the step carries its own context; its short message reads best
-          `${phase} failed: ${isAtomError(error) ? error.shortMessage : messageOf(error)}`,
-          error,
-        );
+    if (isAtomError(error) && error.step === entry.step.name) {
+      // a provider's own error names the step already; it may still quote a secret
+      if (this.o.redactor.empty) return error;
+      return new StepError(error.code, this.o.redactor.text(error.shortMessage), {
+        atom: this.o.atom,
+        host: error.host ?? this.o.host.name,
+        step: error.step,
+        kind: error.kind ?? entry.step.kind,
+        phase: error.phase ?? phase,
+        expected: this.o.redactor.scrub(error.expected),
+        found: this.o.redactor.scrub(error.found),
+        hint: error.hint ? this.o.redactor.text(error.hint) : undefined,
+        cause: error,
+      });
+    }
+    return this.stepError(
+      entry,
+      phase,
+      "ATOM_STEP_FAILED",
+      // an AtomError from inside the step carries its own context; its short message reads best
+      `${phase} failed: ${isAtomError(error) ? error.shortMessage : messageOf(error)}`,
+      error,
+    );
   }
 
   stepError(
@@ -334,16 +349,22 @@ export class Engine {
       step: entry.step.name,
       kind: entry.step.kind,
       phase,
-      expected: inner?.expected,
-      found: inner?.found,
-      hint: inner?.hint,
+      expected: this.o.redactor.scrub(inner?.expected),
+      found: this.o.redactor.scrub(inner?.found),
+      hint: inner?.hint ? this.o.redactor.text(inner.hint) : undefined,
       cause,
     });
   }
 
   private same(entry: Entry, a: unknown, b: unknown): boolean {
     const fn = entry.step.definition.same;
-    return fn ? fn(a, b) : deepEqual(a, b);
+    try {
+      return fn ? fn(a, b) : deepEqual(a, b);
+    } catch {
+      // a throwing same() must not escape the engine; "different" is the safe answer everywhere it is
+      // asked (check: undo it; drift: stop; verify: not restored)
+      return false;
+    }
   }
 
   private async observe(entry: Entry, phase: StepPhase, outer?: AbortSignal): Promise<Json> {
@@ -591,7 +612,10 @@ export class Engine {
     }
     const before = rec.before as Json;
     if (this.same(entry, now, before)) return done(true);
-    if (rec.after !== undefined && !this.same(entry, now, rec.after)) {
+    // what the run left (undoRun) also counts: a later step of the run may change what this one
+    // observes and not be undone itself (it changed nothing of its own)
+    const left = entry.final !== undefined && this.same(entry, now, entry.final);
+    if (rec.after !== undefined && !this.same(entry, now, rec.after) && !left) {
       this.emit({ type: "step:drift", forced: force, expected: rec.after, found: now }, entry);
       if (!force) {
         return fail(

@@ -1,7 +1,7 @@
 import { type Atom, stepsOf } from "./atom";
 import { AtomError, isAtomError } from "./errors";
 import type { Host } from "./host";
-import { undoRun } from "./recover";
+import { atomSecrets, undoRun } from "./recover";
 import { type RunOptions, type RunResult, run } from "./run";
 import type { AnyStepKind } from "./step";
 import { memoryTrail } from "./trail";
@@ -137,14 +137,17 @@ export async function runFleet(
     const committed = hosts.filter((h) => results.get(h)?.state === "committed");
     await pool(committed, concurrency ?? committed.length, async (h) => {
       const entry = results.get(h)!;
-      const undo = await undoRun(trail, entry.result!.runId, { ...runOptions, host: h, steps: kinds }).catch(
-        (error: unknown) => {
+      // the trail holds no secrets: the undo gets them back from the atom this fleet ran
+      const undo = await atomSecrets(atomFor(h))
+        .then((secrets) =>
+          undoRun(trail, entry.result!.runId, { ...runOptions, host: h, steps: kinds, secrets }),
+        )
+        .catch((error: unknown) => {
           entry.error = isAtomError(error)
             ? error
             : new AtomError("ATOM_ROLLBACK_FAILED", String(error), { cause: error });
           return undefined;
-        },
-      );
+        });
       if (undo) entry.undo = undo;
       entry.state = undo?.status === "rolled-back" ? "rolled-back" : "rollback-failed";
     });

@@ -58,7 +58,7 @@ export { validateParams } from "./params";
 export type { PlannedStep, PlanResult } from "./plan";
 export { plan } from "./plan";
 export type { RecoverOptions, RecoverResult, SecretValues, TrailRunOptions } from "./recover";
-export { recover, undoRun } from "./recover";
+export { atomSecrets, recover, undoRun } from "./recover";
 export { registerSteps } from "./registry";
 export type { LockSettings, RunOptions, RunResult } from "./run";
 export { run } from "./run";

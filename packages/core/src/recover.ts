@@ -1,10 +1,12 @@
 import { hostname } from "node:os";
-import { newRunId, pidAlive } from "./_utils";
+import { getPath, newRunId, pidAlive } from "./_utils";
+import { type Atom, stepsOf } from "./atom";
 import { type BoundStep, Engine, type Entry, isLive } from "./engine";
 import { AtomError, type AtomErrorCode, LockedError } from "./errors";
 import type { RunEvent } from "./events";
 import type { Host, Lease } from "./host";
 import { breakLease } from "./lease";
+import { validateParams } from "./params";
 import { Redactor } from "./redact";
 import { resolveKind } from "./registry";
 import { type LockSettings, type RunResult, takeLock } from "./run";
@@ -80,35 +82,61 @@ export async function recover(store: TrailStore, options: RecoverOptions): Promi
   return out;
 }
 
-async function recoverOne(store: TrailStore, view: RunView, options: RecoverOptions): Promise<RecoverResult> {
-  // A run started on this host after the dead one has changed the state recover would observe:
-  // check would take that run's result for the dead run's, and rollback would undo it.
-  const later = (await store.listRuns()).filter(
-    (r) =>
-      r.host === view.run.host &&
-      r.runId !== view.run.runId &&
-      r.startedAt > view.run.at &&
-      r.undoOf !== view.run.runId,
-  );
-  if (later.length && !options.force) {
-    throw new AtomError(
-      "ATOM_DRIFT",
-      `run ${view.run.runId} died, but ${later.length} later run(s) acted on the host since`,
-      {
-        atom: view.run.atom,
-        host: view.run.host,
-        expected: "no run on this host after the one being recovered",
-        found: later.map((r) => `${r.runId} (${r.atom}, ${r.status})`).join(", "),
-        hint: "recovering now would act on their state: inspect the host, then recover with force (--force) if the dead run's steps still need undoing",
-      },
+async function recoverOne(
+  store: TrailStore,
+  first: RunView,
+  options: RecoverOptions,
+): Promise<RecoverResult> {
+  const host = await hostFor(options.host, first.run.host);
+  const lease = await lockFor(host, options.lock, first.run.runId);
+  // decide from the trail as it is now that we hold the lock: another recover may have finished this
+  // run, or a deploy may have started, while we were connecting
+  let view: RunView;
+  try {
+    view = await load(store, first.run.runId);
+    if (view.end) {
+      throw new AtomError(
+        "ATOM_NOT_UNDOABLE",
+        `run ${view.run.runId} was finished meanwhile: it ended ${view.end.status}`,
+        {
+          atom: view.run.atom,
+          host: view.run.host,
+        },
+      );
+    }
+    // A run started on this host after the dead one has changed the state recover would observe:
+    // check would take that run's result for the dead run's, and rollback would undo it.
+    const later = (await store.listRuns()).filter(
+      (r) =>
+        r.host === view.run.host &&
+        r.runId !== view.run.runId &&
+        r.startedAt > view.run.at &&
+        r.undoOf !== view.run.runId,
     );
+    if (later.length && !options.force) {
+      throw new AtomError(
+        "ATOM_DRIFT",
+        `run ${view.run.runId} died, but ${later.length} later run(s) acted on the host since`,
+        {
+          atom: view.run.atom,
+          host: view.run.host,
+          expected: "no run on this host after the one being recovered",
+          found: later.map((r) => `${r.runId} (${r.atom}, ${r.status})`).join(", "),
+          hint: "recovering now would act on their state: inspect the host, then recover with force (--force) if the dead run's steps still need undoing",
+        },
+      );
+    }
+  } catch (error) {
+    await lease?.release().catch(() => {});
+    throw error;
   }
-  const host = await hostFor(options.host, view.run.host);
-  const lease = await lockFor(host, options.lock, view.run.runId);
   const started = Date.now();
   try {
     const engine = engineFor(store, view, host, options, view.run.runId, true);
-    for (const s of view.steps) engine.add(bindFromTrail(s, view, options), recordOf(s));
+    for (const s of view.steps) {
+      const entry = engine.add(bindFromTrail(s, view, options), recordOf(s));
+      if (s.final !== undefined) entry.final = s.final; // a dead undo run: what the undone run left
+    }
 
     const undoing =
       view.run.mode === "undo" ||
@@ -176,34 +204,53 @@ export async function undoRun(
   runId: string,
   options: TrailRunOptions,
 ): Promise<RunResult> {
-  const view = await load(store, runId);
-  const refuse = (code: AtomErrorCode, message: string, hint?: string) =>
-    new AtomError(code, message, { atom: view.run.atom, host: view.run.host, hint });
-  if (view.run.mode === "undo")
-    throw refuse(
-      "ATOM_NOT_UNDOABLE",
-      `run ${runId} is itself an undo`,
-      "undo the original run again, or run the atom anew",
-    );
-  if (!view.end)
-    throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} is unfinished`, `run \`atomkit recover ${runId}\` first`);
-  const undone = (await store.listRuns()).find((r) => r.undoOf === runId && r.status === "rolled-back");
-  if (undone) throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} was already undone by run ${undone.runId}`);
-  const live = view.steps.filter((s) => isLive(s));
-  if (!live.length)
-    throw refuse(
-      "ATOM_NOT_UNDOABLE",
-      `run ${runId} ended ${view.end.status} and has no applied change to undo`,
-    );
-
-  const host = await hostFor(options.host, view.run.host);
+  const host = await hostFor(options.host, (await load(store, runId)).run.host);
   const lease = await lockFor(host, options.lock, runId);
+  // every check on the trail as it is once we hold the lock (another undo may have won the race)
+  let view: RunView;
+  let live: StepView[];
+  try {
+    view = await load(store, runId);
+    const v = view;
+    const refuse = (code: AtomErrorCode, message: string, hint?: string) =>
+      new AtomError(code, message, { atom: v.run.atom, host: v.run.host, hint });
+    if (view.run.mode === "undo")
+      throw refuse(
+        "ATOM_NOT_UNDOABLE",
+        `run ${runId} is itself an undo`,
+        "undo the original run again, or run the atom anew",
+      );
+    if (!view.end)
+      throw refuse(
+        "ATOM_NOT_UNDOABLE",
+        `run ${runId} is unfinished`,
+        `run \`atomkit recover ${runId}\` first`,
+      );
+    const undone = (await store.listRuns()).find((r) => r.undoOf === runId && r.status === "rolled-back");
+    if (undone) throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} was already undone by run ${undone.runId}`);
+    live = view.steps.filter((s) => isLive(s));
+    if (!live.length)
+      throw refuse(
+        "ATOM_NOT_UNDOABLE",
+        `run ${runId} ended ${view.end.status} and has no applied change to undo`,
+      );
+  } catch (error) {
+    await lease?.release().catch(() => {});
+    throw error;
+  }
   const started = Date.now();
   const newId = newRunId();
   try {
     const engine = engineFor(store, view, host, options, newId, false);
-    for (const s of live)
-      engine.add(bindFromTrail(s, view, options), { ...recordOf(s), status: "applied", changed: true });
+    for (const s of live) {
+      const entry = engine.add(bindFromTrail(s, view, options), {
+        ...recordOf(s),
+        status: "applied",
+        changed: true,
+      });
+      const final = view.end?.final?.[s.name] ?? s.final;
+      if (final !== undefined) entry.final = final;
+    }
     // refuse before changing anything (or opening an undo run) when someone changed the host since
     if (!options.force) await engine.refuseDrift(view.end.final);
     await engine.start(
@@ -218,6 +265,7 @@ export async function undoRun(
         ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
         ...(s.undoRetries !== undefined ? { undoRetries: s.undoRetries } : {}),
         status: "applied",
+        ...(view.end?.final?.[s.name] !== undefined ? { final: view.end.final[s.name] } : {}),
         ...(s.before !== undefined ? { before: s.before } : {}),
         ...(s.after !== undefined && s.status !== "undoing" ? { after: s.after } : {}),
       })),
@@ -254,7 +302,20 @@ async function load(store: TrailStore, runId: string): Promise<RunView> {
 }
 
 async function hostFor(host: TrailRunOptions["host"], name: string): Promise<Host> {
-  return typeof host === "function" ? await host(name) : host;
+  const h = typeof host === "function" ? await host(name) : host;
+  if (h.name !== name) {
+    throw new AtomError(
+      "ATOM_PARAMS_INVALID",
+      `the run acted on host "${name}", but the host given is "${h.name}"`,
+      {
+        host: name,
+        expected: name,
+        found: h.name,
+        hint: "give the host the run used (same name), or a function that maps host names to hosts",
+      },
+    );
+  }
+  return h;
 }
 
 function engineFor(
@@ -353,4 +414,25 @@ async function lockFor(
     await breakLease(host, lock?.name ?? "deploy");
     return takeLock(host, lock, `recover/undo of run ${runId}`);
   }
+}
+
+/**
+ * The secret param values of an atom's steps (by step name and dotted path), which the trail never
+ * holds: give them to `undoRun`/`recover` as `secrets` when their undo needs them.
+ */
+export async function atomSecrets(a: Atom): Promise<SecretValues> {
+  const out: SecretValues = {};
+  for (const { step } of stepsOf(a)) {
+    const paths = [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
+    if (!paths.length) continue;
+    const v = await validateParams(step);
+    if (v.issues) continue;
+    const values: Record<string, unknown> = {};
+    for (const path of paths) {
+      const value = getPath(v.value, path);
+      if (value !== undefined) values[path] = value;
+    }
+    if (Object.keys(values).length) out[step.name] = values;
+  }
+  return out;
 }

@@ -38,6 +38,8 @@ export interface TrailStepInfo {
   status?: StepStatus;
   before?: Json;
   after?: Json;
+  /** Undo runs only: the state the undone run left for this step. */
+  final?: Json;
 }
 
 export interface RunStartRecord {

@@ -104,6 +104,34 @@ describe("runFleet", () => {
     expect(r2.hosts.map((h) => h.state)).toEqual(["committed", "rolled-back", "committed", "committed"]);
   });
 
+  it("rollback-all gives undo its secret params back (the trail never holds them)", async () => {
+    const world = new Map<string, number>();
+    const login = defineStep({
+      kind: "fleet.login",
+      params: (p: { token: string; failOn?: string }) => p,
+      secret: ["token"],
+      observe: async (ctx) => world.get(ctx.host.name) ?? 0,
+      apply: async (ctx, p) => {
+        world.set(ctx.host.name, 1);
+        if (p.failOn === ctx.host.name) throw new Error("failed");
+      },
+      undo: async (ctx, p) => {
+        if (p.token !== "tok-abcdef") throw new Error("undo needs the token");
+        world.set(ctx.host.name, 0);
+      },
+    });
+    const r = await runFleet(
+      atom("rel", { steps: [login({ token: "tok-abcdef", failOn: "h1" }, { name: "login" })] }),
+      hosts(2),
+      {
+        batch: 1,
+        backoffMs: 0,
+      },
+    );
+    expect(r.status, JSON.stringify(r.hosts.map((h) => h.error?.message))).toBe("rolled-back");
+    expect([...world.values()]).toEqual([0, 0]);
+  });
+
   it("refuses a fleet naming one host twice", async () => {
     const m = fleetModel([]);
     const h = localHost({ name: "same", stateDir: join(dir, "s") });

@@ -349,6 +349,53 @@ describe("run: trail, secrets, errors", () => {
     expect(result.error?.message).not.toContain(secret);
   });
 
+  it("a provider's own AtomError quoting a secret is masked in the result and the rollback error", async () => {
+    const secret = "pw-0123456789";
+    const leaky = defineStep({
+      kind: "test.leaky",
+      params: (p: { password: string }) => p,
+      secret: ["password"],
+      observe: async () => null,
+      apply: async (ctx, p) => {
+        throw new AtomError("ATOM_STEP_FAILED", `login with ${p.password} refused`, {
+          step: ctx.step,
+          host: ctx.host.name,
+          found: p.password,
+        });
+      },
+      undo: async () => {},
+    });
+    const result = await run(atom("r", { steps: [leaky({ password: secret }, { name: "login" })] }), opts());
+    expect(result.status).toBe("rolled-back");
+    expect(result.error?.message).toContain("login with *** refused");
+    expect(
+      JSON.stringify({ m: result.error?.message, f: result.error?.found, s: result.steps }),
+    ).not.toContain(secret);
+  });
+
+  it("a same() that throws is treated as 'different', never escaping the engine", async () => {
+    let v = 0;
+    const odd = defineStep({
+      kind: "test.odd",
+      params: (p: null) => p,
+      observe: async () => ({ v }),
+      same: () => {
+        throw new Error("broken same");
+      },
+      apply: async () => {
+        v = 1;
+        throw new Error("apply failed");
+      },
+      undo: async () => {
+        v = 0;
+      },
+    });
+    const result = await run(atom("r", { steps: [odd(null, { name: "odd" })] }), opts());
+    // check says "changed" (safe: undo runs); verify cannot confirm, so the rollback is reported failed
+    expect(result.status).toBe("rollback-failed");
+    expect(result.steps[0]?.status).toBe("drift");
+  });
+
   it("a second run on the same host fails fast with ATOM_LOCKED naming the holder", async () => {
     const m = model();
     const gate = defineStep({
