@@ -26,6 +26,9 @@ import type {
 } from "./trail";
 import type { Json } from "./types";
 
+/** Errors of attempts whose work had not stopped when the grace after its abort ran out. */
+const UNSETTLED = new WeakSet<object>();
+
 /** The signal of a step that can be neither timed out nor cancelled. */
 const NEVER = new AbortController().signal;
 
@@ -299,8 +302,21 @@ export class Engine {
       if (ac.signal.aborted && work) {
         // let the step notice its signal and stop before check observes what it did
         const grace = new AbortController();
-        await Promise.race([work.catch(() => {}), sleep(this.o.abortGraceMs, grace.signal)]);
+        let settled = false;
+        await Promise.race([
+          work.then(
+            () => (settled = true),
+            () => (settled = true),
+          ),
+          sleep(this.o.abortGraceMs, grace.signal),
+        ]);
         grace.abort(); // clears the grace timer, which would otherwise hold the process open
+        if (!settled) {
+          // the step ignores its signal and may still be acting: nothing must run on top of it
+          const wrapped = this.wrap(entry, phase, error);
+          UNSETTLED.add(wrapped);
+          throw wrapped;
+        }
       }
       throw this.wrap(entry, phase, error);
     } finally {
@@ -661,6 +677,8 @@ export class Engine {
         await this.attempt(entry, "undo", (ctx) => step.definition.undo(ctx, step.params, before, after));
       } catch (error) {
         undoError = error as AtomError;
+        // an undo that timed out and did not stop may still be acting: no second one on top of it
+        if (UNSETTLED.has(undoError)) return fail("undo-failed", undoError);
       }
       // verify, also after a failed attempt: it may have done its work before failing
       let seen: Json;

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync, readlinkSync } from "node:fs";
 import { hostname } from "node:os";
-import { pidAlive } from "./_utils";
+import { pidAlive, sleep } from "./_utils";
 import { AtomError, HostError, isNotFound, LockedError } from "./errors";
 import type { Host, Lease, LeaseInfo, LockOptions } from "./host";
 
@@ -35,7 +36,7 @@ export async function acquireLease(host: Host, name: string, options: LockOption
     name,
     owner: options.owner,
     pid: process.pid,
-    machine: hostname(),
+    machine: machineId(),
     host: host.name,
     startedAt: now,
     heartbeatAt: now,
@@ -49,22 +50,81 @@ export async function acquireLease(host: Host, name: string, options: LockOption
       await host.writeFile(path, JSON.stringify(info), { exclusive: true });
       return startLease(host, path, info);
     } catch (error) {
-      if (!(error instanceof HostError && error.reason === "EEXIST") || attempt >= 3) throw error;
+      if (!(error instanceof HostError && error.reason === "EEXIST") || attempt >= 5) throw error;
     }
-    const holder = await readLease(host, name);
-    if (!holder) continue; // released between our create and our read: try again
+    let holder: LeaseInfo | null = await readLease(host, name);
+    if (!holder) {
+      // released between our create and our read (try again), or a holder died between creating the
+      // file and writing it: an unreadable lease older than any TTL blocks nobody forever
+      const st = await host.stat(path);
+      if (!st) continue;
+      if (Date.now() - st.mtimeMs < UNREADABLE_GRACE_MS) {
+        await sleep(50);
+        continue;
+      }
+      holder = unreadableHolder(name, host, st.mtimeMs);
+    }
     const stale = isStale(holder);
     if (stale && options.breakStale) {
-      // rename is atomic: of two breakers only one moves the stale file away; the other retries
-      // and then finds the winner's fresh lease.
-      await host.rename(path, `${path}.broken-${info.token}`).catch((e: unknown) => {
-        if (!isNotFound(e)) throw e;
-      });
-      await host.rm(`${path}.broken-${info.token}`, { force: true });
+      await breakIfStill(host, path, holder, info.token);
       continue;
     }
     throw lockedError(host, holder, stale);
   }
+}
+
+/** An unreadable lease file counts as held by nobody known, stale after the grace. */
+const UNREADABLE_GRACE_MS = 10_000;
+
+function unreadableHolder(name: string, host: Host, mtimeMs: number): LeaseInfo {
+  const at = new Date(mtimeMs).toISOString();
+  return {
+    name,
+    owner: "unknown (unreadable lease file)",
+    pid: 0,
+    machine: "unknown",
+    host: host.name,
+    startedAt: at,
+    heartbeatAt: at,
+    ttlMs: UNREADABLE_GRACE_MS,
+    token: "",
+  };
+}
+
+/**
+ * Compare-and-swap removal of a stale lease: move the file away (rename is atomic, so of two breakers
+ * only one gets it), then look at what was moved. Only the lease judged stale (same token) is dropped;
+ * a fresh one that took its place meanwhile is put back and reported as the holder.
+ */
+async function breakIfStill(host: Host, path: string, stale: LeaseInfo, token: string): Promise<void> {
+  const moved = `${path}.broken-${token}`;
+  try {
+    await host.rename(path, moved);
+  } catch (error) {
+    if (isNotFound(error)) return; // another breaker moved it first
+    throw error;
+  }
+  let text = "";
+  try {
+    text = (await host.readFile(moved)).toString("utf8");
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+  let movedToken = "";
+  try {
+    movedToken = (JSON.parse(text) as LeaseInfo).token ?? "";
+  } catch {
+    // unreadable: it is the stale unreadable lease
+  }
+  if (movedToken !== stale.token) {
+    // a fresh lease: give it back unless a newer one already took the path (its holder then learns
+    // of the loss at its next heartbeat)
+    await host.writeFile(path, text, { exclusive: true }).catch(() => {});
+    await host.rm(moved, { force: true });
+    const fresh = JSON.parse(text) as LeaseInfo;
+    throw lockedError(host, fresh, false);
+  }
+  await host.rm(moved, { force: true });
 }
 
 /** The current holder of a lease, or null. A half-written lease file reads as null. */
@@ -92,9 +152,25 @@ export async function breakLease(host: Host, name: string): Promise<LeaseInfo | 
 }
 
 function isStale(info: LeaseInfo): boolean {
-  // a holder on this very machine whose process is gone is stale now, not after the TTL
-  if (info.machine === hostname() && !pidAlive(info.pid)) return true;
+  // a holder on this very machine whose process is gone is stale now, not after the TTL; "this
+  // machine" is the host name AND the pid namespace (containers share host names and boot ids)
+  if (info.machine === machineId() && info.pid > 0 && !pidAlive(info.pid)) return true;
   return Date.now() - Date.parse(info.heartbeatAt) > info.ttlMs;
+}
+
+let machine: string | undefined;
+/** `hostname` plus, on Linux, the boot id and pid namespace: pids compare only within one of these. */
+function machineId(): string {
+  if (machine === undefined) {
+    let extra = "";
+    try {
+      extra = ` ${readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim().slice(0, 8)} ${readlinkSync("/proc/self/ns/pid")}`;
+    } catch {
+      // not Linux: the host name alone
+    }
+    machine = `${hostname()}${extra}`;
+  }
+  return machine;
 }
 
 function lockedError(host: Host, holder: LeaseInfo, stale: boolean): LockedError {

@@ -1,11 +1,9 @@
-import { hostname } from "node:os";
-import { getPath, newRunId, pidAlive } from "./_utils";
+import { getPath, newRunId } from "./_utils";
 import { type Atom, stepsOf } from "./atom";
 import { type BoundStep, Engine, type Entry, isLive } from "./engine";
 import { AtomError, type AtomErrorCode, LockedError } from "./errors";
 import type { RunEvent } from "./events";
 import type { Host, Lease } from "./host";
-import { breakLease } from "./lease";
 import { validateParams } from "./params";
 import { Redactor } from "./redact";
 import { resolveKind } from "./registry";
@@ -408,11 +406,12 @@ async function lockFor(
     return await takeLock(host, lock, `recover/undo of run ${runId}`);
   } catch (error) {
     if (!(error instanceof LockedError) || lock === false) throw error;
-    const h = error.holder as LockedError["holder"] & { note?: string };
-    const deadHere = h.machine === hostname() && !pidAlive(h.pid);
-    if (!(h.note?.includes(runId) && deadHere)) throw error;
-    await breakLease(host, lock?.name ?? "deploy");
-    return takeLock(host, lock, `recover/undo of run ${runId}`);
+    const note = (error.holder as LockedError["holder"] & { note?: string }).note ?? "";
+    // the dead run's own lease (its process is gone from this machine, so the lease is stale) is
+    // taken over; any other holder is respected
+    const own = note.split(/\s+/).includes(runId);
+    if (!(own && error.stale)) throw error;
+    return takeLock(host, { ...(lock ?? {}), breakStale: true }, `recover/undo of run ${runId}`);
   }
 }
 

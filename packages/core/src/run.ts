@@ -100,6 +100,22 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
     );
     const signal = lease ? anySignal(options.signal, lease.signal) : options.signal;
     const failure = await engine.forward(engine.entries, signal);
+    if (failure && lease?.signal.aborted) {
+      // Someone else holds the host now: rolling back would race them. Leave the run unfinished (no end
+      // record) for `recover`, which takes the lock first.
+      const lost = lease.signal.reason as AtomError;
+      return {
+        runId,
+        atom: atom.name,
+        host: host.name,
+        status: "rollback-failed",
+        steps: engine.entries.map((e) => e.rec),
+        error: lost,
+        reason: failure,
+        stillApplied: engine.stillApplied(),
+        durationMs: Date.now() - started,
+      };
+    }
     let status: RunStatus = "committed";
     let error: AtomError | undefined;
     if (failure) {

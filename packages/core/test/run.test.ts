@@ -396,6 +396,65 @@ describe("run: trail, secrets, errors", () => {
     expect(result.steps[0]?.status).toBe("drift");
   });
 
+  it("a run that loses its lock mid-step does not roll back over the new holder: it is left for recover", async () => {
+    const m = model();
+    const trail = memoryTrail();
+    const { rm } = await import("node:fs/promises");
+    const result = await run(
+      atom("r", {
+        steps: [
+          m.kind({ id: "a" }, { name: "a" }),
+          m.kind({ id: "hang", hangApply: true }, { name: "hang" }),
+        ],
+      }),
+      {
+        ...opts(),
+        trail,
+        lock: { ttlMs: 150 },
+        onEvent: (e) => {
+          // someone breaks our lease while "hang" runs; the heartbeat notices within ttl/3
+          if (e.type === "step:start" && e.step === "hang")
+            void rm(`${dir}/.state/locks/deploy.lock`, { force: true });
+        },
+      },
+    );
+    expect(result.status).toBe("rollback-failed");
+    expect(result.error?.code).toBe("ATOM_LOCKED");
+    expect(result.stillApplied).toEqual(["a", "hang"]);
+    expect(m.log).toEqual(["apply:a", "apply:hang"]);
+    expect((await trail.listRuns()).map((r) => r.status)).toEqual(["unfinished"]);
+  });
+
+  it("an undo that times out and ignores its signal is not retried on top of itself", async () => {
+    let undos = 0;
+    let v = 0;
+    const stuck = defineStep({
+      kind: "test.stuck",
+      params: (p: null) => p,
+      observe: async () => ({ v }),
+      apply: async () => {
+        v = 1;
+      },
+      undo: async () => {
+        undos++;
+        await new Promise((r) => setTimeout(r, 400)); // ignores ctx.signal
+      },
+    });
+    const m = model();
+    const result = await run(
+      atom("r", {
+        steps: [
+          stuck(null, { name: "stuck", timeoutMs: 50 }),
+          m.kind({ id: "b", failApply: "before" }, { name: "b" }),
+        ],
+      }),
+      opts(),
+    );
+    expect(result.status).toBe("rollback-failed");
+    expect(result.steps[0]?.undoError?.code).toBe("ATOM_TIMEOUT");
+    expect(undos).toBe(1);
+  });
+
   it("a second run on the same host fails fast with ATOM_LOCKED naming the holder", async () => {
     const m = model();
     const gate = defineStep({

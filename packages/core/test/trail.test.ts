@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   AtomError,
+  acquireLease,
   atom,
   defineStep,
   fileTrail,
@@ -322,6 +323,64 @@ describe("host locks across processes", () => {
       const results = (await Promise.all([once(), once()])).sort();
       expect(results).toEqual(["ATOM_LOCKED", "committed"]);
     }
+  });
+
+  it("breaking a stale lease is compare-and-swap: a fresh lease that took its place survives", async () => {
+    const base = localHost({ stateDir: join(dir, "state") });
+    const path = join(dir, "state/locks/deploy.lock");
+    const old = new Date(Date.now() - 120_000).toISOString();
+    const stale = {
+      name: "deploy",
+      owner: "dead",
+      pid: 1,
+      machine: "gone",
+      host: "local",
+      startedAt: old,
+      heartbeatAt: old,
+      ttlMs: 1000,
+      token: "stale-token",
+    };
+    await base.mkdir(join(dir, "state/locks"), { recursive: true });
+    await base.writeFile(path, JSON.stringify(stale));
+    const now = new Date().toISOString();
+    const fresh = {
+      ...stale,
+      owner: "carol",
+      startedAt: now,
+      heartbeatAt: now,
+      ttlMs: 60_000,
+      token: "fresh-token",
+    };
+    // another breaker wins the race just before ours renames the file away
+    const racing = {
+      ...base,
+      rename: async (from: string, to: string) => {
+        if (from === path) await base.writeFile(path, JSON.stringify(fresh));
+        return base.rename(from, to);
+      },
+    };
+    const err = await acquireLease(racing, "deploy", { owner: "bob", breakStale: true }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: "ATOM_LOCKED" });
+    expect(String((err as Error).message)).toContain("carol");
+    expect(JSON.parse(await readFile(path, "utf8")).token).toBe("fresh-token");
+  });
+
+  it("an unreadable lease file (a holder died mid-create) is stale after a grace, not a block forever", async () => {
+    const host = localHost({ stateDir: join(dir, "state") });
+    const path = join(dir, "state/locks/deploy.lock");
+    await host.mkdir(join(dir, "state/locks"), { recursive: true });
+    await host.writeFile(path, "");
+    const { utimes } = await import("node:fs/promises");
+    const past = new Date(Date.now() - 60_000);
+    await utimes(path, past, past);
+    const err = await host.lock("deploy", { owner: "bob" }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ATOM_LOCKED", stale: true });
+    expect(String((err as Error).message)).toContain("unreadable lease file");
+    const lease = await host.lock("deploy", { owner: "bob", breakStale: true });
+    expect(lease.info.owner).toBe("bob");
+    await lease.release();
   });
 
   it("a lease whose heartbeat stopped is reported stale and taken over only when told", async () => {
