@@ -256,6 +256,7 @@ export class Engine {
       runId: this.o.runId,
       step: entry.step.name,
       log: (message: string) => this.emit({ type: "step:log", message: String(message) }, entry),
+      redact: <T>(value: T) => this.o.redactor.scrub(value),
     };
   }
 
@@ -386,9 +387,11 @@ export class Engine {
   private async observe(entry: Entry, phase: StepPhase, outer?: AbortSignal): Promise<Json> {
     const { definition, params } = entry.step;
     const state = await this.attempt(entry, phase, (ctx) => definition.observe(ctx, params), outer);
-    // what the trail will hold is what the engine compares: JSON, secrets masked
+    // Compared and handed to undo as JSON (what a new process reads back), but unmasked: a state that
+    // quotes another step's secret must be restored exactly. Masking happens where records and events
+    // leave the engine; a state read back masked then fails verify loudly instead of being "restored".
     try {
-      return this.o.redactor.scrub(JSON.parse(JSON.stringify(state ?? null)) as Json);
+      return JSON.parse(JSON.stringify(state ?? null)) as Json;
     } catch (error) {
       throw this.stepError(
         entry,

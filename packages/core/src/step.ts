@@ -12,6 +12,12 @@ export interface StepContext {
   runId: string;
   /** This step's name inside its atom. */
   step: string;
+  /**
+   * A value as the trail will hold it, every secret value of the run masked: what `recover` or
+   * `undo <runId>` in a new process will hand this kind. A kind whose undo could not work from that
+   * (e.g. a command line quoting a secret) can refuse in apply, while nothing has changed yet.
+   */
+  redact?: <T>(value: T) => T;
 }
 
 /**

@@ -324,8 +324,9 @@ async function apply(ctx: StepContext, p: StopProcessParams, before: StopProcess
       hint: "something restarted it (a supervisor?); run the deploy again",
     });
   }
-  // the engine hands apply the state as the trail holds it: a masked secret would be restored as "***"
-  if (!sameLaunch(now, before)) {
+  // recover or undo in a new process gets the state as the trail holds it: a secret value in the
+  // command line or environment would be restored as "***"
+  if (!sameLaunch(now, ctx.redact ? ctx.redact(before) : before)) {
     throw fail("the recorded command line or environment differs from the live process", {
       expected: "the state recorded by observe, byte for byte",
       found: "a value masked as a secret (it appears in the command line or an env variable)",
