@@ -19,6 +19,8 @@ const SLICES: Record<string, number> = {
   "@atomkit/demo": 8,
 };
 const BASE = 20_000;
+/** Ports this process has handed out: each is given once (a worker holds at most a file's worth). */
+const handedOut = new Set<number>();
 const SLICE = 1_000;
 const WORKERS = 10;
 
@@ -56,9 +58,15 @@ function canBind(port: number): Promise<boolean> {
 export async function freePort(): Promise<number> {
   const worker = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID ?? 1) % WORKERS;
   const start = BASE + slice() * SLICE + worker * (SLICE / WORKERS);
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 200; i++) {
     const port = start + Math.floor(Math.random() * (SLICE / WORKERS));
-    if (await canBind(port)) return port;
+    // never the same port twice in a row: `[await freePort(), await freePort()]` asks before either
+    // is bound (seen: a start-first swap given one port for both containers)
+    if (handedOut.has(port) && handedOut.size < SLICE / WORKERS) continue;
+    if (await canBind(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error(`no free port in ${start}-${start + SLICE / WORKERS - 1}`);
 }
