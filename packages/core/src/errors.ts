@@ -170,8 +170,14 @@ export type HostErrorReason =
   | "EISDIR"
   | "ENOTEMPTY"
   | "EACCES"
+  | "ENOSPC"
   | "EXIT"
+  /** The host cannot be reached, or the link to it dropped. */
   | "CONNECTION"
+  /** The host's key is unknown, changed or revoked: refused, never trusted. */
+  | "HOST_KEY"
+  /** The host refused the credentials. */
+  | "AUTH"
   | "OTHER";
 
 /** True when `error` is a HostError (or a Node fs error) meaning "no such file". */
@@ -186,7 +192,7 @@ export function errorReason(error: unknown): HostErrorReason | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   if (
     typeof code === "string" &&
-    ["ENOENT", "EEXIST", "ENOTDIR", "EISDIR", "ENOTEMPTY", "EACCES"].includes(code)
+    ["ENOENT", "EEXIST", "ENOTDIR", "EISDIR", "ENOTEMPTY", "EACCES", "ENOSPC"].includes(code)
   ) {
     return code as HostErrorReason;
   }

@@ -24,8 +24,10 @@ export interface Host {
   readFile(path: string): Promise<Buffer>;
   /**
    * Atomic by default: writes a temporary file beside `path`, syncs it and renames it into place, so a
-   * reader sees the old or the new content, never a mix. `exclusive` instead creates `path` and fails
-   * with `EEXIST` if anything is there (what locks are built on).
+   * reader sees the old or the new content, never a mix. `exclusive` instead creates `path` with its
+   * whole content or fails with `EEXIST` if anything is there (what locks are built on): the content is
+   * written to a temporary file first and hard-linked into place, so no reader (and no crash) ever
+   * leaves `path` empty or partial.
    */
   writeFile(path: string, data: string | Uint8Array, options?: WriteFileOptions): Promise<void>;
   readdir(path: string): Promise<string[]>;

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import * as fs from "node:fs/promises";
 import { connect as netConnect } from "node:net";
@@ -9,6 +9,7 @@ import type { Duplex } from "node:stream";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { quoteArg } from "./_utils";
+import { tempBeside } from "./authoring";
 import { errorReason, HostError } from "./errors";
 import type { ExecOptions, ExecResult, FileStat, Host, UploadResult } from "./host";
 import { acquireLease } from "./lease";
@@ -51,17 +52,17 @@ export function localHost(options: LocalHostOptions = {}): Host {
       ),
     readFile: (path) => wrap("readFile", path, fs.readFile(path)),
     async writeFile(path, data, opts = {}) {
-      if (opts.exclusive) {
-        return wrap("writeFile", path, writeSynced(path, data, "wx", opts.mode));
-      }
-      const tmp = join(dirname(path), `.${path.split("/").pop()}.atomkit-${randomBytes(4).toString("hex")}`);
+      const tmp = tempBeside(path);
       try {
         await wrap("writeFile", path, writeSynced(tmp, data, "wx", opts.mode));
-        await wrap("rename", path, fs.rename(tmp, path));
+        // exclusive: link(2) fails with EEXIST when anything is at `path`, and never shows it partial
+        if (opts.exclusive) await wrap("writeFile", path, fs.link(tmp, path));
+        else await wrap("rename", path, fs.rename(tmp, path));
       } catch (error) {
         await fs.rm(tmp, { force: true });
         throw error;
       }
+      if (opts.exclusive) await fs.rm(tmp, { force: true });
       await syncDir(dirname(path));
     },
     readdir: (path) => wrap("readdir", path, fs.readdir(path)),

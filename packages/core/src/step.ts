@@ -45,6 +45,22 @@ export interface StepKindDefinition<In, P, S> {
   plan?(ctx: StepContext, params: P, before: S): Promise<S>;
   /** The npm package exporting this kind, named in the error when a trail needs it and it is not loaded. */
   package?: string;
+  /**
+   * Checks a state read back from a trail before it drives an undo (recover, `undo <runId>` in a new
+   * process): returns the state or throws, like a params function (or a Standard Schema). A trail is
+   * evidence, never a command: without this, only the trail's integrity MAC vouches for its states.
+   */
+  state?: ParamsSchema<unknown, S>;
+  /**
+   * The absolute paths on the host this step changes (e.g. `[params.path]`). recover and undo refuse a
+   * recorded step whose paths fall outside the roots the caller allows (`roots`).
+   */
+  owns?(params: P): string[];
+  /**
+   * Removes what an interrupted apply or undo may have left beside its target (temporary names).
+   * Called by recover once the run is settled; must not change the observed state.
+   */
+  cleanup?(ctx: StepContext, params: P): Promise<void>;
 }
 
 export interface StepOptions {
