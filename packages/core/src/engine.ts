@@ -16,6 +16,7 @@ import type { Host } from "./host";
 import type { Redactor } from "./redact";
 import type { StepContext, StepKindDefinition } from "./step";
 import type {
+  LockRecord,
   RunMode,
   RunStatus,
   StepStatus,
@@ -94,6 +95,10 @@ export interface EngineOptions {
   abortGraceMs: number;
   /** Records written by recover carry `recovered: true`. */
   recovering?: boolean;
+  /** The lease the run holds, recorded so recover can tell a live run from a dead one. */
+  lock?: LockRecord | undefined;
+  /** The fleet run this host run belongs to. */
+  fleet?: string | undefined;
 }
 
 const BACKOFF_CAP_MS = 5_000;
@@ -102,6 +107,11 @@ const BACKOFF_CAP_MS = 5_000;
 export class Engine {
   readonly entries: Entry[] = [];
   private readonly started = Date.now();
+  /**
+   * The first trail write that failed. The run goes on (a rollback must not stop because the trail's
+   * disk is full: recover re-observes whatever the trail missed), and the caller says so.
+   */
+  trailError: AtomError | undefined;
 
   constructor(readonly o: EngineOptions) {}
 
@@ -128,15 +138,17 @@ export class Engine {
       [
         {
           t: "run",
-          v: 1,
+          v: 2,
           runId: this.o.runId,
           atom: this.o.atom,
           host: this.o.host.name,
           mode,
           ...(undoOf ? { undoOf } : {}),
+          ...(this.o.fleet ? { fleet: this.o.fleet } : {}),
           at: nowIso(),
           pid: process.pid,
           machine: hostname(),
+          ...(this.o.lock ? { lock: this.o.lock } : {}),
           steps: infos,
           ...(meta !== undefined ? { meta: this.o.redactor.scrub(meta) } : {}),
         },
@@ -156,6 +168,7 @@ export class Engine {
     });
   }
 
+  /** Writes the end record; a trail that cannot take it is remembered in `trailError`, not thrown. */
   async end(status: RunStatus, error?: AtomError): Promise<void> {
     // a committed run's changes are its result, not leftovers
     const stillApplied = status === "committed" ? [] : this.stillApplied();
@@ -169,19 +182,28 @@ export class Engine {
           at: nowIso(),
           ...(error ? { error: this.info(error) } : {}),
           ...(stillApplied.length ? { stillApplied } : {}),
-          ...(final ? { final } : {}),
+          ...(final ? { final: this.o.redactor.scrub(final) } : {}),
           ...(this.o.recovering ? { recovered: true } : {}),
         },
       ],
       true,
-    );
+    ).catch((e: unknown) => this.noteTrailError(e));
     this.emit({
       type: "run:end",
       status,
       durationMs: Date.now() - this.started,
       stillApplied,
       ...(error ? { error: this.info(error) } : {}),
+      ...(this.trailError ? { trailError: this.info(this.trailError) } : {}),
     });
+  }
+
+  private noteTrailError(error: unknown): void {
+    this.trailError ??= isAtomError(error)
+      ? error
+      : new AtomError("ATOM_TRAIL_INVALID", `the trail could not be written: ${messageOf(error)}`, {
+          cause: error,
+        });
   }
 
   /**
@@ -205,14 +227,15 @@ export class Engine {
   /** Writes the step's current record. Intents are synced before the step acts. */
   async journal(entry: Entry, sync: boolean, error?: AtomError): Promise<void> {
     const { rec } = entry;
+    const r = this.o.redactor;
     const record: StepTrailRecord = {
       t: "step",
       runId: this.o.runId,
       step: rec.name,
       status: rec.status,
       at: nowIso(),
-      ...(rec.before !== undefined ? { before: rec.before } : {}),
-      ...(rec.after !== undefined ? { after: rec.after } : {}),
+      ...(rec.before !== undefined ? { before: r.scrub(rec.before) } : {}),
+      ...(rec.after !== undefined ? { after: r.scrub(rec.after) } : {}),
       ...(rec.changed !== undefined ? { changed: rec.changed } : {}),
       ...(rec.verified !== undefined ? { verified: rec.verified } : {}),
       ...(error ? { error: this.info(error) } : {}),
@@ -221,23 +244,32 @@ export class Engine {
     await this.write([record], sync);
   }
 
+  /** Masking is done field by field by the callers: never over ids, times or names. */
   private async write(records: TrailRecord[], sync: boolean): Promise<void> {
-    await this.o.trail.append(this.o.runId, this.o.redactor.scrub(records), { sync });
+    try {
+      await this.o.trail.append(this.o.runId, records, { sync });
+    } catch (error) {
+      this.noteTrailError(error);
+      throw error;
+    }
   }
 
   /** Emits an event; the run, host, time and (given an entry) the step's identity are filled in. */
   emit(event: { type: RunEvent["type"]; [field: string]: unknown }, entry?: Entry): void {
     if (!this.o.onEvent) return;
+    // only the event's own values are masked: ids, names and times are structure
+    const { type, ...values } = event;
     const full = {
       runId: this.o.runId,
       atom: this.o.atom,
       host: this.o.host.name,
       at: nowIso(),
       ...(entry ? { step: entry.step.name, kind: entry.step.kind, phase: entry.step.phase } : {}),
-      ...event,
+      type,
+      ...this.o.redactor.scrub(values),
     } as RunEvent;
     try {
-      this.o.onEvent(this.o.redactor.scrub(full));
+      this.o.onEvent(full);
     } catch {
       // a broken renderer must never break a deploy
     }
@@ -326,19 +358,24 @@ export class Engine {
     }
   }
 
+  /**
+   * The one error shape a step failure has: a StepError naming atom, host, step, kind and phase. A
+   * kind's own AtomError keeps its code, expected, found and hint (masked), and stays as the cause.
+   */
   private wrap(entry: Entry, phase: StepPhase, error: unknown): AtomError {
+    if (isAtomError(error) && error instanceof StepError && error.step === entry.step.name && error.atom)
+      return error; // the engine's own (abort, timeout), already complete
     if (isAtomError(error) && error.step === entry.step.name) {
-      // a provider's own error names the step already; it may still quote a secret
-      if (this.o.redactor.empty) return error;
-      return new StepError(error.code, this.o.redactor.text(error.shortMessage), {
+      const r = this.o.redactor;
+      return new StepError(error.code, r.text(error.shortMessage), {
         atom: this.o.atom,
         host: error.host ?? this.o.host.name,
-        step: error.step,
+        step: entry.step.name,
         kind: error.kind ?? entry.step.kind,
         phase: error.phase ?? phase,
-        expected: this.o.redactor.scrub(error.expected),
-        found: this.o.redactor.scrub(error.found),
-        hint: error.hint ? this.o.redactor.text(error.hint) : undefined,
+        expected: r.scrub(error.expected),
+        found: r.scrub(error.found),
+        hint: error.hint ? r.text(error.hint) : undefined,
         cause: error,
       });
     }
@@ -422,6 +459,20 @@ export class Engine {
         return this.failed(entry, "failed-unchanged", error as AtomError, t0);
       }
       rec.before = before;
+      if (this.o.redactor.holdsSecret(before)) {
+        // what undo restores comes from the trail in a new process, and the trail never holds a secret
+        return this.failed(
+          entry,
+          "failed-unchanged",
+          this.stepError(
+            entry,
+            "observe",
+            "ATOM_STEP_FAILED",
+            "the step's state holds a secret value, which the trail never records, so nothing was applied: undo in a new process (recover, undo <runId>) could not restore it",
+          ),
+          t0,
+        );
+      }
       rec.status = "applying";
       try {
         await this.journal(entry, true);
@@ -549,8 +600,8 @@ export class Engine {
       const { rec } = entry;
       const left = final[entry.step.name] ?? rec.after;
       if (left === undefined) continue;
-      const now = await this.observe(entry, "undo");
-      if (this.same(entry, now, left) || this.same(entry, now, rec.before)) continue;
+      const now = await this.observeRetried(entry, "undo");
+      if (this.matches(entry, now, left) || this.same(entry, now, rec.before)) continue;
       throw new DriftError("the state changed since the run applied this step; nothing was undone", {
         atom: this.o.atom,
         host: this.o.host.name,
@@ -558,9 +609,28 @@ export class Engine {
         kind: entry.step.kind,
         phase: "undo",
         expected: left,
-        found: now,
+        found: this.o.redactor.scrub(now),
         hint: "someone changed the host since (another deploy?); inspect it, then undo with force (--force) to restore the recorded before-state anyway",
       });
+    }
+  }
+
+  /**
+   * Lets every kind remove what an interrupted apply or undo left beside its target (temporary names).
+   * Best effort: a cleanup that fails is reported as a log line, never as the run's failure.
+   */
+  async cleanup(): Promise<void> {
+    for (const entry of this.entries) {
+      const { definition, params } = entry.step;
+      if (!definition.cleanup) continue;
+      try {
+        await this.attempt(entry, "undo", (ctx) => definition.cleanup!(ctx, params));
+      } catch (error) {
+        this.emit(
+          { type: "step:log", message: `cleanup failed: ${(error as AtomError).shortMessage ?? error}` },
+          entry,
+        );
+      }
     }
   }
 
@@ -623,9 +693,10 @@ export class Engine {
       return undefined;
     };
 
+    // a dropped link while looking must not end the rollback: observe is retried like undo itself
     let now: Json;
     try {
-      now = await this.observe(entry, "undo");
+      now = await this.observeRetried(entry, "undo");
     } catch (error) {
       return fail("undo-failed", error as AtomError);
     }
@@ -633,8 +704,8 @@ export class Engine {
     if (this.same(entry, now, before)) return done(true);
     // what the run left (undoRun) also counts: a later step of the run may change what this one
     // observes and not be undone itself (it changed nothing of its own)
-    const left = entry.final !== undefined && this.same(entry, now, entry.final);
-    if (rec.after !== undefined && !this.same(entry, now, rec.after) && !left) {
+    const left = entry.final !== undefined && this.matches(entry, now, entry.final);
+    if (rec.after !== undefined && !this.matches(entry, now, rec.after) && !left) {
       this.emit({ type: "step:drift", forced: force, expected: rec.after, found: now }, entry);
       if (!force) {
         return fail(
@@ -645,8 +716,8 @@ export class Engine {
             step: step.name,
             kind: step.kind,
             phase: "undo",
-            expected: rec.after,
-            found: now,
+            expected: this.o.redactor.scrub(rec.after),
+            found: this.o.redactor.scrub(now),
             hint: "someone else changed it; inspect the host, then undo with force (--force) to restore the recorded before-state anyway",
           }),
         );
@@ -655,20 +726,9 @@ export class Engine {
     // after is unknown when check could not observe; the state seen now is the best after there is
     const after = rec.after !== undefined ? rec.after : now;
     rec.status = "undoing";
-    try {
-      await this.journal(entry, true);
-    } catch (error) {
-      return fail(
-        "undo-failed",
-        this.stepError(
-          entry,
-          "undo",
-          "ATOM_STEP_FAILED",
-          `the trail could not record the undo intent: ${messageOf(error)}`,
-          error,
-        ),
-      );
-    }
+    // Without the intent on disk (a full trail disk) the undo still goes ahead: leaving the change live
+    // is worse, and recover decides from fresh observes whatever the trail missed.
+    await this.journal(entry, true).catch(() => {});
     let last: AtomError | undefined;
     for (let attempt = 0; attempt <= step.undoRetries; attempt++) {
       if (attempt > 0) {
@@ -701,11 +761,35 @@ export class Engine {
           kind: step.kind,
           phase: "verify",
           expected: before,
-          found: seen,
-          hint: `the undo of ${step.kind} did not restore the state; fix it by hand or fix the step kind, then run \`atomkit recover\``,
+          found: this.o.redactor.scrub(seen),
+          hint: `the undo of ${step.kind} did not restore the state; fix the host by hand (or the step kind), then \`atomkit recover ${this.o.runId}\` finishes the rollback`,
         });
     }
     return fail("undo-failed", last!);
+  }
+
+  /**
+   * A live state against a recorded one: equal as is, or once masked the way the trail masked it (a
+   * state read back from a trail holds `***` where a secret stood).
+   */
+  private matches(entry: Entry, live: Json, recorded: Json): boolean {
+    return (
+      this.same(entry, live, recorded) ||
+      (!this.o.redactor.empty && this.same(entry, this.o.redactor.scrub(live), recorded))
+    );
+  }
+
+  /** observe with the step's undo retries and backoff: a link that drops and comes back is not a failure. */
+  private async observeRetried(entry: Entry, phase: StepPhase): Promise<Json> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.observe(entry, phase);
+      } catch (error) {
+        if (attempt >= entry.step.undoRetries || UNSETTLED.has(error as object)) throw error;
+        this.emit({ type: "step:retry", attempt: attempt + 1, error: this.info(error), undo: true }, entry);
+        await sleep(this.backoff(attempt));
+      }
+    }
   }
 
   private backoff(attempt: number): number {

@@ -14,6 +14,7 @@ export type AtomErrorCode =
   | "ATOM_RUN_NOT_FOUND"
   | "ATOM_STEP_FAILED"
   | "ATOM_TIMEOUT"
+  | "ATOM_TRAIL_INVALID"
   | "ATOM_UNKNOWN_KIND"
   | "ATOM_VERIFY_FAILED";
 
@@ -124,6 +125,16 @@ export class RollbackError extends AtomError {
     );
     this.stillApplied = stillApplied;
     this.failed = failed;
+  }
+}
+
+/**
+ * A trail cannot be trusted or written: a corrupt file, a record that fails its integrity check, a
+ * record that differs from the deploy file, or a disk that refused the write (ENOSPC).
+ */
+export class TrailError extends AtomError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("ATOM_TRAIL_INVALID", message, details);
   }
 }
 

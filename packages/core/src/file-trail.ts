@@ -1,31 +1,67 @@
-import { type FileHandle, mkdir, open, readdir, readFile, truncate } from "node:fs/promises";
-import { join } from "node:path";
-import { AtomError } from "./errors";
-import { foldRun, type RunSummary, summarize, type TrailRecord, type TrailStore } from "./trail";
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { type FileHandle, link, mkdir, open, readdir, readFile, rm, truncate } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { AtomError, TrailError } from "./errors";
+import { sealTrail } from "./seal";
+import { summarizeAll, type TrailRecord, type TrailStore } from "./trail";
 
 export interface FileTrailOptions {
   /** Default `.atomkit/trails` (relative to the working directory). */
   dir?: string;
+  /**
+   * The key that seals every record with an HMAC chain (see `sealTrail`): a forged or edited record is
+   * refused by recover and undo. Default: `ATOMKIT_TRAIL_KEY` from the environment (64 hex digits, or a
+   * passphrase of 16 characters or more), else the key file (`keyFile`). `false`: an unsealed trail
+   * (tests, throwaway runs).
+   */
+  key?: Uint8Array | string | false;
+  /**
+   * Where the key is kept when none is given: default `trail.key` beside the trail directory (outside
+   * it, so whoever can drop a file into the trail directory cannot sign it). Created with mode 0600 on
+   * the first write; keep it out of version control, and copy it with the trails you move.
+   */
+  keyFile?: string;
 }
 
 const RUN_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
+ * Longest record the trail writes or reads. A state is a few facts, not data: a longer line is refused
+ * when written and reported as corrupt when read, so one huge line cannot cost every command its memory.
+ */
+export const MAX_RECORD_BYTES = 4 * 1024 * 1024;
+
+/**
  * The embedded default trail: one JSON-lines file per run, `<dir>/<runId>.jsonl`, appended with
- * O_APPEND and fsynced when the engine asks (every intent, every end). No server needed.
+ * O_APPEND and fsynced when the engine asks (every intent, every end), sealed with a per-project key.
+ * No server needed.
  */
 export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readonly dir: string } {
   const dir = options.dir ?? join(".atomkit", "trails");
-  const handles = new Map<string, Promise<FileHandle>>();
+  const store = fileStore(dir);
+  if (options.key === false) return store;
+  const given = options.key ?? process.env.ATOMKIT_TRAIL_KEY;
+  const key =
+    given !== undefined && given !== ""
+      ? keyFrom(given)
+      : (purpose: "read" | "write") =>
+          keyFromFile(options.keyFile ?? join(dirname(dir), "trail.key"), purpose === "write");
+  return Object.assign(sealTrail(store, key), { dir });
+}
+
+interface Handle {
+  fh: FileHandle;
+  /** Bytes known to be in the file: a failed write is cut back to this. */
+  size: number;
+}
+
+function fileStore(dir: string): TrailStore & { readonly dir: string } {
+  const handles = new Map<string, Promise<Handle>>();
   // Records appended without `sync` wait here and go out with the next synced append, in one write:
   // a crash loses only unsynced records, which the contract allows (recover re-observes those steps).
-  const pending = new Map<string, string>();
-  const flush = async (runId: string) => {
-    const text = pending.get(runId);
-    if (!text) return;
-    pending.delete(runId);
-    await (await handleOf(runId)).write(text);
-  };
+  // They leave this map only once written: a failed write keeps them for the next attempt.
+  const pending = new Map<string, Buffer[]>();
 
   const fileOf = (runId: string) => {
     if (!RUN_ID_RE.test(runId)) {
@@ -37,7 +73,7 @@ export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readon
     return join(dir, `${runId}.jsonl`);
   };
 
-  const handleOf = (runId: string): Promise<FileHandle> => {
+  const handleOf = (runId: string): Promise<Handle> => {
     let h = handles.get(runId);
     if (!h) {
       h = openForAppend(dir, fileOf(runId));
@@ -47,96 +83,236 @@ export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readon
     return h;
   };
 
+  /** Writes what waits for `runId` (all of it or nothing: a short or failed write is cut back). */
+  const write = async (runId: string, sync: boolean) => {
+    const chunks = pending.get(runId);
+    const h = await handleOf(runId);
+    if (chunks?.length) {
+      const data = Buffer.concat(chunks);
+      try {
+        await writeAll(h.fh, data);
+      } catch (error) {
+        // no torn line may stay in the middle of the file: later records would follow it
+        await h.fh.truncate(h.size).catch(() => {});
+        throw trailWriteError(fileOf(runId), error);
+      }
+      h.size += data.length;
+      pending.delete(runId);
+    }
+    if (sync) await h.fh.sync().catch((error) => Promise.reject(trailWriteError(fileOf(runId), error)));
+  };
+
   return {
     dir,
     async append(runId, records, opts = {}) {
-      const text = (pending.get(runId) ?? "") + records.map((r) => `${JSON.stringify(r)}\n`).join("");
-      const ending = records.some((r) => r.t === "end");
-      if (!opts.sync && !ending) {
-        pending.set(runId, text);
-        return;
-      }
-      pending.delete(runId);
-      const fh = await handleOf(runId);
-      await fh.write(text);
-      if (opts.sync) await fh.sync();
+      const lines = records.map((r) => {
+        const line = Buffer.from(`${JSON.stringify(r)}\n`);
+        if (line.length > MAX_RECORD_BYTES) {
+          throw new TrailError(`a ${r.t} record of run ${runId} is ${line.length} bytes`, {
+            expected: `records under ${MAX_RECORD_BYTES} bytes (a state holds facts, not data)`,
+            found: `${line.length} bytes${"step" in r ? ` for step "${r.step}"` : ""}`,
+            hint: "make the kind's observe() return a digest instead of content",
+          });
+        }
+        return line;
+      });
+      const list = pending.get(runId) ?? [];
+      pending.set(runId, [...list, ...lines]);
+      const ending = records.some((r) => r.t === "end" || r.t === "fleet-end");
+      if (!opts.sync && !ending) return;
+      await write(runId, opts.sync === true);
       if (ending) {
+        const h = handles.get(runId);
         handles.delete(runId);
-        await fh.close();
+        await (await h)?.fh.close().catch(() => {});
       }
     },
     async readRun(runId) {
-      if (pending.has(runId)) await flush(runId);
-      let text: string;
-      try {
-        text = await readFile(fileOf(runId), "utf8");
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-        throw error;
-      }
-      return parseLines(text, fileOf(runId));
+      if (pending.has(runId)) await write(runId, false);
+      return readRecords(fileOf(runId));
     },
     async listRuns() {
-      for (const runId of [...pending.keys()]) await flush(runId);
-      let names: string[];
-      try {
-        names = (await readdir(dir)).filter((n) => n.endsWith(".jsonl")).sort();
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-        throw error;
-      }
-      const out: RunSummary[] = [];
-      for (const name of names) {
-        const view = foldRun(await this.readRun(name.slice(0, -".jsonl".length)));
-        if (view) out.push(summarize(view));
-      }
-      return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
+      return summarizeAll(await this.listIds!(), (id) => this.readRun(id));
     },
     async close() {
-      for (const runId of [...pending.keys()]) await flush(runId);
+      for (const runId of [...pending.keys()]) await write(runId, false).catch(() => {});
       const all = [...handles.values()];
       handles.clear();
-      await Promise.all(all.map(async (h) => (await h).close().catch(() => {})));
+      await Promise.all(all.map(async (h) => (await h).fh.close().catch(() => {})));
+    },
+    async listIds() {
+      // a run known only to this process's buffer is a run too
+      for (const runId of [...pending.keys()]) await write(runId, false);
+      return listIds(dir);
     },
   };
 }
 
-/** Parses JSON lines; a torn last line (the process died mid-write) is dropped, any other bad line is an error. */
-function parseLines(text: string, file: string): TrailRecord[] {
-  const lines = text.split("\n");
-  const complete = text.endsWith("\n");
+/** The run ids in the trail directory: from file names, never from the records inside. */
+async function listIds(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  return names
+    .filter((n) => n.endsWith(".jsonl"))
+    .map((n) => n.slice(0, -".jsonl".length))
+    .filter((id) => RUN_ID_RE.test(id))
+    .sort();
+}
+
+/** Writes every byte: a write may return short (a full disk) without throwing. */
+async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off);
+    if (bytesWritten <= 0) {
+      throw Object.assign(new Error("no space left on device (a write wrote nothing)"), { code: "ENOSPC" });
+    }
+    off += bytesWritten;
+  }
+}
+
+function trailWriteError(file: string, error: unknown): TrailError {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return new TrailError(`cannot write the trail ${file}: ${(error as Error)?.message ?? error}`, {
+    expected: "the record written and synced",
+    found: code ?? "an error",
+    hint:
+      code === "ENOSPC"
+        ? "the trail's disk is full: free space there (nothing written since the last record counts as done)"
+        : "check the trail directory's disk and permissions",
+    cause: error,
+  });
+}
+
+/**
+ * Reads JSON lines without holding more than one line in memory; a torn last line (the process died
+ * mid-write) is dropped, any other bad line, or one longer than MAX_RECORD_BYTES, makes the file corrupt.
+ */
+async function readRecords(file: string): Promise<TrailRecord[]> {
   const out: TrailRecord[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (!line) continue;
-    const last = i === lines.length - 1;
+  let carry: Buffer[] = [];
+  let carried = 0;
+  let lineNo = 0;
+  const parse = (line: Buffer, last: boolean) => {
+    lineNo++;
+    if (!line.length) return;
     try {
-      out.push(JSON.parse(line) as TrailRecord);
+      out.push(JSON.parse(line.toString("utf8")) as TrailRecord);
     } catch (error) {
-      if (last && !complete) break;
-      throw new AtomError("ATOM_RUN_NOT_FOUND", `trail file ${file} is corrupt at line ${i + 1}`, {
+      if (last) return; // torn by a crash mid-write
+      throw new TrailError(`trail file ${file} is corrupt at line ${lineNo}`, {
         cause: error,
-        hint: "only a torn last line is expected after a crash; restore the file from a backup",
+        hint: "only a torn last line is expected after a crash; restore the file from a backup, or move it out of the trail directory",
       });
     }
+  };
+  try {
+    for await (const chunk of createReadStream(file, {
+      highWaterMark: 256 * 1024,
+    }) as AsyncIterable<Buffer>) {
+      let start = 0;
+      for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+        const piece = chunk.subarray(start, nl);
+        const line = carry.length ? Buffer.concat([...carry, piece]) : piece;
+        carry = [];
+        carried = 0;
+        parse(line, false);
+        start = nl + 1;
+      }
+      if (start < chunk.length) {
+        carry.push(chunk.subarray(start));
+        carried += chunk.length - start;
+        if (carried > MAX_RECORD_BYTES) {
+          throw new TrailError(
+            `trail file ${file} has a line longer than ${MAX_RECORD_BYTES} bytes (line ${lineNo + 1})`,
+            {
+              hint: "the file was not written by Atomkit; move it out of the trail directory",
+            },
+          );
+        }
+      }
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
   }
+  if (carry.length) parse(Buffer.concat(carry), true);
   return out;
 }
 
-async function openForAppend(dir: string, file: string): Promise<FileHandle> {
+async function openForAppend(dir: string, file: string): Promise<Handle> {
   await mkdir(dir, { recursive: true });
   // A file left by a crash may end in a torn line: cut it, so new records start on a line of their own.
   try {
-    const text = await readFile(file, "utf8");
-    if (text && !text.endsWith("\n"))
-      await truncate(file, Buffer.byteLength(text.slice(0, text.lastIndexOf("\n") + 1)));
+    const text = await readFile(file);
+    if (text.length && text[text.length - 1] !== 10) await truncate(file, text.lastIndexOf(10) + 1);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
   const fh = await open(file, "a");
-  // make the new directory entry durable too
-  const dh = await open(dir, "r");
-  await dh.sync().catch(() => {});
-  await dh.close();
-  return fh;
+  try {
+    const { size } = await fh.stat();
+    // make the new directory entry durable too
+    const dh = await open(dir, "r");
+    await dh.sync().catch(() => {});
+    await dh.close();
+    return { fh, size };
+  } catch (error) {
+    await fh.close().catch(() => {});
+    throw error;
+  }
+}
+
+// --- The trail key ---
+
+function keyFrom(given: Uint8Array | string): Uint8Array {
+  if (typeof given !== "string") return given;
+  if (/^[0-9a-fA-F]{64}$/.test(given)) return Buffer.from(given, "hex");
+  if (given.length < 16) {
+    throw new TrailError("the trail key is too short", {
+      expected: "64 hex digits, or a passphrase of 16 characters or more (ATOMKIT_TRAIL_KEY)",
+      found: `${given.length} characters`,
+      hint: "generate one: node -e \"console.log(require('crypto').randomBytes(32).toString('hex'))\"",
+    });
+  }
+  return Buffer.from(given, "utf8");
+}
+
+async function keyFromFile(file: string, create: boolean): Promise<Uint8Array> {
+  try {
+    return keyFrom((await readFile(file, "utf8")).trim());
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    if (!create) {
+      throw new TrailError(`no trail key at ${file}`, {
+        expected:
+          "the key the trail was sealed with (the trail.key file beside the trail directory, or ATOMKIT_TRAIL_KEY)",
+        found: "no key file",
+        hint: "copy trail.key along with the trails, or set ATOMKIT_TRAIL_KEY to the key they were written with",
+      });
+    }
+  }
+  // written whole to a temporary file, then linked into place: a racing process reads all of it or none
+  await mkdir(dirname(file), { recursive: true });
+  const fresh = randomBytes(32).toString("hex");
+  const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    const fh = await open(tmp, "wx", 0o600);
+    await fh.writeFile(`${fresh}\n`);
+    await fh.sync();
+    await fh.close();
+    await link(tmp, file);
+    return Buffer.from(fresh, "hex");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST")
+      return keyFrom((await readFile(file, "utf8")).trim());
+    throw error;
+  } finally {
+    await rm(tmp, { force: true });
+  }
 }

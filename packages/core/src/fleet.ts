@@ -1,14 +1,26 @@
-import { type Atom, stepsOf } from "./atom";
+import { hostname } from "node:os";
+import { newRunId, nowIso } from "./_utils";
+import type { Atom } from "./atom";
 import { AtomError, isAtomError } from "./errors";
+import { refuseUnfinished, rollbackPlan } from "./history";
 import type { Host } from "./host";
-import { atomSecrets, undoRun } from "./recover";
+import { type RecoverResult, recover, type TrailRunOptions } from "./recover";
 import { type RunOptions, type RunResult, run } from "./run";
-import type { AnyStepKind } from "./step";
-import { memoryTrail } from "./trail";
+import {
+  type FleetEndRecord,
+  type FleetStartRecord,
+  type FleetStatus,
+  memoryTrail,
+  type RunSummary,
+  type TrailStore,
+} from "./trail";
+import type { Json } from "./types";
+import { undoRun } from "./undo";
 
 export type FleetFailurePolicy = "rollback-all" | "rollback-host" | "halt";
 
-export interface FleetOptions extends Omit<RunOptions, "host" | "runId"> {
+/** How a fleet spreads its hosts: shared by runs, undos, rollbacks and recovers of fleets. */
+export interface FleetSpread {
   /**
    * Hosts per batch: a number (fixed size), or a canary plan of sizes and percentages of the fleet,
    * e.g. `[1, "25%", "100%"]` (the last entry repeats until every host ran). Default: all at once.
@@ -16,6 +28,13 @@ export interface FleetOptions extends Omit<RunOptions, "host" | "runId"> {
   batch?: number | ReadonlyArray<number | `${number}%`>;
   /** Runs at once within a batch. Default: the batch size. */
   concurrency?: number;
+  /** Called as each batch starts. */
+  onBatch?: (batch: { index: number; hosts: string[] }) => void;
+  /** The fleet run's id. Default: a new time-sortable id. */
+  fleetId?: string;
+}
+
+export interface FleetOptions extends Omit<RunOptions, "host" | "runId" | "fleet">, FleetSpread {
   /** Failed hosts tolerated before the fleet stops. Default 0. */
   maxFailures?: number;
   /**
@@ -25,37 +44,37 @@ export interface FleetOptions extends Omit<RunOptions, "host" | "runId"> {
    * Default `rollback-all`.
    */
   onFailure?: FleetFailurePolicy;
-  /** Called as each batch starts. */
-  onBatch?: (batch: { index: number; hosts: string[] }) => void;
 }
 
 export interface FleetHostResult {
   host: string;
   /** The host's run; absent when the host was never started (the fleet stopped first) or refused. */
   result?: RunResult;
-  /** The fleet-wide undo of a committed host (`rollback-all`). */
+  /** The fleet-wide undo of a committed host (`rollback-all`), or the undos of a fleet undo/rollback. */
   undo?: RunResult;
-  /** Why the run could not start (params invalid, lock held…). */
+  /** Why the host could not be run or undone (params invalid, lock held, drift…). */
   error?: AtomError;
   /** Where the host ended. */
   state: "committed" | "rolled-back" | "rollback-failed" | "not-run" | "refused";
 }
 
 export interface FleetResult {
+  /** The fleet run's id: `undo`, `recover`, `status` and the trail take it to act on every host. */
+  fleetId: string;
   /**
    * `committed`: every host committed. `rolled-back`: no host keeps the change. `partial`: some hosts
    * committed, others did not (within the budget, or `halt`/`rollback-host`). `rollback-failed`: some
    * host could not be rolled back: see its `stillApplied`.
    */
-  status: "committed" | "rolled-back" | "partial" | "rollback-failed";
+  status: FleetStatus;
   hosts: FleetHostResult[];
   failures: number;
   durationMs: number;
 }
 
 /**
- * Runs one atom on many hosts in canary-style batches with a failure budget; see `FleetOptions`.
- * Every host's run has its own run id and trail; a fleet-wide rollback is an `undoRun` per host.
+ * Runs one atom on many hosts in canary-style batches with a failure budget; see `FleetOptions`. The
+ * fleet is one run: it has its own id (records in the trail under it), and each host's run names it.
  */
 export async function runFleet(
   atomOrPerHost: Atom | ((host: Host) => Atom),
@@ -66,16 +85,7 @@ export async function runFleet(
   const atomFor = (h: Host) => (typeof atomOrPerHost === "function" ? atomOrPerHost(h) : atomOrPerHost);
   const atom = hosts[0] ? atomFor(hosts[0]) : (atomOrPerHost as Atom);
   const started = Date.now();
-  const names = new Set<string>();
-  for (const h of hosts) {
-    if (names.has(h.name)) {
-      throw new AtomError("ATOM_INVALID_ATOM", `host "${h.name}" appears twice in the fleet`, {
-        atom: atom.name,
-        hint: "give each host a distinct name",
-      });
-    }
-    names.add(h.name);
-  }
+  uniqueHosts(hosts.map((h) => h.name));
   const {
     batch,
     concurrency,
@@ -83,10 +93,30 @@ export async function runFleet(
     onFailure = "rollback-all",
     onBatch,
     signal,
+    fleetId = newRunId(),
     ...runOptions
   } = options;
+  checkFleetOptions({ batch, concurrency, maxFailures, onFailure });
   const trail = runOptions.trail ?? memoryTrail();
   const batches = planBatches(hosts, batch);
+  if (runOptions.trail)
+    await refuseUnfinished(
+      trail,
+      hosts.map((h) => h.name),
+    );
+  await writeFleetStart(trail, fleetId, {
+    atom: atom.name,
+    mode: "run",
+    hosts: hosts.map((h) => h.name),
+    options: {
+      ...(batch !== undefined ? { batch: batch as Json } : {}),
+      ...(concurrency ? { concurrency } : {}),
+      maxFailures,
+      onFailure,
+    },
+    ...(runOptions.meta !== undefined ? { meta: runOptions.meta } : {}),
+  });
+
   const results = new Map<Host, FleetHostResult>(hosts.map((h) => [h, { host: h.name, state: "not-run" }]));
   const stop = new AbortController();
   const outer = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
@@ -96,13 +126,18 @@ export async function runFleet(
   const runOne = async (host: Host) => {
     const entry = results.get(host)!;
     try {
-      const result = await run(atomFor(host), { ...runOptions, trail, host, signal: outer });
+      const result = await run(atomFor(host), {
+        ...runOptions,
+        trail,
+        host,
+        signal: outer,
+        fleet: fleetId,
+        refuseUnfinished: false,
+      });
       entry.result = result;
       entry.state = result.status;
     } catch (error) {
-      entry.error = isAtomError(error)
-        ? error
-        : new AtomError("ATOM_STEP_FAILED", String(error), { cause: error });
+      entry.error = asAtomError(error, "ATOM_STEP_FAILED");
       entry.state = "refused";
     }
     if (entry.state !== "committed") {
@@ -114,7 +149,10 @@ export async function runFleet(
             new AtomError(
               "ATOM_ABORTED",
               `fleet stopped: ${failures} host(s) failed, budget ${maxFailures}`,
-              { atom: atom.name, host: host.name },
+              {
+                atom: atom.name,
+                host: host.name,
+              },
             ),
           );
       }
@@ -130,65 +168,316 @@ export async function runFleet(
   }
 
   if (exceeded && onFailure === "rollback-all") {
-    // the atom's own kinds rebuild its steps: the caller need not register them for a fleet undo
-    const kinds = hosts
-      .flatMap((h) => stepsOf(atomFor(h)))
-      .map(({ step }) => ({ kind: step.kind, definition: step.definition }) as unknown as AnyStepKind);
     const committed = hosts.filter((h) => results.get(h)?.state === "committed");
     await pool(committed, concurrency ?? committed.length, async (h) => {
       const entry = results.get(h)!;
-      // the trail holds no secrets: the undo gets them back from the atom this fleet ran
-      const undo = await atomSecrets(atomFor(h))
-        .then((secrets) =>
-          undoRun(trail, entry.result!.runId, { ...runOptions, host: h, steps: kinds, secrets }),
-        )
-        .catch((error: unknown) => {
-          entry.error = isAtomError(error)
-            ? error
-            : new AtomError("ATOM_ROLLBACK_FAILED", String(error), { cause: error });
-          return undefined;
-        });
+      // rebuilt from the very atom this fleet ran (secrets included), checked against the trail
+      const undo = await undoRun(trail, entry.result!.runId, {
+        ...runOptions,
+        host: h,
+        atom: atomFor(h),
+        fleet: fleetId,
+      }).catch((error: unknown) => {
+        entry.error = asAtomError(error, "ATOM_ROLLBACK_FAILED");
+        return undefined;
+      });
       if (undo) entry.undo = undo;
       entry.state = undo?.status === "rolled-back" ? "rolled-back" : "rollback-failed";
     });
   }
 
-  const states = [...results.values()].map((r) => r.state);
-  const status: FleetResult["status"] = states.includes("rollback-failed")
-    ? "rollback-failed"
-    : states.every((s) => s === "committed")
-      ? "committed"
-      : states.includes("committed")
-        ? "partial"
-        : "rolled-back";
-  return { status, hosts: [...results.values()], failures, durationMs: Date.now() - started };
+  const list = [...results.values()];
+  const status = fleetStatus(list.map((r) => r.state));
+  await writeFleetEnd(trail, fleetId, status, list);
+  return { fleetId, status, hosts: list, failures, durationMs: Date.now() - started };
+}
+
+// --- Acting on a recorded fleet, or on many hosts from the trail ---
+
+export interface FleetTrailOptions extends Omit<TrailRunOptions, "host" | "atom" | "fleet">, FleetSpread {
+  /** The hosts, by the names the trail recorded. */
+  host: (name: string) => Host | Promise<Host>;
+  /** The deploy file's atom for a host's run, e.g. `(view) => build(view.run.host, view.run.meta)`. */
+  atom?: TrailRunOptions["atom"];
+}
+
+/** The fleet's own start record and the host runs that name it. */
+export async function readFleet(
+  store: TrailStore,
+  fleetId: string,
+): Promise<{ fleet: FleetStartRecord; end?: FleetEndRecord; runs: RunSummary[] } | undefined> {
+  const records = await store.readRun(fleetId);
+  const fleet = records.find((r): r is FleetStartRecord => r.t === "fleet");
+  if (!fleet || fleet.fleetId !== fleetId) return undefined;
+  const end = records.find((r): r is FleetEndRecord => r.t === "fleet-end");
+  const runs = (await store.listRuns()).filter((r) => r.fleet === fleetId);
+  return { fleet, ...(end ? { end } : {}), runs };
+}
+
+/**
+ * Undoes every host run of a fleet that is still live, as one new fleet run (`mode: "undo"`), with the
+ * given batches and concurrency; each host's undo follows `undoRun`'s drift and verify rules.
+ */
+export async function undoFleet(
+  store: TrailStore,
+  fleetId: string,
+  options: FleetTrailOptions,
+): Promise<FleetResult> {
+  const found = await readFleet(store, fleetId);
+  if (!found) throw notAFleet(fleetId);
+  const undone = new Set(
+    found.runs.length
+      ? (await store.listRuns())
+          .filter((r) => r.mode === "undo" && r.status === "rolled-back")
+          .map((r) => r.undoOf)
+      : [],
+  );
+  const targets = found.runs.filter(
+    (r) => r.mode === "run" && r.status === "committed" && !undone.has(r.runId),
+  );
+  if (!targets.length) {
+    throw new AtomError("ATOM_NOT_UNDOABLE", `fleet run ${fleetId} has no committed host run left to undo`, {
+      atom: found.fleet.atom,
+      found: found.runs.map((r) => `${r.host}: ${r.status}`).join(", ") || "no host runs",
+      hint: "`atomkit status` shows what is live on each host",
+    });
+  }
+  return acrossHosts(
+    store,
+    found.fleet.atom,
+    targets.map((r) => ({ host: r.host, runIds: [r.runId] })),
+    {
+      ...options,
+      undoOf: fleetId,
+    },
+  );
+}
+
+/**
+ * Brings back earlier releases on many hosts: on each, undoes its live runs of `atomName` newest first,
+ * to `to` or by `steps` (default 1: the previous release serves again). One fleet run for all hosts.
+ */
+export async function rollback(
+  store: TrailStore,
+  hosts: readonly string[],
+  options: FleetTrailOptions & { atomName?: string; to?: string; steps?: number },
+): Promise<FleetResult> {
+  uniqueHosts(hosts);
+  const runs = await store.listRuns();
+  // every host is planned before any is touched: one that cannot roll back refuses the whole command
+  const plans = hosts.map((host) => ({
+    host,
+    runIds: rollbackPlan(runs, { host, atom: options.atomName, to: options.to, steps: options.steps }).map(
+      (r) => r.runId,
+    ),
+  }));
+  const atom = options.atomName ?? runs.find((r) => r.runId === plans[0]?.runIds[0])?.atom ?? "?";
+  return acrossHosts(store, atom, plans, options);
+}
+
+/** Recovers the host runs of a fleet that are unfinished or ended rollback-failed. */
+export async function recoverFleet(
+  store: TrailStore,
+  fleetId: string,
+  options: FleetTrailOptions & { rollbackCommitted?: boolean },
+): Promise<Array<{ host: string; runId: string; result?: RecoverResult; error?: AtomError }>> {
+  const found = await readFleet(store, fleetId);
+  if (!found) throw notAFleet(fleetId);
+  const todo = found.runs.filter((r) => r.status === "unfinished" || r.status === "rollback-failed");
+  const out: Array<{ host: string; runId: string; result?: RecoverResult; error?: AtomError }> = [];
+  const { batch, concurrency, onBatch, fleetId: _, ...rest } = options;
+  checkFleetOptions({ batch, concurrency });
+  for (const [index, list] of planBatches(todo, batch).entries()) {
+    onBatch?.({ index, hosts: list.map((r) => r.host) });
+    await pool(list, concurrency ?? list.length, async (r) => {
+      try {
+        const [result] = await recover(store, { ...(rest as TrailRunOptions), runId: r.runId });
+        out.push({ host: r.host, runId: r.runId, ...(result ? { result } : {}) });
+      } catch (error) {
+        out.push({ host: r.host, runId: r.runId, error: asAtomError(error, "ATOM_ROLLBACK_FAILED") });
+      }
+    });
+  }
+  return out;
+}
+
+/** Undoes, per host, the given runs in order (newest first), as one fleet run of mode "undo". */
+async function acrossHosts(
+  store: TrailStore,
+  atomName: string,
+  plans: ReadonlyArray<{ host: string; runIds: readonly string[] }>,
+  options: FleetTrailOptions & { undoOf?: string },
+): Promise<FleetResult> {
+  const started = Date.now();
+  const { batch, concurrency, onBatch, fleetId = newRunId(), undoOf, host: hostOf, atom, ...rest } = options;
+  checkFleetOptions({ batch, concurrency });
+  await writeFleetStart(store, fleetId, {
+    atom: atomName,
+    mode: "undo",
+    ...(undoOf ? { undoOf } : {}),
+    hosts: plans.map((p) => p.host),
+    options: {
+      ...(batch !== undefined ? { batch: batch as Json } : {}),
+      ...(concurrency ? { concurrency } : {}),
+    },
+  });
+  const results = new Map(plans.map((p) => [p.host, { host: p.host, state: "not-run" } as FleetHostResult]));
+  for (const [index, list] of planBatches(plans, batch).entries()) {
+    onBatch?.({ index, hosts: list.map((p) => p.host) });
+    await pool(list, concurrency ?? list.length, async (p) => {
+      const entry = results.get(p.host)!;
+      for (const runId of p.runIds) {
+        try {
+          const undo = await undoRun(store, runId, {
+            ...(rest as TrailRunOptions),
+            host: hostOf,
+            ...(atom ? { atom } : {}),
+            fleet: fleetId,
+          });
+          entry.undo = undo;
+          entry.state = undo.status === "rolled-back" ? "rolled-back" : "rollback-failed";
+        } catch (error) {
+          entry.error = asAtomError(error, "ATOM_ROLLBACK_FAILED");
+          entry.state = "refused";
+        }
+        if (entry.state !== "rolled-back") break;
+      }
+    });
+  }
+  const list = [...results.values()];
+  const status = fleetStatus(list.map((r) => (r.state === "refused" ? "rollback-failed" : r.state)));
+  await writeFleetEnd(store, fleetId, status, list);
+  return {
+    fleetId,
+    status,
+    hosts: list,
+    failures: list.filter((r) => r.state !== "rolled-back").length,
+    durationMs: Date.now() - started,
+  };
+}
+
+// --- Internal helpers ---
+
+function fleetStatus(states: ReadonlyArray<FleetHostResult["state"]>): FleetStatus {
+  if (states.includes("rollback-failed")) return "rollback-failed";
+  if (states.every((s) => s === "committed")) return "committed";
+  if (states.includes("committed")) return "partial";
+  return "rolled-back";
+}
+
+async function writeFleetStart(
+  store: TrailStore,
+  fleetId: string,
+  f: Omit<FleetStartRecord, "t" | "v" | "fleetId" | "at" | "pid" | "machine">,
+): Promise<void> {
+  await store.append(
+    fleetId,
+    [{ t: "fleet", v: 2, fleetId, ...f, at: nowIso(), pid: process.pid, machine: hostname() }],
+    {
+      sync: true,
+    },
+  );
+}
+
+async function writeFleetEnd(
+  store: TrailStore,
+  fleetId: string,
+  status: FleetStatus,
+  hosts: FleetHostResult[],
+) {
+  const record: FleetEndRecord = {
+    t: "fleet-end",
+    fleetId,
+    status,
+    at: nowIso(),
+    hosts: hosts.map((h) => ({
+      host: h.host,
+      state: h.state,
+      ...(h.result ? { runId: h.result.runId } : {}),
+      ...(h.undo ? { undoRunId: h.undo.runId } : {}),
+    })),
+  };
+  // the host runs carry the outcome; a fleet summary the trail could not take is no reason to fail
+  await store.append(fleetId, [record], { sync: true }).catch(() => {});
+}
+
+function notAFleet(fleetId: string): AtomError {
+  return new AtomError("ATOM_RUN_NOT_FOUND", `no fleet run ${fleetId} in the trail`, {
+    hint: "`atomkit trail` lists runs and fleets",
+  });
+}
+
+function uniqueHosts(names: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) {
+      throw new AtomError("ATOM_PARAMS_INVALID", `host "${name}" appears twice in the fleet`, {
+        host: name,
+        hint: "give each host a distinct name",
+      });
+    }
+    seen.add(name);
+  }
+}
+
+/** Bad fleet options are invalid input, refused before anything runs. */
+export function checkFleetOptions(o: {
+  batch?: FleetSpread["batch"];
+  concurrency?: number | undefined;
+  maxFailures?: number | undefined;
+  onFailure?: string | undefined;
+}): void {
+  const bad = (field: string, expected: string, found: unknown) =>
+    new AtomError("ATOM_PARAMS_INVALID", `invalid fleet option ${field}`, {
+      expected,
+      found: JSON.stringify(found) ?? String(found),
+      hint: `fix ${field} (e.g. --${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)})`,
+    });
+  if (o.concurrency !== undefined && !(Number.isInteger(o.concurrency) && o.concurrency >= 1))
+    throw bad("concurrency", "a whole number of at least 1", o.concurrency);
+  if (o.maxFailures !== undefined && !(Number.isInteger(o.maxFailures) && o.maxFailures >= 0))
+    throw bad("maxFailures", "a whole number of at least 0", o.maxFailures);
+  if (o.onFailure !== undefined && !["rollback-all", "rollback-host", "halt"].includes(o.onFailure))
+    throw bad("onFailure", '"rollback-all", "rollback-host" or "halt"', o.onFailure);
+  if (o.batch !== undefined) planBatches([1], o.batch);
 }
 
 /** Splits hosts into batches: fixed size, or a canary plan like `[1, "25%", "100%"]`. */
-export function planBatches<T>(hosts: readonly T[], batch: FleetOptions["batch"]): T[][] {
+export function planBatches<T>(hosts: readonly T[], batch: FleetSpread["batch"]): T[][] {
   const out: T[][] = [];
   if (batch === undefined) return hosts.length ? [[...hosts]] : [];
   const plan = typeof batch === "number" ? [batch] : batch;
   if (!plan.length)
-    throw new AtomError("ATOM_INVALID_ATOM", "fleet batch plan is empty", {
+    throw new AtomError("ATOM_PARAMS_INVALID", "fleet batch plan is empty", {
       hint: 'e.g. batch: [1, "25%", "100%"]',
     });
+  for (const entry of plan) {
+    const ok =
+      typeof entry === "number"
+        ? Number.isInteger(entry) && entry >= 1
+        : /^\d+(\.\d+)?%$/.test(entry) && Number.parseFloat(entry) > 0 && Number.parseFloat(entry) <= 100;
+    if (!ok) {
+      throw new AtomError("ATOM_PARAMS_INVALID", "invalid fleet batch size", {
+        expected: 'a whole number of at least 1, or a percentage like "25%"',
+        found: JSON.stringify(entry),
+        hint: "fix batch (e.g. --batch 1,25%,100%)",
+      });
+    }
+  }
   let i = 0;
   let k = 0;
   while (i < hosts.length) {
     const entry = plan[Math.min(k++, plan.length - 1)]!;
     const size =
       typeof entry === "number" ? entry : Math.ceil((Number.parseFloat(entry) / 100) * hosts.length);
-    if (!Number.isFinite(size) || size < 1) {
-      throw new AtomError("ATOM_INVALID_ATOM", "invalid fleet batch size", {
-        expected: 'a positive number or a percentage like "25%"',
-        found: JSON.stringify(entry),
-      });
-    }
     out.push(hosts.slice(i, i + size));
     i += size;
   }
   return out;
+}
+
+function asAtomError(error: unknown, code: AtomError["code"]): AtomError {
+  return isAtomError(error) ? error : new AtomError(code, String(error), { cause: error });
 }
 
 async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

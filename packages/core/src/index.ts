@@ -32,13 +32,30 @@ export {
   ParamsError,
   RollbackError,
   StepError,
+  TrailError,
   toErrorInfo,
 } from "./errors";
 export type { RunEvent, RunEventType } from "./events";
 export type { FileTrailOptions } from "./file-trail";
-export { fileTrail } from "./file-trail";
-export type { FleetFailurePolicy, FleetHostResult, FleetOptions, FleetResult } from "./fleet";
-export { planBatches, runFleet } from "./fleet";
+export { fileTrail, MAX_RECORD_BYTES } from "./file-trail";
+export type {
+  FleetFailurePolicy,
+  FleetHostResult,
+  FleetOptions,
+  FleetResult,
+  FleetSpread,
+  FleetTrailOptions,
+} from "./fleet";
+export {
+  checkFleetOptions,
+  planBatches,
+  readFleet,
+  recoverFleet,
+  rollback,
+  runFleet,
+  undoFleet,
+} from "./fleet";
+export { changesAfter, liveRuns, refuseUnfinished, rollbackPlan, undoneRuns } from "./history";
 export type {
   ExecOptions,
   ExecResult,
@@ -57,11 +74,16 @@ export { execError, localHost } from "./local-host";
 export { validateParams } from "./params";
 export type { PlannedStep, PlanResult } from "./plan";
 export { plan } from "./plan";
-export type { RecoverOptions, RecoverResult, SecretValues, TrailRunOptions } from "./recover";
-export { atomSecrets, recover, undoRun } from "./recover";
+export type { RebuildOptions, SecretValues } from "./rebuild";
+export { atomSecrets, loadRun } from "./rebuild";
+export type { RecoverOptions, RecoverResult, TrailRunOptions } from "./recover";
+export { recover } from "./recover";
+export { MASK, Redactor } from "./redact";
 export { registerSteps } from "./registry";
 export type { LockSettings, RunOptions, RunResult } from "./run";
 export { run } from "./run";
+export type { TrailKey } from "./seal";
+export { canonical, sealTrail } from "./seal";
 export type {
   AnyStepKind,
   ParamsSchema,
@@ -73,6 +95,10 @@ export type {
 } from "./step";
 export { defineStep } from "./step";
 export type {
+  FleetEndRecord,
+  FleetStartRecord,
+  FleetStatus,
+  LockRecord,
   RunEndRecord,
   RunMode,
   RunStartRecord,
@@ -87,4 +113,6 @@ export type {
   TrailStore,
 } from "./trail";
 export { foldRun, memoryTrail, summarize } from "./trail";
+export { lockRecord } from "./trail-lock";
 export type { Json, MaybePromise, StandardSchemaV1 } from "./types";
+export { undoRun } from "./undo";

@@ -1,6 +1,6 @@
 import { messageOf } from "./_utils";
 import { ParamsError, type ParamsIssue } from "./errors";
-import type { Step } from "./step";
+import type { ParamsSchema, Step } from "./step";
 import type { StandardSchemaV1 } from "./types";
 
 /** Validates one step's params; returns the parsed params or the issues found. */
@@ -29,6 +29,17 @@ export async function validateParams(
       issue((i.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join("."), i.message),
     ),
   };
+}
+
+/** Runs a params-like check (Standard Schema or function) on a value; returns it or throws the issue. */
+export async function checkWith(schema: ParamsSchema<unknown, unknown>, value: unknown): Promise<unknown> {
+  if (typeof schema === "function") return schema(value);
+  const result = await schema["~standard"].validate(value);
+  if (!result.issues) return result.value;
+  const issue = result.issues[0]!;
+  throw Object.assign(new Error(issue.message), {
+    path: (issue.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join("."),
+  });
 }
 
 /** Validates every step; throws one ParamsError listing every issue, naming step and field. */

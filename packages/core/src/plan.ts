@@ -4,7 +4,7 @@ import { type ErrorInfo, toErrorInfo } from "./errors";
 import type { Host } from "./host";
 import { localHost } from "./local-host";
 import { validateAll } from "./params";
-import { Redactor } from "./redact";
+import { redactorFor } from "./run";
 import type { StepContext } from "./step";
 import type { Json } from "./types";
 
@@ -44,17 +44,18 @@ export async function plan(
     placed.map((p) => p.step),
     { atom: atom.name, host: host.name },
   );
-  const redactor = new Redactor();
+  // every secret first: a step's state may quote a later step's secret (plan --json printed one)
+  const redactor = redactorFor(placed.map((p, i) => ({ step: p.step, params: values[i] })));
   const out: PlannedStep[] = [];
   for (const [i, { step, phase }] of placed.entries()) {
     const params = values[i];
-    redactor.add(params, [...(step.definition.secret ?? []), ...(step.options.secret ?? [])]);
     const ctx: StepContext = {
       host,
       signal: options.signal ?? new AbortController().signal,
       log: () => {},
       runId: "plan",
       step: step.name,
+      redact: <T>(value: T) => redactor.scrub(value),
     };
     let title = step.name;
     try {

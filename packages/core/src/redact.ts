@@ -1,38 +1,67 @@
-import { getPath } from "./_utils";
+import { getPath, quoteArg } from "./_utils";
 
-const MASK = "***";
+export const MASK = "***";
+
+/** Below this length a secret is masked only where it stands whole (a word, or a whole value). */
+const SUBSTRING_MIN = 4;
 
 /**
- * Removes secret values from anything headed for the trail, an event or a log line. Keys listed as
- * secret are dropped from params by the engine; this catches the same values wherever else they appear
- * (an error message quoting a command line, a state).
+ * Masks secret values inside the *values* of what leaves the engine (states, titles, messages, params
+ * outside the secret paths, errors). It never touches keys, and the engine applies it field by field, so
+ * a secret like `2026` cannot mask the trail's own structure (run ids, timestamps, step names).
+ *
+ * A secret is also found in the forms a message quotes it in: JSON-escaped (`"a\"b"`), shell-quoted
+ * (`'it'\''s'`) and URL-encoded (`a%22b`).
  */
 export class Redactor {
-  private readonly values: string[] = [];
+  private readonly secrets = new Set<string>();
+  /** Every form of every secret, longest first, split by how it is matched. */
+  private forms: { substrings: string[]; words: RegExp | undefined } = { substrings: [], words: undefined };
 
+  /** Adds the values at `paths` of `params` (strings, numbers, and everything inside objects and arrays). */
   add(params: unknown, paths: readonly string[]): void {
     for (const path of paths) this.collect(getPath(params, path));
-    // longest first, so a secret containing another is masked whole
-    this.values.sort((a, b) => b.length - a.length);
+    this.compile();
+  }
+
+  /** Adds secret values directly. */
+  addValues(values: Iterable<unknown>): void {
+    for (const v of values) this.collect(v);
+    this.compile();
   }
 
   get empty(): boolean {
-    return this.values.length === 0;
+    return this.secrets.size === 0;
   }
 
+  /** Whether `value` (any JSON) holds a secret anywhere in its values. */
+  holdsSecret(value: unknown): boolean {
+    if (this.empty) return false;
+    if (typeof value === "string") return this.text(value) !== value;
+    if (typeof value === "number") return this.secrets.has(String(value));
+    if (Array.isArray(value)) return value.some((v) => this.holdsSecret(v));
+    if (value && typeof value === "object") return Object.values(value).some((v) => this.holdsSecret(v));
+    return false;
+  }
+
+  /** A copy of a JSON-like value with every secret masked in its values (keys are left alone). */
   scrub<T>(value: T): T {
     if (this.empty) return value;
     return this.walk(value) as T;
   }
 
+  /** Masks every secret in a piece of free text. */
   text(s: string): string {
+    if (this.empty || !s) return s;
     let out = s;
-    for (const v of this.values) if (out.includes(v)) out = out.split(v).join(MASK);
+    for (const v of this.forms.substrings) if (out.includes(v)) out = out.split(v).join(MASK);
+    if (this.forms.words) out = out.replace(this.forms.words, MASK);
     return out;
   }
 
   private walk(value: unknown): unknown {
-    if (typeof value === "string") return this.text(value);
+    if (typeof value === "string") return this.secrets.has(value) ? MASK : this.text(value);
+    if (typeof value === "number") return this.secrets.has(String(value)) ? MASK : value;
     if (Array.isArray(value)) return value.map((v) => this.walk(v));
     if (value && typeof value === "object") {
       const out: Record<string, unknown> = {};
@@ -45,9 +74,40 @@ export class Redactor {
   private collect(value: unknown): void {
     if (typeof value === "string" || typeof value === "number") {
       const s = String(value);
-      // very short values would mask unrelated text everywhere; they are still kept out of params
-      if (s.length >= 4 && !this.values.includes(s)) this.values.push(s);
+      if (s.length) this.secrets.add(s);
     } else if (Array.isArray(value)) for (const v of value) this.collect(v);
     else if (value && typeof value === "object") for (const v of Object.values(value)) this.collect(v);
   }
+
+  private compile(): void {
+    const substrings = new Set<string>();
+    const words = new Set<string>();
+    for (const s of this.secrets) {
+      for (const form of formsOf(s)) (form.length >= SUBSTRING_MIN ? substrings : words).add(form);
+    }
+    this.forms = {
+      substrings: [...substrings].sort((a, b) => b.length - a.length),
+      words: words.size
+        ? new RegExp(
+            `(?<![A-Za-z0-9])(?:${[...words]
+              .sort((a, b) => b.length - a.length)
+              .map(escapeRe)
+              .join("|")})(?![A-Za-z0-9])`,
+            "g",
+          )
+        : undefined,
+    };
+  }
+}
+
+/** The ways a message may quote a secret: as is, JSON-escaped (once or twice), shell-quoted, URL-encoded. */
+function formsOf(s: string): string[] {
+  const json = JSON.stringify(s).slice(1, -1);
+  const json2 = JSON.stringify(json).slice(1, -1);
+  const url = encodeURIComponent(s);
+  return [...new Set([s, json, json2, quoteArg(s), s.replace(/'/g, `'\\''`), url, url.replace(/%20/g, "+")])];
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

@@ -4,12 +4,14 @@ import { type Atom, stepsOf } from "./atom";
 import { type BoundStep, Engine, type StepRecord } from "./engine";
 import type { AtomError } from "./errors";
 import type { RunEvent } from "./events";
+import { refuseUnfinished } from "./history";
 import type { Host, Lease } from "./host";
 import { localHost } from "./local-host";
 import { validateAll } from "./params";
 import { Redactor } from "./redact";
 import type { Step } from "./step";
 import { memoryTrail, type RunStatus, type TrailStepInfo, type TrailStore } from "./trail";
+import { lockRecord } from "./trail-lock";
 import type { Json } from "./types";
 
 export interface LockSettings {
@@ -33,8 +35,18 @@ export interface RunOptions {
   onEvent?: (event: RunEvent) => void;
   /** Default: a new time-sortable id. */
   runId?: string;
-  /** Recorded with the run in the trail (e.g. the CLI's `--var`s), for whoever undoes or recovers it. */
+  /**
+   * Recorded with the run in the trail (e.g. the CLI's `--var`s), for whoever undoes or recovers it.
+   * Secret values in it are masked, like everything the trail holds.
+   */
   meta?: Json;
+  /** The fleet run this host run belongs to (set by `runFleet`). */
+  fleet?: string;
+  /**
+   * Refuse to start while the trail holds an unfinished run on this host (its state is what recover
+   * must observe first). Default true; `runFleet` checks every host once before it starts.
+   */
+  refuseUnfinished?: boolean;
   /** The host lock taken for the run. `false`: none (the caller serialises runs). Default `{ name: "deploy" }`. */
   lock?: LockSettings | false;
   /** Roll back through drift instead of stopping at it. Default false. */
@@ -59,6 +71,11 @@ export interface RunResult {
   /** Steps whose change is live (empty unless `rollback-failed`). */
   stillApplied: string[];
   durationMs: number;
+  /**
+   * The trail could not record everything (e.g. its disk is full). The host is as `status` says, but the
+   * trail may lack the outcome: run `recover` once the trail can be written.
+   */
+  trailError?: AtomError;
 }
 
 /**
@@ -75,12 +92,15 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
     { atom: atom.name, host: host.name },
   );
   const runId = options.runId ?? newRunId();
-  const redactor = new Redactor();
+  // every secret of the atom first: a title or param of an early step may quote a later step's secret
+  const redactor = redactorFor(placed.map((p, i) => ({ step: p.step, params: values[i] })));
   const bound = placed.map(({ step, phase }, i) => bind(step, phase, values[i], redactor));
 
   const lease = await takeLock(host, options.lock, `run ${runId} of atom ${atom.name}`);
   const started = Date.now();
   try {
+    // after the lock: a live holder is named by the lock; only a dead run's trail is left to refuse on
+    if (options.refuseUnfinished !== false && options.trail) await refuseUnfinished(trail, [host.name]);
     const engine = new Engine({
       runId,
       atom: atom.name,
@@ -90,6 +110,8 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
       onEvent: options.onEvent,
       backoffMs: options.backoffMs ?? 200,
       abortGraceMs: options.abortGraceMs ?? 5_000,
+      lock: lockRecord(lease),
+      fleet: options.fleet,
     });
     for (const step of bound) engine.add(step);
     await engine.start(
@@ -100,20 +122,24 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
     );
     const signal = lease ? anySignal(options.signal, lease.signal) : options.signal;
     const failure = await engine.forward(engine.entries, signal);
+    const result = (status: RunStatus, error?: AtomError): RunResult => ({
+      runId,
+      atom: atom.name,
+      host: host.name,
+      status,
+      steps: engine.entries.map((e) => e.rec),
+      ...(error ? { error } : {}),
+      ...(failure ? { reason: failure } : {}),
+      stillApplied: status === "committed" ? [] : engine.stillApplied(),
+      durationMs: Date.now() - started,
+      ...(engine.trailError ? { trailError: engine.trailError } : {}),
+    });
     if (failure && lease?.signal.aborted) {
       // Someone else holds the host now: rolling back would race them. Leave the run unfinished (no end
       // record) for `recover`, which takes the lock first.
-      const lost = lease.signal.reason as AtomError;
       return {
-        runId,
-        atom: atom.name,
-        host: host.name,
-        status: "rollback-failed",
-        steps: engine.entries.map((e) => e.rec),
-        error: lost,
-        reason: failure,
+        ...result("rollback-failed", lease.signal.reason as AtomError),
         stillApplied: engine.stillApplied(),
-        durationMs: Date.now() - started,
       };
     }
     let status: RunStatus = "committed";
@@ -125,17 +151,7 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
       error = rollbackError ?? failure;
     }
     await engine.end(status, error);
-    return {
-      runId,
-      atom: atom.name,
-      host: host.name,
-      status,
-      steps: engine.entries.map((e) => e.rec),
-      ...(error ? { error } : {}),
-      ...(failure ? { reason: failure } : {}),
-      stillApplied: status === "committed" ? [] : engine.stillApplied(),
-      durationMs: Date.now() - started,
-    };
+    return result(status, error);
   } finally {
     await lease?.release().catch(() => {});
   }
@@ -143,8 +159,19 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
 
 // --- Shared with undoRun / recover ---
 
+/** A redactor holding every secret param value of the given steps. */
+export function redactorFor(steps: ReadonlyArray<{ step: Step; params: unknown }>): Redactor {
+  const redactor = new Redactor();
+  for (const { step, params } of steps) redactor.add(params, secretPaths(step));
+  return redactor;
+}
+
+export function secretPaths(step: Step): string[] {
+  return [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
+}
+
 export function bind(step: Step, phase: BoundStep["phase"], params: unknown, redactor: Redactor): BoundStep {
-  const secret = [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
+  const secret = secretPaths(step);
   redactor.add(params, secret);
   let title = step.name;
   try {
@@ -167,12 +194,15 @@ export function bind(step: Step, phase: BoundStep["phase"], params: unknown, red
 }
 
 export function trailInfo(b: BoundStep, redactor: Redactor): TrailStepInfo {
+  const params = omitPaths(viaJson(b.params ?? null), b.secret) as Json;
   return {
     name: b.name,
     kind: b.kind,
     phase: b.phase,
     title: b.title,
-    params: redactor.scrub(omitPaths(viaJson(b.params ?? null), b.secret)) as Json,
+    params: redactor.scrub(params),
+    // a secret in a param outside the secret paths: the step can then be rebuilt only from the deploy file
+    ...(redactor.holdsSecret(params) ? { masked: true } : {}),
     ...(b.definition.package ? { package: b.definition.package } : {}),
     ...(b.timeoutMs !== undefined ? { timeoutMs: b.timeoutMs } : {}),
     undoRetries: b.undoRetries,

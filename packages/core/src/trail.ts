@@ -31,6 +31,11 @@ export interface TrailStepInfo {
   title: string;
   /** Validated params without the kind's secret paths: enough to rebuild the step in a new process. */
   params: Json;
+  /**
+   * A secret value stood in a param outside the secret paths and was masked here: the step can only be
+   * rebuilt from the deploy file (which holds the value), never from these params.
+   */
+  masked?: boolean;
   package?: string;
   timeoutMs?: number;
   undoRetries?: number;
@@ -42,24 +47,40 @@ export interface TrailStepInfo {
   final?: Json;
 }
 
-export interface RunStartRecord {
+/** The host lease a run held: recover checks it to tell a dead run from a live one. */
+export interface LockRecord {
+  name: string;
+  token: string;
+  owner: string;
+}
+
+/** Every record carries `mac` when the store seals its trail (see `sealTrail`). */
+interface Sealed {
+  mac?: string;
+}
+
+export interface RunStartRecord extends Sealed {
   t: "run";
-  v: 1;
+  v: 2;
   runId: string;
   atom: string;
   host: string;
   mode: RunMode;
   /** Undo runs: the run they undo. */
   undoOf?: string;
+  /** The fleet run this host run belongs to. */
+  fleet?: string;
   at: string;
   pid: number;
   machine: string;
+  /** The lease the run holds on its host; absent when it ran without a lock. */
+  lock?: LockRecord;
   steps: TrailStepInfo[];
-  /** What the caller recorded with the run (`RunOptions.meta`), e.g. the CLI's `--var`s. */
+  /** What the caller recorded with the run (`RunOptions.meta`), e.g. the CLI's `--var`s (never secret ones). */
   meta?: Json;
 }
 
-export interface StepTrailRecord {
+export interface StepTrailRecord extends Sealed {
   t: "step";
   runId: string;
   step: string;
@@ -74,7 +95,7 @@ export interface StepTrailRecord {
   recovered?: boolean;
 }
 
-export interface RunEndRecord {
+export interface RunEndRecord extends Sealed {
   t: "end";
   runId: string;
   status: RunStatus;
@@ -83,11 +104,39 @@ export interface RunEndRecord {
   stillApplied?: string[];
   /** Committed runs: each changed step's state observed at the end (what the run left). */
   final?: Record<string, Json>;
-  /** The outcome was decided by `recover` after the original process died. */
+  /** The outcome was decided by `recover` after the original process died (or its rollback failed). */
   recovered?: boolean;
 }
 
-export type TrailRecord = RunStartRecord | StepTrailRecord | RunEndRecord;
+/** The start of a fleet run: one atom on many hosts, each host's run linked by `fleet`. */
+export interface FleetStartRecord extends Sealed {
+  t: "fleet";
+  v: 2;
+  fleetId: string;
+  atom: string;
+  mode: RunMode;
+  /** Fleet undos: the fleet run they undo. */
+  undoOf?: string;
+  hosts: string[];
+  at: string;
+  pid: number;
+  machine: string;
+  /** Batches, concurrency and failure policy, as run. */
+  options?: Json;
+  meta?: Json;
+}
+
+export interface FleetEndRecord extends Sealed {
+  t: "fleet-end";
+  fleetId: string;
+  status: FleetStatus;
+  at: string;
+  hosts: Array<{ host: string; state: string; runId?: string; undoRunId?: string }>;
+}
+
+export type FleetStatus = "committed" | "rolled-back" | "partial" | "rollback-failed";
+
+export type TrailRecord = RunStartRecord | StepTrailRecord | RunEndRecord | FleetStartRecord | FleetEndRecord;
 
 export interface RunSummary {
   runId: string;
@@ -95,25 +144,39 @@ export interface RunSummary {
   host: string;
   mode: RunMode;
   undoOf?: string;
+  fleet?: string;
   startedAt: string;
   endedAt?: string;
-  /** `unfinished`: no end record, the process died (or is still running): see `recover`. */
-  status: RunStatus | "unfinished";
+  /**
+   * `unfinished`: no end record, the process died (or is still running): see `recover`. `corrupt`: the
+   * trail file cannot be read or fails its integrity check (`problem` says why); nothing acts on it.
+   */
+  status: RunStatus | "unfinished" | "corrupt";
   recovered?: boolean;
   steps: number;
+  /** `corrupt` only: what is wrong with the file. */
+  problem?: string;
+  /** What the caller recorded with the run (the CLI's `--var`s). */
+  meta?: Json;
 }
 
 /**
  * The durable journal of runs. `append` with `sync: true` must not return before the records would
  * survive a crash (fsync, a committed transaction); without it the store may buffer, but must keep
- * order: a later synced append makes every earlier record durable too.
+ * order: a later synced append makes every earlier record durable too. A failed append must leave the
+ * store as before it (no partial record) and lose nothing appended earlier.
  */
 export interface TrailStore {
   append(runId: string, records: readonly TrailRecord[], options?: { sync?: boolean }): Promise<void>;
-  /** Records in append order; a torn last record (crash mid-write) is dropped. */
+  /**
+   * Records in append order; a torn last record (crash mid-write) is dropped. Throws when the records
+   * cannot be trusted (a bad line in the middle, a failed integrity check).
+   */
   readRun(runId: string): Promise<TrailRecord[]>;
-  /** Oldest first. */
+  /** Oldest first. One unreadable run is listed as `corrupt`; it never hides or blocks the others. */
   listRuns(): Promise<RunSummary[]>;
+  /** Every id the store holds records under (runs and fleets), from its own index, without reading them. */
+  listIds?(): Promise<string[]>;
   close?(): Promise<void>;
 }
 
@@ -135,18 +198,23 @@ export interface StepView extends TrailStepInfo {
   at?: string;
 }
 
-export function foldRun(records: readonly TrailRecord[]): RunView | undefined {
+/**
+ * Folds a run's records into its latest state. With `runId`, records of any other run are not this
+ * run's (a copied or spliced file): the run record must carry that id.
+ */
+export function foldRun(records: readonly TrailRecord[], runId?: string): RunView | undefined {
   const start = records.find((r): r is RunStartRecord => r.t === "run");
-  if (!start) return undefined;
+  if (!start || (runId !== undefined && start.runId !== runId)) return undefined;
   const steps = new Map<string, StepView>(
     start.steps.map((s) => [s.name, { ...s, status: s.status ?? "pending" }]),
   );
   let end: RunEndRecord | undefined;
   for (const r of records) {
+    if ((r.t === "step" || r.t === "end") && r.runId !== start.runId) continue;
     if (r.t === "step") {
       const view = steps.get(r.step);
       if (!view) continue;
-      const { t: _t, runId: _r, step: _s, recovered: _rec, error, ...fields } = r;
+      const { t: _t, runId: _r, step: _s, recovered: _rec, mac: _m, error, ...fields } = r;
       Object.assign(view, fields);
       // the failure that made the run roll back stays visible next to a later undo failure
       if (error && (r.status === "undo-failed" || r.status === "drift")) view.undoError = error;
@@ -163,12 +231,49 @@ export function summarize(view: RunView): RunSummary {
     host: view.run.host,
     mode: view.run.mode,
     ...(view.run.undoOf ? { undoOf: view.run.undoOf } : {}),
+    ...(view.run.fleet ? { fleet: view.run.fleet } : {}),
     startedAt: view.run.at,
     ...(view.end ? { endedAt: view.end.at } : {}),
     status: view.end?.status ?? "unfinished",
     ...(view.end?.recovered ? { recovered: true } : {}),
     steps: view.steps.length,
+    ...(view.run.meta !== undefined ? { meta: view.run.meta } : {}),
   };
+}
+
+/** A run whose trail cannot be read, as `listRuns` reports it. */
+export function corruptSummary(runId: string, problem: string, at = ""): RunSummary {
+  return { runId, atom: "?", host: "?", mode: "run", startedAt: at, status: "corrupt", steps: 0, problem };
+}
+
+/** Summaries of the run files among `ids`, oldest first; a file that fails to read is listed as corrupt. */
+export async function summarizeAll(
+  ids: readonly string[],
+  read: (runId: string) => Promise<readonly TrailRecord[]>,
+): Promise<RunSummary[]> {
+  const out: RunSummary[] = [];
+  for (const runId of ids) {
+    let records: readonly TrailRecord[];
+    try {
+      records = await read(runId);
+    } catch (error) {
+      out.push(corruptSummary(runId, error instanceof Error ? error.message.split("\n")[0]! : String(error)));
+      continue;
+    }
+    if (records[0]?.t === "fleet") continue; // a fleet's own records, not a host run
+    const view = foldRun(records, runId);
+    if (view) out.push(summarize(view));
+    else
+      out.push(
+        corruptSummary(
+          runId,
+          records.length
+            ? `no run record for ${runId} (a trail file copied or renamed from another run?)`
+            : "the trail file is empty",
+        ),
+      );
+  }
+  return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
 }
 
 /** Keeps runs in memory: for tests, benchmarks and throwaway runs. Lost with the process. */
@@ -186,12 +291,10 @@ export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]
       return structuredClone(records.get(runId) ?? []);
     },
     async listRuns() {
-      const out: RunSummary[] = [];
-      for (const list of records.values()) {
-        const view = foldRun(list);
-        if (view) out.push(summarize(view));
-      }
-      return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
+      return summarizeAll([...records.keys()], async (id) => records.get(id) ?? []);
+    },
+    async listIds() {
+      return [...records.keys()];
     },
   };
 }

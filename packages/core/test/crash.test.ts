@@ -78,42 +78,53 @@ describe("crash recovery with real processes (SIGKILL)", () => {
   });
 
   for (const failing of [false, true]) {
-    it(`recover restores the tree exactly after a kill at every checkpoint of a ${failing ? "failing" : "committing"} run`, async () => {
-      const outcomes: Record<string, number> = {};
-      for (let killAt = 1; killAt <= total[String(failing)]!; killAt++) {
-        const root = join(base.dir, `run-${failing}-${killAt}`);
-        const trailDir = join(base.dir, `trail-${failing}-${killAt}`);
-        const stateDir = join(base.dir, `state-${failing}-${killAt}`);
-        await freshTree(root);
-        const runId = `crash-${failing ? "f" : "c"}-${killAt}`;
-        const r = deploy(root, trailDir, stateDir, killAt, failing, runId);
-        expect(r.killed, `kill point ${killAt}: ${r.out} ${r.err}`).toBe(true);
+    it(
+      `recover restores the tree exactly after a kill at every checkpoint of a ${failing ? "failing" : "committing"} run`,
+      async () => {
+        const outcomes: Record<string, number> = {};
+        for (let killAt = 1; killAt <= total[String(failing)]!; killAt++) {
+          const root = join(base.dir, `run-${failing}-${killAt}`);
+          const trailDir = join(base.dir, `trail-${failing}-${killAt}`);
+          const stateDir = join(base.dir, `state-${failing}-${killAt}`);
+          await freshTree(root);
+          const runId = `crash-${failing ? "f" : "c"}-${killAt}`;
+          const r = deploy(root, trailDir, stateDir, killAt, failing, runId);
+          expect(r.killed, `kill point ${killAt}: ${r.out} ${r.err}`).toBe(true);
 
-        const trail = fileTrail({ dir: trailDir });
-        const unfinished = (await trail.listRuns()).filter((x) => x.status === "unfinished");
-        // killed before the first durable record: there is nothing to recover and nothing was changed
-        if (!unfinished.length) {
-          expect(await trail.readRun(runId)).toEqual([]);
-          expect(await hashTree(root)).toBe(beforeHash);
-          outcomes["no trail"] = (outcomes["no trail"] ?? 0) + 1;
-          continue;
+          const trail = fileTrail({ dir: trailDir });
+          const unfinished = (await trail.listRuns()).filter((x) => x.status === "unfinished");
+          // killed before the first durable record: there is nothing to recover and nothing was changed
+          if (!unfinished.length) {
+            expect(await trail.readRun(runId)).toEqual([]);
+            expect(await hashTree(root)).toBe(beforeHash);
+            outcomes["no trail"] = (outcomes["no trail"] ?? 0) + 1;
+            continue;
+          }
+          const [result] = await recover(trail, {
+            host: localHost({ stateDir }),
+            steps: kinds,
+            backoffMs: 0,
+          });
+          expect(result, `kill point ${killAt}`).toBeDefined();
+          const key = `${result!.found} → ${result!.status}`;
+          outcomes[key] = (outcomes[key] ?? 0) + 1;
+          const expected = result!.status === "committed" ? afterHash.false : beforeHash;
+          expect(result!.status, `kill point ${killAt}: ${result!.error?.message}`).not.toBe(
+            "rollback-failed",
+          );
+          expect(await hashTree(root), `kill point ${killAt} (${key})`).toBe(expected);
+          // the trail now ends with the recovered outcome, and a torn line did not break reading it
+          expect((await trail.listRuns()).map((x) => x.status)).toEqual([result!.status]);
+          // the dead run's lock did not stay behind
+          expect(await readdir(join(stateDir, "locks")).catch(() => [])).toEqual([]);
         }
-        const [result] = await recover(trail, { host: localHost({ stateDir }), steps: kinds, backoffMs: 0 });
-        expect(result, `kill point ${killAt}`).toBeDefined();
-        const key = `${result!.found} → ${result!.status}`;
-        outcomes[key] = (outcomes[key] ?? 0) + 1;
-        const expected = result!.status === "committed" ? afterHash.false : beforeHash;
-        expect(result!.status, `kill point ${killAt}: ${result!.error?.message}`).not.toBe("rollback-failed");
-        expect(await hashTree(root), `kill point ${killAt} (${key})`).toBe(expected);
-        // the trail now ends with the recovered outcome, and a torn line did not break reading it
-        expect((await trail.listRuns()).map((x) => x.status)).toEqual([result!.status]);
-        // the dead run's lock did not stay behind
-        expect(await readdir(join(stateDir, "locks")).catch(() => [])).toEqual([]);
-      }
-      // the kill points reached every kind of death
-      expect(Object.keys(outcomes).length).toBeGreaterThanOrEqual(failing ? 2 : 3);
-      console.log(`crash outcomes (${failing ? "failing" : "committing"} run):`, outcomes);
-    });
+        // the kill points reached every kind of death
+        expect(Object.keys(outcomes).length).toBeGreaterThanOrEqual(failing ? 2 : 3);
+        console.log(`crash outcomes (${failing ? "failing" : "committing"} run):`, outcomes);
+        // each kill point waits for a real child process: bound the test by those waits, not by 30 s
+      },
+      20 * 60_000,
+    );
   }
 
   it("a torn last line is dropped on read and cut before recover appends", async () => {
@@ -123,7 +134,7 @@ describe("crash recovery with real processes (SIGKILL)", () => {
     await trail.append("r1", [
       {
         t: "run",
-        v: 1,
+        v: 2,
         runId: "r1",
         atom: "a",
         host: "local",

@@ -76,7 +76,7 @@ describe("fileTrail", () => {
     await trail.append("zz-unfinished", [
       {
         t: "run",
-        v: 1,
+        v: 2,
         runId: "zz-unfinished",
         atom: "two",
         host: "local",
@@ -263,7 +263,7 @@ describe("recover", () => {
     expect(m.world.get("a")).toBe(0);
   });
 
-  it("refuses to recover a dead run when later runs acted on the host since, unless forced", async () => {
+  it("refuses to recover a dead run when later runs left changes on the host, unless allowed", async () => {
     const m = model();
     const trail = fileTrail({ dir: join(dir, "trails") });
     const host = testHost(dir);
@@ -273,14 +273,25 @@ describe("recover", () => {
     const lines = (await readFile(file, "utf8")).trim().split("\n");
     await writeFile(file, `${lines.slice(0, -1).join("\n")}\n`); // it "died" before its end record
     await new Promise((r) => setTimeout(r, 5));
-    await run(atom("rel", { steps: [m.kind({ id: "b" }, { name: "b" })] }), { host, trail });
+    // a library caller that skips the unfinished-run check (the CLI never does)
+    const opts = { host, trail, refuseUnfinished: false };
+    const failing = m.kind({ id: "c", failApply: "after" }, { name: "c" });
+    const rolledBack = await run(
+      atom("rel", { steps: [m.kind({ id: "c2" }, { name: "c2" }), failing] }),
+      opts,
+    );
+    expect(rolledBack.status).toBe("rolled-back");
+    // a rolled-back run is net zero: no reason to refuse
+    await expect(recover(trail, { host, steps: [m.kind], runId: dead.runId })).resolves.toHaveLength(1);
+    await writeFile(file, `${lines.slice(0, -1).join("\n")}\n`); // dead again, for the next case
+    await run(atom("rel", { steps: [m.kind({ id: "b" }, { name: "b" })] }), opts);
     const err = await recover(trail, { host, steps: [m.kind] }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "ATOM_DRIFT" });
-    expect(String((err as Error).message)).toMatch(/1 later run\(s\) acted on the host since[\s\S]*--force/);
+    expect(String((err as Error).message)).toMatch(/1 later run\(s\) left changes[\s\S]*--allow-later-runs/);
     const [forced] = await recover(trail, {
       host,
       steps: [m.kind],
-      force: true,
+      allowLaterRuns: true,
       rollbackCommitted: true,
       backoffMs: 0,
     });

@@ -1,0 +1,279 @@
+import { posix } from "node:path";
+import { deepEqual, getPath, messageOf, omitPaths, viaJson } from "./_utils";
+import { type Atom, stepsOf } from "./atom";
+import type { BoundStep } from "./engine";
+import { AtomError, TrailError } from "./errors";
+import { checkWith, validateParams } from "./params";
+import type { Redactor } from "./redact";
+import { resolveKind } from "./registry";
+import { bind } from "./run";
+import type { AnyStepKind, Step, StepKindDefinition } from "./step";
+import { foldRun, type RunView, type StepView, type TrailStore } from "./trail";
+import type { Json } from "./types";
+
+// A trail is evidence, never a command. Before a recorded step drives an undo, it is rebuilt the way a
+// run builds it: by its kind's params validator, its states by the kind's state check, and, given the
+// deploy file's atom, from that atom (the params must be the ones recorded), within the allowed roots.
+
+/** Secret param values by step name, then dotted path. */
+export type SecretValues = Record<string, Record<string, unknown>>;
+
+export interface RebuildOptions {
+  /** Step kinds to rebuild steps from, on top of those given to `registerSteps`. */
+  steps?: readonly AnyStepKind[] | undefined;
+  /**
+   * The atom as the deploy file builds it for this run (from the run's recorded vars). Each recorded step
+   * must be in it with the same kind and params; the step is then taken from it, secrets included.
+   */
+  atom?: Atom | ((view: RunView) => Atom | Promise<Atom>) | undefined;
+  /** Secret param values, when no atom is given (the trail never holds them). */
+  secrets?: SecretValues | ((atom: string) => SecretValues | undefined) | undefined;
+  /** Absolute paths recorded steps may change (what kinds declare with `owns`); default anywhere. */
+  roots?: readonly string[] | undefined;
+}
+
+export async function loadRun(store: TrailStore, runId: string): Promise<RunView> {
+  const view = foldRun(await store.readRun(runId), runId);
+  if (!view) {
+    throw new AtomError("ATOM_RUN_NOT_FOUND", `no run ${runId} in the trail`, {
+      hint: "list runs with `atomkit trail`; check the trail directory (--trail)",
+    });
+  }
+  return view;
+}
+
+/** Binds every given recorded step, or throws a TrailError naming the first that cannot be trusted. */
+export async function rebuildSteps(
+  view: RunView,
+  recorded: readonly StepView[],
+  options: RebuildOptions,
+  redactor: Redactor,
+): Promise<BoundStep[]> {
+  const atom = typeof options.atom === "function" ? await options.atom(view) : options.atom;
+  if (atom && atom.name !== view.run.atom) {
+    throw refusal(
+      view,
+      undefined,
+      `the deploy file's atom is "${atom.name}", but the run was of "${view.run.atom}"`,
+    );
+  }
+  const fromAtom = new Map<string, { step: Step; phase: BoundStep["phase"] }>();
+  if (atom) {
+    for (const placed of stepsOf(atom)) {
+      fromAtom.set(placed.step.name, placed);
+      // every secret of the atom, as the run had them, before anything is compared or masked
+      const v = await validateParams(placed.step);
+      if (!v.issues) redactor.add(v.value, secretPathsOf(placed.step));
+    }
+  }
+  const out: BoundStep[] = [];
+  for (const s of recorded) {
+    const definition = resolveKind(
+      s.kind,
+      { step: s.name, runId: view.run.runId, package: s.package },
+      options.steps ?? (atom ? kindsOf(atom) : []),
+    );
+    const bound = atom
+      ? await fromDeployFile(view, s, fromAtom.get(s.name), redactor)
+      : await fromTrail(view, s, definition, secretsOf(options, view.run.atom)?.[s.name], redactor);
+    await checkStates(view, s, definition);
+    checkRoots(view, s, bound, options.roots);
+    out.push(bound);
+  }
+  return out;
+}
+
+/** The step as the deploy file builds it, after proving it is the one the trail recorded. */
+async function fromDeployFile(
+  view: RunView,
+  s: StepView,
+  placed: { step: Step; phase: BoundStep["phase"] } | undefined,
+  redactor: Redactor,
+): Promise<BoundStep> {
+  if (!placed) {
+    throw refusal(view, s, `the deploy file's atom "${view.run.atom}" has no step "${s.name}"`, {
+      hint: "undo and recover need the deploy file as it was when the run was made: check that version out (e.g. with git), then retry",
+    });
+  }
+  if (placed.step.kind !== s.kind) {
+    throw refusal(
+      view,
+      s,
+      `step "${s.name}" is a ${placed.step.kind} in the deploy file but a ${s.kind} in the trail`,
+    );
+  }
+  const v = await validateParams(placed.step);
+  if (v.issues) {
+    throw refusal(view, s, `step "${s.name}" of the deploy file has invalid params: ${v.issues[0]?.message}`);
+  }
+  const bound = bind(placed.step, placed.phase, v.value, redactor);
+  const now = redactor.scrub(omitPaths(viaJson(v.value ?? null), bound.secret)) as Json;
+  if (!deepEqual(now, s.params)) {
+    throw refusal(view, s, `step "${s.name}" differs from the one the run recorded`, {
+      expected: s.params,
+      found: now,
+      hint: "undo and recover act only on the steps that ran: check out the deploy file as it was for that run (and pass the --var values it ran with), then retry",
+    });
+  }
+  return { ...bound, title: s.title, undoRetries: s.undoRetries ?? bound.undoRetries, retries: 0 };
+}
+
+/** The step from its recorded params alone (no deploy file): validated again by its kind. */
+async function fromTrail(
+  view: RunView,
+  s: StepView,
+  definition: StepKindDefinition<unknown, unknown, unknown>,
+  secrets: Record<string, unknown> | undefined,
+  redactor: Redactor,
+): Promise<BoundStep> {
+  if (s.masked) {
+    throw refusal(view, s, `step "${s.name}" had a secret value in a param the trail masked`, {
+      hint: "rebuild it from the deploy file (the CLI does; with the library pass `atom`)",
+    });
+  }
+  const params = secrets ? withPaths(s.params, secrets) : s.params;
+  const step: Step = {
+    kind: s.kind,
+    name: s.name,
+    params,
+    options: {
+      ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
+      ...(s.undoRetries !== undefined ? { undoRetries: s.undoRetries } : {}),
+      ...(secrets ? { secret: Object.keys(secrets) } : {}),
+    },
+    definition,
+  };
+  const v = await validateParams(step);
+  if (v.issues) {
+    const missing = (definition.secret ?? []).filter((path) => !secrets || !(path in secrets));
+    throw refusal(
+      view,
+      s,
+      `the recorded params of step "${s.name}" are refused by its kind: ${v.issues[0]?.message}`,
+      {
+        expected: `params ${s.kind} accepts${missing.length ? ` (with its secret ${missing.join(", ")}, which the trail never holds)` : ""}`,
+        found: v.issues.map((i) => `${i.path || "params"}: ${i.message}`).join("; "),
+        hint: missing.length
+          ? "undo it through the deploy file, which holds the secret (the CLI does; with the library pass `atom` or `secrets`)"
+          : "the trail was not written by this kind: inspect the file; nothing was changed",
+      },
+    );
+  }
+  return { ...bind(step, s.phase, v.value, redactor), title: s.title, retries: 0 };
+}
+
+/** Every recorded state must be one the kind could have observed. */
+async function checkStates(
+  view: RunView,
+  s: StepView,
+  definition: StepKindDefinition<unknown, unknown, unknown>,
+): Promise<void> {
+  if (!definition.state) return;
+  const finals = view.end?.final?.[s.name];
+  for (const [which, state] of [
+    ["before", s.before],
+    ["after", s.after],
+    ["final", finals ?? s.final],
+  ] as const) {
+    if (state === undefined) continue;
+    try {
+      await checkWith(definition.state, state);
+    } catch (error) {
+      const path = (error as { path?: unknown })?.path;
+      throw refusal(view, s, `the recorded ${which}-state of step "${s.name}" is not a ${s.kind} state`, {
+        expected: `a state ${s.kind} observes`,
+        found: `${typeof path === "string" && path ? `${path}: ` : ""}${messageOf(error)}`,
+        hint: "the trail was edited or written by something else; nothing was changed",
+      });
+    }
+  }
+}
+
+function checkRoots(view: RunView, s: StepView, bound: BoundStep, roots: readonly string[] | undefined) {
+  if (!roots || !bound.definition.owns) return;
+  let paths: string[];
+  try {
+    paths = bound.definition.owns(bound.params);
+  } catch (error) {
+    throw refusal(view, s, `cannot tell which paths step "${s.name}" changes: ${messageOf(error)}`);
+  }
+  const within = (p: string) =>
+    roots.some((root) => {
+      const r = posix.normalize(root).replace(/\/+$/, "") || "/";
+      const q = posix.normalize(p);
+      return r === "/" || q === r || q.startsWith(`${r}/`);
+    });
+  const outside = paths.filter((p) => !within(p));
+  if (outside.length) {
+    throw refusal(view, s, `step "${s.name}" would change paths outside the allowed roots`, {
+      expected: `paths under ${roots.join(", ")}`,
+      found: outside.join(", "),
+      hint: "the trail does not match this deploy (forged or from elsewhere); nothing was changed. If the roots are too narrow, widen `roots` in the deploy file",
+    });
+  }
+}
+
+function refusal(
+  view: RunView,
+  s: StepView | undefined,
+  message: string,
+  details: { expected?: unknown; found?: unknown; hint?: string } = {},
+): TrailError {
+  return new TrailError(`run ${view.run.runId}: ${message}; nothing was changed`, {
+    atom: view.run.atom,
+    host: view.run.host,
+    ...(s ? { step: s.name, kind: s.kind } : {}),
+    ...details,
+    hint: details.hint ?? "the trail does not match the deploy file; inspect it before acting",
+  });
+}
+
+function secretPathsOf(step: Step): string[] {
+  return [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
+}
+
+function kindsOf(atom: Atom): AnyStepKind[] {
+  return stepsOf(atom).map(
+    ({ step }) => ({ kind: step.kind, definition: step.definition }) as unknown as AnyStepKind,
+  );
+}
+
+function secretsOf(o: RebuildOptions, atom: string): SecretValues | undefined {
+  return typeof o.secrets === "function" ? o.secrets(atom) : o.secrets;
+}
+
+/** A copy of `obj` with `values` set at their dotted paths. */
+function withPaths(obj: Json, values: Record<string, unknown>): Json {
+  const copy = (obj && typeof obj === "object" ? structuredClone(obj) : {}) as Record<string, unknown>;
+  for (const [path, value] of Object.entries(values)) {
+    const parts = path.split(".");
+    let cur = copy;
+    for (const part of parts.slice(0, -1)) {
+      if (!cur[part] || typeof cur[part] !== "object") cur[part] = {};
+      cur = cur[part] as Record<string, unknown>;
+    }
+    cur[parts.at(-1)!] = value;
+  }
+  return copy as Json;
+}
+
+/**
+ * The secret param values of an atom's steps (by step name and dotted path), which the trail never
+ * holds: give them to `undoRun`/`recover` as `secrets` when their undo needs them (or pass the `atom`).
+ */
+export async function atomSecrets(a: Atom): Promise<SecretValues> {
+  const out: SecretValues = {};
+  for (const { step } of stepsOf(a)) {
+    const paths = secretPathsOf(step);
+    if (!paths.length) continue;
+    const v = await validateParams(step);
+    if (v.issues) continue;
+    const values: Record<string, unknown> = {};
+    for (const path of paths) {
+      const value = getPath(v.value, path);
+      if (value !== undefined) values[path] = value;
+    }
+    if (Object.keys(values).length) out[step.name] = values;
+  }
+  return out;
+}

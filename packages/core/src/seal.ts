@@ -1,0 +1,98 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { TrailError } from "./errors";
+import { summarizeAll, type TrailRecord, type TrailStore } from "./trail";
+
+/** A key, or how to get it when first needed (a key file is created on the first write). */
+export type TrailKey = Uint8Array | ((purpose: "read" | "write") => Promise<Uint8Array>);
+
+/**
+ * Seals a trail: every record gets `mac`, an HMAC-SHA256 (with a per-project key that is kept outside the
+ * trail) over the record and the previous record's mac, so a record that was edited, forged, spliced in
+ * from another run or moved is refused on read. recover and undo act only on records that verify: a
+ * trail is evidence, never a command.
+ *
+ * Cutting records off the end cannot be seen by a chain; it only ever makes a run look less finished,
+ * and recover then re-observes (the safe direction).
+ */
+export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
+  let keyBytes: Promise<Uint8Array> | undefined;
+  const getKey = (purpose: "read" | "write") => {
+    if (key instanceof Uint8Array) return Promise.resolve(key);
+    if (purpose === "read") return key("read"); // never cached: a missing key file is not created by a read
+    keyBytes ??= key("write");
+    keyBytes.catch(() => (keyBytes = undefined));
+    return keyBytes;
+  };
+  /** The mac of each run's last record, once this process has read or written it. */
+  const last = new Map<string, string>();
+
+  const verified = async (runId: string): Promise<TrailRecord[]> => {
+    const records = await inner.readRun(runId);
+    if (!records.length) return records;
+    const k = await getKey("read");
+    let prev = "";
+    for (const [i, record] of records.entries()) {
+      const { mac, ...rest } = record as TrailRecord & { mac?: string };
+      if (typeof mac !== "string" || !equalHex(mac, macOf(k, prev, rest))) {
+        throw new TrailError(
+          `trail record ${i + 1} of run ${runId} fails its integrity check${mac ? "" : " (it has no mac)"}`,
+          {
+            expected: "records written by Atomkit with this project's trail key",
+            found: `${record.t ?? "?"} record ${i + 1}${"step" in record ? ` of step "${record.step}"` : ""}`,
+            hint: "the file was edited, forged, or copied from another run or project; nothing acts on it. If it is genuine, run with the key it was written with (ATOMKIT_TRAIL_KEY or the trail.key file beside the trail directory)",
+          },
+        );
+      }
+      prev = mac;
+    }
+    last.set(runId, prev);
+    return records;
+  };
+
+  return {
+    async append(runId, records, options) {
+      const k = await getKey("write");
+      if (!last.has(runId)) await verified(runId);
+      let prev = last.get(runId) ?? "";
+      const sealed = records.map((record) => {
+        const { mac: _, ...rest } = record as TrailRecord & { mac?: string };
+        prev = macOf(k, prev, rest);
+        return { ...rest, mac: prev } as TrailRecord;
+      });
+      await inner.append(runId, sealed, options);
+      last.set(runId, prev);
+    },
+    readRun: verified,
+    async listRuns() {
+      // every summary comes from verified records: a forged "rolled-back" must not hide a live change
+      const ids = inner.listIds ? await inner.listIds() : (await inner.listRuns()).map((r) => r.runId);
+      return summarizeAll(ids, verified);
+    },
+    async listIds() {
+      return inner.listIds ? inner.listIds() : (await inner.listRuns()).map((r) => r.runId);
+    },
+    ...(inner.close ? { close: () => inner.close!() } : {}),
+  };
+}
+
+/** HMAC-SHA256 over the previous mac and the record's canonical JSON (sorted keys). */
+function macOf(key: Uint8Array, prev: string, record: object): string {
+  return createHmac("sha256", key).update(prev).update("\n").update(canonical(record)).digest("hex");
+}
+
+/** JSON with object keys sorted, so the mac does not depend on key order after a round trip. */
+export function canonical(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value))
+    return `[${value.map((v) => (v === undefined ? "null" : canonical(v))).join(",")}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+}
+
+function equalHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, "hex");
+  const y = Buffer.from(b, "hex");
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
