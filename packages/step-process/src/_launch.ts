@@ -18,7 +18,8 @@ export interface LaunchSpec {
  */
 const OUTER = `cwd=$1 out=$2 err=$3 pidf=$4
 shift 4
-cd "$cwd" || exit 126
+cd -- "$cwd" || exit 126
+dir=$(pwd -P) || exit 126
 : >>"$out" || exit 125
 : >>"$err" || exit 125
 rm -f -- "$pidf" || exit 125
@@ -29,7 +30,8 @@ while [ ! -s "$pidf" ]; do
   if [ "$i" -gt 500 ]; then echo "the detached process wrote no pid file within 5 s" >&2; exit 124; fi
   sleep 0.01 2>/dev/null || sleep 1
 done
-cat -- "$pidf"`;
+cat -- "$pidf"
+printf '%s\n' "$dir"`;
 
 const INNER = `out=$1 err=$2 pidf=$3
 shift 3
@@ -38,8 +40,15 @@ tmp="$pidf.atomkit-$$"
 echo $$ >"$tmp" && mv -f -- "$tmp" "$pidf" || exit 125
 exec "$@"`;
 
-/** Starts `spec.argv` detached and returns its pid (it may already have exited: check it). */
-export async function launch(host: Host, spec: LaunchSpec, signal?: AbortSignal): Promise<number> {
+/**
+ * Starts `spec.argv` detached and returns its pid (it may already have exited: check it) and the
+ * directory it started in, resolved (`pwd -P`: the release behind a `current` symlink).
+ */
+export async function launch(
+  host: Host,
+  spec: LaunchSpec,
+  signal?: AbortSignal,
+): Promise<{ pid: number; dir: string }> {
   const r = await host.exec(
     [
       "sh",
@@ -56,8 +65,10 @@ export async function launch(host: Host, spec: LaunchSpec, signal?: AbortSignal)
     ],
     { reject: false, ...(signal ? { signal } : {}) },
   );
-  const pid = Number(r.stdout.trim());
-  if (r.code === 0 && Number.isInteger(pid) && pid > 0) return pid;
+  const nl = r.stdout.indexOf("\n");
+  const pid = Number(r.stdout.slice(0, nl).trim());
+  const dir = r.stdout.slice(nl + 1).replace(/\n$/, "");
+  if (r.code === 0 && Number.isInteger(pid) && pid > 0 && dir.startsWith("/")) return { pid, dir };
   const stderr = r.stderr.trim().split("\n").slice(-3).join("\n");
   const why: Record<number, [string, string]> = {
     126: [`cannot enter the working directory ${spec.cwd}`, "create it, or fix cwd"],
@@ -105,4 +116,11 @@ export async function requireDir(host: Host, dir: string, what: string): Promise
   const st = await host.stat(dir);
   if (st?.type === "directory") return undefined;
   return `${what} ${dir} ${st ? "is not a directory" : "does not exist"}`;
+}
+
+/** `path` resolved on the host (symlinks followed), or `null` when it is not a directory one can enter. */
+export async function realDir(host: Host, path: string): Promise<string | null> {
+  const r = await host.exec(["sh", "-c", 'cd -- "$1" && pwd -P', "sh", path], { reject: false });
+  const dir = r.stdout.replace(/\n$/, "");
+  return r.code === 0 && dir.startsWith("/") ? dir : null;
 }

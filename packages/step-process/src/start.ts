@@ -1,25 +1,19 @@
 import { dirname } from "node:path";
 import { defineStep, type Host, type StepContext } from "@atomkit/core";
+import { type HealthCheck, healthOf, type NormalizedHealth } from "./_health";
+import { realDir, requireDir } from "./_launch";
+import { readBootId, readCredentials, readPidFile, removePidFileIf, terminate } from "./_proc";
+import { readRecord, recordPath, removeRecordIf } from "./_record";
+import { startLaunch } from "./_start";
 import {
-  describeHealth,
-  type HealthCheck,
-  healthOf,
-  type NormalizedHealth,
-  waitHealthy,
-  waitUptime,
-} from "./_health";
-import { launch, logTail, requireDir, sizeOf } from "./_launch";
-import {
-  findIdentity,
-  type Identity,
-  readBootId,
-  readCmdline,
-  readPidFile,
-  readStat,
-  removePidFileIf,
-  sameIdentity,
-  terminate,
-} from "./_proc";
+  checkState,
+  credsOf,
+  type Launch,
+  launchDiff,
+  type ProcessState,
+  readProcLaunch,
+  sameLaunch,
+} from "./_state";
 import {
   absolutePath,
   argvOf,
@@ -73,17 +67,12 @@ export interface StartProcessParams {
   graceMs: number;
 }
 
-/** What observe records: whether a process runs from the pid file, and exactly which one. */
-export type StartProcessState =
-  | { running: false }
-  | {
-      running: true;
-      pid: number;
-      /** Clock ticks after boot (field 22 of /proc/<pid>/stat): with `bootId`, tells a recycled pid. */
-      startTime: number;
-      bootId: string;
-      argv: string[];
-    };
+/**
+ * What observe records: whether a process runs from the pid file, and its launch (command, the release
+ * directory it started in, user, environment with secret values left out). `same()` compares the launch,
+ * never the pid: a restart of the identical launch is the same state. See `ProcessState`.
+ */
+export type StartProcessState = ProcessState;
 
 function params(input: StartProcessOptions): StartProcessParams {
   if (!isRecord(input)) invalid("", "must be an object { command, pidFile, … }");
@@ -129,9 +118,36 @@ async function observe(
     );
   }
   if (found.status !== "running") return { running: false };
-  const [argv, bootId] = await Promise.all([readCmdline(host, found.pid), readBootId(host)]);
-  if (argv === null) return { running: false };
-  return { running: true, pid: found.pid, startTime: found.stat.startTime, bootId, argv };
+  const ev = { pid: found.pid, startTime: found.stat.startTime, bootId: await readBootId(host) };
+  const recorded = await readRecord(host, p.pidFile, ev);
+  if (recorded)
+    return { running: true, ...ev, launch: recorded.launch, recorded: true, output: recorded.output };
+  // not started by Atomkit (or its record is gone): what /proc shows is all there is
+  const proc = await readProcLaunch(host, found.pid);
+  if (!proc) return { running: false };
+  return { running: true, ...ev, launch: proc.launch, recorded: false, output: proc.output };
+}
+
+/** The launch this step's params ask for, as a record would hold it once started. */
+async function wanted(ctx: StepContext, p: StartProcessParams, dir: string): Promise<Launch> {
+  // env values the run holds as secrets are set at start and never recorded: only their names
+  const masked = ctx.redact ? ctx.redact(p.env) : p.env;
+  const env: Record<string, string> = {};
+  const secretEnv: string[] = [];
+  for (const [name, value] of Object.entries(p.env)) {
+    if (masked[name] !== value) secretEnv.push(name);
+    else env[name] = value;
+  }
+  const self = await readCredentials(ctx.host, "self");
+  return {
+    argv: p.command,
+    cwd: p.cwd,
+    dir,
+    ...(self ? credsOf(self) : { uid: 0, gid: 0, groups: [] }),
+    env,
+    secretEnv: secretEnv.sort(),
+    clearEnv: false,
+  };
 }
 
 async function apply(ctx: StepContext, p: StartProcessParams, before: StartProcessState): Promise<void> {
@@ -139,21 +155,6 @@ async function apply(ctx: StepContext, p: StartProcessParams, before: StartProce
   const mask = masker(Object.values(p.env));
   const fail = (message: string, details: Parameters<typeof stepError>[4]) =>
     stepError(ctx, KIND, "apply", message, details);
-
-  if (before.running) {
-    const now = await observe(host, p, ctx.log);
-    if (now.running && JSON.stringify(now.argv) === JSON.stringify(p.command)) {
-      ctx.log(`pid ${now.pid} already runs this command: nothing to start`);
-      return;
-    }
-    if (now.running) {
-      throw fail(`pid file ${p.pidFile} names a running process`, {
-        expected: "no process running from this pid file",
-        found: mask(`pid ${now.pid}: ${showArgv(now.argv)}`),
-        hint: "stop it first (stopProcess({ pidFile }) as an earlier step), or give this process its own pid file",
-      });
-    }
-  }
 
   const problems = (
     await Promise.all([
@@ -169,60 +170,60 @@ async function apply(ctx: StepContext, p: StartProcessParams, before: StartProce
       hint: "create them in an earlier step (e.g. fs.mkdir) or fix the paths",
     });
   }
-
-  const logOffset = await sizeOf(host, p.logFile);
-  const env = Object.entries(p.env).map(([k, v]) => `${k}=${v}`);
-  const argv = env.length ? ["env", "--", ...env, ...p.command] : p.command;
-  const pid = await launch(
-    host,
-    { argv, cwd: p.cwd, stdout: p.logFile, stderr: p.logFile, pidFile: p.pidFile },
-    ctx.signal,
-  );
-  const [stat, bootId] = await Promise.all([readStat(host, pid), readBootId(host)]);
-  const id: Identity | null = stat ? { pid, startTime: stat.startTime, bootId } : null;
-  ctx.log(`started pid ${pid}: ${mask(showArgv(p.command))}`);
-  const alive = async () => id !== null && (await findIdentity(host, id)) !== null;
-
-  const waited = p.health
-    ? await waitHealthy(p.health, {
-        host,
-        signal: ctx.signal,
-        alive,
-        cwd: p.cwd,
-        logFile: p.logFile,
-        logOffset,
-        log: ctx.log,
-      })
-    : (await waitUptime(p.minUptimeMs, { alive, signal: ctx.signal }))
-      ? ({ ok: true } as const)
-      : ({ ok: false, reason: "exited", detail: "" } as const);
-  if (waited.ok) {
-    if (p.health) ctx.log(`pid ${pid} is healthy`);
-    return;
+  const dir = await realDir(host, p.cwd);
+  if (!dir) {
+    throw fail(`cannot enter the working directory ${p.cwd}`, {
+      expected: "a directory the deploy user can enter",
+      found: "cd failed",
+      hint: "check its permissions, or what the symlink points at",
+    });
   }
-  if (waited.reason === "exited") {
-    await removePidFileIf(host, p.pidFile, pid);
-    throw fail(
-      p.health ? "the process exited before it became healthy" : "the process exited right after it started",
-      {
-        expected: p.health ? `healthy: ${describeHealth(p.health)}` : `running for ${p.minUptimeMs} ms`,
-        found: `pid ${pid} exited; last output:\n${await logTail(host, p.logFile, logOffset, mask)}`,
-        hint: `read ${p.logFile}, or run the command by hand in ${p.cwd}`,
-      },
-    );
+  const want = await wanted(ctx, p, dir);
+  if (before.running) {
+    const now = await observe(host, p, ctx.log);
+    // the whole launch, never the command alone: the same argv from the old release is not this start
+    if (now.running && now.recorded && sameLaunch(now.launch, want)) {
+      ctx.log(`pid ${now.pid} already runs this launch (in ${dir}): nothing to start`);
+      return;
+    }
+    if (now.running) {
+      throw fail(`pid file ${p.pidFile} names a running process of another launch`, {
+        expected: `no process running from this pid file, or this very launch (in ${dir})`,
+        found: mask(
+          `pid ${now.pid}: ${showArgv(now.launch.argv)} in ${now.launch.dir}${
+            now.recorded ? ` (differs in ${launchDiff(now.launch, want)})` : " (not started by Atomkit)"
+          }`,
+        ),
+        hint: "stop it first (stopProcess({ pidFile }) as an earlier step of the atom), or give this process its own pid file",
+      });
+    }
   }
-  // left running on purpose: check sees it, and rollback stops exactly this pid and start time
-  throw fail(`the process did not become healthy within ${p.health?.timeoutMs} ms`, {
-    expected: `healthy: ${p.health ? describeHealth(p.health) : ""}`,
-    found: `${mask(waited.detail)}; pid ${pid} still runs; last output:\n${await logTail(host, p.logFile, logOffset, mask)}`,
-    hint: "check the port/path of the health check and the log; raise health.timeoutMs if it only starts slowly",
+  const started = await startLaunch(ctx, {
+    launch: want,
+    secrets: Object.fromEntries(want.secretEnv.map((n) => [n, p.env[n]!])),
+    output: { stdout: p.logFile, stderr: p.logFile },
+    pidFile: p.pidFile,
+    record: true,
+    health: p.health,
+    minUptimeMs: p.minUptimeMs,
+    mask,
   });
+  if (started.ok) return;
+  // left running when it is up but unhealthy: check sees it, and rollback stops exactly it
+  throw fail(
+    started.exited
+      ? p.health
+        ? "the process exited before it became healthy"
+        : "the process exited right after it started"
+      : `the process did not become healthy within ${p.health?.timeoutMs} ms`,
+    { expected: started.expected, found: started.found, hint: started.hint },
+  );
 }
 
 /**
- * Undo: stops the process this step started, and only that one (pid and start time must match, so a
- * recycled pid is never signalled), then removes its pid file. Cannot restore: the lines it appended to
- * the log, and a stale pid file that was there before the start.
+ * Undo: stops what runs from the pid file when it is the launch this step started (whatever its pid: a
+ * rollback of a later run may have restarted it), then removes the pid file and the launch record.
+ * Cannot restore: the lines it appended to the log, and a stale pid file that was there before the start.
  */
 async function undo(
   ctx: StepContext,
@@ -231,15 +232,25 @@ async function undo(
   after: StartProcessState,
 ): Promise<void> {
   if (!after.running) return;
-  if (before.running && sameIdentity(before, after)) return;
-  const how = await terminate(ctx.host, after, { signal: p.stopSignal, graceMs: p.graceMs, log: ctx.log });
-  if (how !== "gone") ctx.log(`pid ${after.pid} ${how}`);
-  await removePidFileIf(ctx.host, p.pidFile, after.pid);
+  if (before.running && sameLaunch(before.launch, after.launch)) return; // it ran already; nothing was started
+  const now = await observe(ctx.host, p, ctx.log);
+  if (!now.running) return;
+  if (!sameLaunch(now.launch, after.launch)) {
+    throw stepError(ctx, KIND, "undo", "another launch runs from the pid file; it was left alone", {
+      expected: `the launch this step started (${showArgv(after.launch.argv)} in ${after.launch.dir})`,
+      found: `pid ${now.pid}: ${showArgv(now.launch.argv)} in ${now.launch.dir}`,
+      hint: "someone restarted it differently since; stop it by hand if it must go",
+    });
+  }
+  const how = await terminate(ctx.host, now, { signal: p.stopSignal, graceMs: p.graceMs, log: ctx.log });
+  if (how !== "gone") ctx.log(`pid ${now.pid} ${how}`);
+  await removePidFileIf(ctx.host, p.pidFile, now.pid);
+  await removeRecordIf(ctx.host, p.pidFile, now.pid);
 }
 
 /**
- * Starts a command detached (new session, output appended to a log file), writes its pid file and
- * waits for its health check. Undo stops exactly the process it started.
+ * Starts a command detached (new session, output appended to a log file), writes its pid file and a
+ * launch record beside it, and waits for its health check. Undo stops the launch it started.
  */
 export const startProcess = defineStep({
   kind: KIND,
@@ -249,5 +260,7 @@ export const startProcess = defineStep({
   observe: (ctx, p) => observe(ctx.host, p, ctx.log),
   apply,
   undo,
-  same: (a, b) => (a.running && b.running ? sameIdentity(a, b) : a.running === b.running),
+  same: (a, b) => (a.running && b.running ? sameLaunch(a.launch, b.launch) : a.running === b.running),
+  state: (value: unknown) => checkState(value),
+  owns: (p) => [p.pidFile, recordPath(p.pidFile), p.logFile],
 });

@@ -1,26 +1,10 @@
-import { randomBytes } from "node:crypto";
-import { deepEqual, defineStep, type Host, type StepContext } from "@atomkit/core";
+import { defineStep, type Host, type StepContext } from "@atomkit/core";
+import { type HealthCheck, healthOf, type NormalizedHealth, probeOnce } from "./_health";
+import { realDir } from "./_launch";
 import {
-  describeHealth,
-  type HealthCheck,
-  healthOf,
-  type NormalizedHealth,
-  probeOnce,
-  waitHealthy,
-  waitUptime,
-} from "./_health";
-import { launch, logTail, sizeOf } from "./_launch";
-import {
-  type Credentials,
-  findIdentity,
-  type Identity,
   type ProcStat,
   readBootId,
-  readCmdline,
   readCredentials,
-  readEnviron,
-  readLinkOrNull,
-  readOutput,
   readPidFile,
   readStat,
   removePidFileIf,
@@ -28,8 +12,20 @@ import {
   scanProcesses,
   terminate,
 } from "./_proc";
+import { readRecord, recordPath, removeRecordIf } from "./_record";
+import { scratchPidFile, startLaunch } from "./_start";
+import {
+  checkState,
+  type Launch,
+  launchDirOf,
+  type ProcessState,
+  type Running,
+  readProcLaunch,
+  sameLaunch,
+} from "./_state";
 import {
   absolutePath,
+  argvOf,
   envNameOf,
   envOf,
   invalid,
@@ -57,15 +53,18 @@ export interface StopProcessOptions {
   /** How long to wait for the process to exit before SIGKILL. Default 10 000. */
   graceMs?: number;
   /**
-   * What of the process's environment observe records, so undo restarts it with it: `"keep"` (all of
-   * it; undo starts from an empty environment) or a list of names. Default: none (undo's process gets
-   * the host's default environment). Values are written to the trail: never list secrets here.
+   * What of the environment of a process Atomkit did not start observe records, so undo restarts it
+   * with it: `"keep"` (default: all of it; undo starts it from exactly that environment), a list of
+   * names, or `"none"` (undo's process gets the host's default environment: not a faithful restart).
+   * Values are written to the trail, so `"keep"` refuses, before stopping anything, a process with
+   * secret-looking variables (`*TOKEN*`, `*PASSWORD*`, …) whose values are not given in `secretEnv`.
+   * A process started by `process.start` is restarted from its launch record instead.
    */
-  env?: "keep" | string[];
+  env?: "keep" | "none" | string[];
   /**
    * Values for secret variables of the process, e.g. `{ TOKEN: process.env.TOKEN }`. Observe records
    * only their names; undo sets them from here. Never written to the trail, so `recover` and `undo
-   * <runId>` in a new process cannot restore them (undo then fails and says so).
+   * <runId>` take them from the deploy file again; without it undo fails loudly, starting nothing.
    */
   secretEnv?: Record<string, string>;
   /** Where undo's restarted process writes when the original's stdout was not a file. Default `/dev/null`. */
@@ -77,6 +76,12 @@ export interface StopProcessOptions {
   health?: HealthCheck;
   /** Without `health`: the restarted process must stay up this long. Default 500. */
   minUptimeMs?: number;
+  /**
+   * How to restart a process Atomkit did not start, where /proc cannot tell: `cwd`, the directory it
+   * was started in (a server may change directory after start; /proc shows only where it is now), and
+   * `command`, its argv when it rewrote its own command line (`nginx: master process …`).
+   */
+  restart?: { cwd?: string; command?: string[] };
 }
 
 /** Validated params, defaults filled in. `secretEnv` (values) is a secret path; the names are not. */
@@ -91,36 +96,15 @@ export interface StopProcessParams {
   logFile: string;
   health?: NormalizedHealth;
   minUptimeMs: number;
+  restart?: { cwd?: string; command?: string[] };
 }
 
-/** What observe records: whether the process runs, and all undo needs to start it again as it was. */
-export type StopProcessState =
-  | { running: false }
-  | {
-      running: true;
-      pid: number;
-      startTime: number;
-      bootId: string;
-      argv: string[];
-      /** As the kernel resolved it (symlinks followed), from /proc/<pid>/cwd. */
-      cwd: string;
-      uid: number;
-      gid: number;
-      groups: number[];
-      /** Per the `env` option; `null`: the variable was not set. */
-      env?: Record<string, string | null>;
-      /** Names of `secretEnv` variables the process had (values never recorded). */
-      secretEnv?: string[];
-      /** Variables `env: "keep"` did not record because their names look secret. */
-      unrecorded?: string[];
-      /** Files fd 1 and 2 appended to; `null` for a pipe, socket, tty or /dev/null. */
-      stdout: string | null;
-      stderr: string | null;
-      /** One probe of `health` (http, tcp, exec only). */
-      healthy?: boolean;
-    };
-
-type Running = Extract<StopProcessState, { running: true }>;
+/**
+ * Whether the process runs, and its launch: everything undo needs to start it again as it was (command,
+ * the directory it was started in, user, environment with secret values left out). `same()` compares
+ * the launch (and the health probe), never the pid. See `ProcessState`.
+ */
+export type StopProcessState = ProcessState & { healthy?: boolean };
 
 /** Names whose values `env: "keep"` refuses to write to the trail. */
 const SECRET_NAME_RE =
@@ -130,7 +114,19 @@ function params(input: StopProcessOptions): StopProcessParams {
   if (!isRecord(input)) invalid("", "must be an object { pidFile | match, … }");
   onlyKeys(
     input,
-    ["pidFile", "match", "signal", "graceMs", "env", "secretEnv", "logFile", "health", "minUptimeMs"],
+    [
+      "pidFile",
+      "match",
+      "signal",
+      "graceMs",
+      "env",
+      "secretEnv",
+      "secretEnvNames",
+      "logFile",
+      "health",
+      "minUptimeMs",
+      "restart",
+    ],
     "",
   );
   if ((input.pidFile === undefined) === (input.match === undefined)) {
@@ -139,7 +135,7 @@ function params(input: StopProcessOptions): StopProcessParams {
   const out: StopProcessParams = {
     signal: signalOf(input.signal, "signal", "TERM"),
     graceMs: msOf(input.graceMs, "graceMs", 10_000),
-    env: "none",
+    env: "keep",
     secretEnvNames: [],
     logFile: input.logFile === undefined ? "/dev/null" : absolutePath(input.logFile, "logFile"),
     minUptimeMs: msOf(input.minUptimeMs, "minUptimeMs", 500),
@@ -155,13 +151,31 @@ function params(input: StopProcessOptions): StopProcessParams {
     }
     out.match = input.match;
   }
-  if (input.env === "keep") out.env = "keep";
+  if (input.env === "keep" || input.env === "none") out.env = input.env;
   else if (Array.isArray(input.env)) {
     out.env = input.env.map((name, i) => envNameOf(String(name), `env.${i}`));
-  } else if (input.env !== undefined) invalid("env", 'must be "keep" or a list of variable names');
+  } else if (input.env !== undefined) invalid("env", 'must be "keep", "none" or a list of variable names');
   if (input.secretEnv !== undefined) {
     out.secretEnv = envOf(input.secretEnv, "secretEnv");
     out.secretEnvNames = Object.keys(out.secretEnv).sort();
+  }
+  // these params as a trail holds them (validated again by recover and undo): the names, not the values
+  const names = (input as { secretEnvNames?: unknown }).secretEnvNames;
+  if (names !== undefined) {
+    if (!Array.isArray(names)) invalid("secretEnvNames", "must be a list of variable names");
+    const list = names.map((n, i) => envNameOf(String(n), `secretEnvNames.${i}`)).sort();
+    if (input.secretEnv !== undefined && list.join() !== out.secretEnvNames.join())
+      invalid("secretEnvNames", "must name exactly the variables of secretEnv");
+    out.secretEnvNames = list;
+  }
+  if (input.restart !== undefined) {
+    if (!isRecord(input.restart)) invalid("restart", "must be an object { cwd?, command? }");
+    onlyKeys(input.restart, ["cwd", "command"], "restart");
+    const restart: NonNullable<StopProcessParams["restart"]> = {};
+    if (input.restart.cwd !== undefined) restart.cwd = absolutePath(input.restart.cwd, "restart.cwd");
+    if (input.restart.command !== undefined)
+      restart.command = argvOf(input.restart.command, "restart.command");
+    out.restart = restart;
   }
   const health = healthOf(input.health, "health");
   if (health) out.health = health;
@@ -208,102 +222,97 @@ async function observe(ctx: StepContext, p: StopProcessParams): Promise<StopProc
   const stat = await locate(ctx, p);
   if (!stat) return { running: false };
   const { pid } = stat;
-  const needEnv = p.env !== "none" || p.secretEnvNames.length > 0;
-  let argv: string[] | null;
-  let cwd: string | null;
-  let creds: Credentials | null;
-  let environ: Record<string, string> | null = {};
-  let bootId: string;
-  let stdout: string | null;
-  let stderr: string | null;
-  try {
-    [argv, cwd, creds, bootId, stdout, stderr, environ] = await Promise.all([
-      readCmdline(host, pid),
-      readLinkOrNull(host, `/proc/${pid}/cwd`),
-      readCredentials(host, pid),
-      readBootId(host),
-      readOutput(host, pid, 1),
-      readOutput(host, pid, 2),
-      needEnv ? readEnviron(host, pid) : Promise.resolve({}),
-    ]);
-  } catch (error) {
-    throw stepError(ctx, KIND, "observe", `cannot read /proc/${pid} to record how to restart it`, {
-      expected: "its command line, working directory and (if asked) environment",
-      found: (error as Error)?.message?.split("\n")[0],
-      hint: "run the deploy as the process's user or as root",
-      cause: error,
-    });
+  const ev = { pid, startTime: stat.startTime, bootId: await readBootId(host) };
+  let state: Running;
+  const recorded = p.pidFile ? await readRecord(host, p.pidFile, ev) : null;
+  if (recorded) {
+    // started by process.start (or restarted by this kind): its launch record is the truth
+    state = { running: true, ...ev, launch: recorded.launch, recorded: true, output: recorded.output };
+  } else {
+    let proc: Awaited<ReturnType<typeof readProcLaunch>>;
+    try {
+      proc = await readProcLaunch(host, pid);
+    } catch (error) {
+      throw stepError(ctx, KIND, "observe", `cannot read /proc/${pid} to record how to restart it`, {
+        expected: "its command line, working directory and environment",
+        found: (error as Error)?.message?.split("\n")[0],
+        hint: "run the deploy as the process's user or as root",
+        cause: error,
+      });
+    }
+    // it exited while we looked: it is stopped
+    if (!proc || !(await readStat(host, pid))) return { running: false };
+    if (proc.launch.argv.length === 0) {
+      throw stepError(ctx, KIND, "observe", `pid ${pid} has an empty command line`, {
+        expected: "the argv of a user process",
+        found: "nothing (a kernel thread, or a Host that reads procfs files as empty)",
+        hint: "point pidFile/match at the service itself",
+      });
+    }
+    state = await foreignLaunch(host, p, ev, proc);
   }
-  // it exited while we looked: it is stopped
-  if (argv === null || cwd === null || creds === null || environ === null || !(await readStat(host, pid))) {
-    return { running: false };
-  }
-  if (argv.length === 0) {
-    throw stepError(ctx, KIND, "observe", `pid ${pid} has an empty command line`, {
-      expected: "the argv of a user process",
-      found: "nothing (a kernel thread, or a Host that reads procfs files as empty)",
-      hint: "point pidFile/match at the service itself",
-    });
-  }
-  const state: Running = {
-    running: true,
-    pid,
-    startTime: stat.startTime,
-    bootId,
-    argv,
-    cwd,
-    uid: creds.uid,
-    gid: creds.gid,
-    groups: creds.groups,
-    stdout,
-    stderr,
-  };
-  Object.assign(state, recordEnv(environ, p));
   if (p.health && !("logLine" in p.health)) {
-    state.healthy = (await probeOnce(p.health, { host, cwd })).ok;
+    return { ...state, healthy: (await probeOnce(p.health, { host, cwd: state.launch.dir })).ok };
   }
   return state;
 }
 
-function recordEnv(
-  environ: Record<string, string>,
+/** The launch of a process Atomkit did not start, from /proc and the step's `env` and `restart`. */
+async function foreignLaunch(
+  host: Host,
   p: StopProcessParams,
-): Pick<Running, "env" | "secretEnv" | "unrecorded"> {
-  const out: Pick<Running, "env" | "secretEnv" | "unrecorded"> = {};
+  ev: { pid: number; startTime: number; bootId: string },
+  proc: NonNullable<Awaited<ReturnType<typeof readProcLaunch>>>,
+): Promise<Running> {
+  const problems: string[] = [];
+  const launch: Launch = { ...proc.launch, ...(p.restart?.command ? { argv: p.restart.command } : {}) };
+  if (p.restart?.cwd) {
+    launch.cwd = p.restart.cwd;
+    launch.dir = (await realDir(host, p.restart.cwd)) ?? p.restart.cwd;
+  } else {
+    const where = await launchDirOf(host, proc.launch.dir, proc.environ);
+    if ("problem" in where)
+      problems.push(`${where.problem}; give restart: { cwd } (where it is started from)`);
+    else Object.assign(launch, where);
+  }
   const secret = new Set(p.secretEnvNames);
-  if (secret.size) out.secretEnv = p.secretEnvNames.filter((n) => n in environ);
+  launch.secretEnv = p.secretEnvNames.filter((n) => n in proc.environ);
   if (p.env === "keep") {
-    const env: Record<string, string> = {};
+    launch.clearEnv = true;
     const unrecorded: string[] = [];
-    for (const name of Object.keys(environ).sort()) {
+    for (const name of Object.keys(proc.environ).sort()) {
       if (secret.has(name)) continue;
       if (SECRET_NAME_RE.test(name)) unrecorded.push(name);
-      else env[name] = environ[name]!;
+      else launch.env[name] = proc.environ[name]!;
     }
-    out.env = env;
-    if (unrecorded.length) out.unrecorded = unrecorded;
+    if (unrecorded.length) {
+      problems.push(
+        `its variables ${unrecorded.join(", ")} look secret, so their values are not recorded; give them in secretEnv (e.g. secretEnv: { ${unrecorded[0]}: process.env.${unrecorded[0]} }) or list the variables to keep in env: [...]`,
+      );
+    }
   } else if (Array.isArray(p.env)) {
-    const env: Record<string, string | null> = {};
-    for (const name of p.env) if (!secret.has(name)) env[name] = name in environ ? environ[name]! : null;
-    out.env = env;
+    for (const name of p.env)
+      if (!secret.has(name)) launch.env[name] = name in proc.environ ? proc.environ[name]! : null;
   }
-  return out;
+  if ((p.env !== "none" || launch.secretEnv.length) && launch.argv[0]!.includes("=")) {
+    problems.push(
+      `its program ${JSON.stringify(launch.argv[0])} holds "=", which env would read as a variable`,
+    );
+  }
+  return {
+    running: true,
+    ...ev,
+    launch,
+    recorded: false,
+    output: proc.output,
+    ...(problems.length ? { problem: problems.join("; ") } : {}),
+  };
 }
 
-/** What undo restores: the same program, directory, user and environment (not the same pid). */
+/** What undo restores: the same launch (not the same pid), answering its health probe as it did. */
 function sameProcess(a: StopProcessState, b: StopProcessState): boolean {
   if (!a.running || !b.running) return a.running === b.running;
-  return sameLaunch(a, b) && a.uid === b.uid && a.gid === b.gid && a.healthy === b.healthy;
-}
-
-function sameLaunch(a: Running, b: Running): boolean {
-  return (
-    deepEqual(a.argv, b.argv) &&
-    a.cwd === b.cwd &&
-    deepEqual(a.env, b.env) &&
-    deepEqual(a.secretEnv, b.secretEnv) &&
-    deepEqual(a.unrecorded, b.unrecorded)
-  );
+  return sameLaunch(a.launch, b.launch) && a.healthy === b.healthy;
 }
 
 // --- Apply ---
@@ -324,35 +333,30 @@ async function apply(ctx: StepContext, p: StopProcessParams, before: StopProcess
       hint: "something restarted it (a supervisor?); run the deploy again",
     });
   }
-  // recover or undo in a new process gets the state as the trail holds it: a secret value in the
-  // command line or environment would be restored as "***"
-  if (!sameLaunch(now, ctx.redact ? ctx.redact(before) : before)) {
-    throw fail("the recorded command line or environment differs from the live process", {
-      expected: "the state recorded by observe, byte for byte",
-      found: "a value masked as a secret (it appears in the command line or an env variable)",
-      hint: "pass secret variables with secretEnv instead of env; keep secrets out of command lines",
+  // everything undo needs must be known now, while nothing is stopped yet
+  if (now.problem) {
+    throw fail(`undo could not restart pid ${now.pid} faithfully, so it was not stopped`, {
+      expected: "where it was started, and every variable of its environment, known",
+      found: now.problem,
+      hint: "start the service with process.start (its launch is then recorded), or give what is missing",
     });
   }
-  if (now.unrecorded?.length) {
-    throw fail('env: "keep" would not be able to restore every variable', {
-      expected: "every variable recorded, or its value given in secretEnv",
-      found: `variables that look secret: ${now.unrecorded.join(", ")}`,
-      hint: `give their values in secretEnv (e.g. secretEnv: { ${now.unrecorded[0]}: process.env.${now.unrecorded[0]} }) or list the variables to keep in env: [...]`,
-    });
-  }
-  const missing = p.secretEnvNames.filter((n) => p.secretEnv?.[n] === undefined);
+  const missing = now.launch.secretEnv.filter((n) => p.secretEnv?.[n] === undefined);
   if (missing.length) {
     throw fail("secretEnv values are missing", {
-      expected: "a value for every secretEnv name",
+      expected: `a value for every secret variable of the process (${now.launch.secretEnv.join(", ")})`,
       found: `no value for ${missing.join(", ")} (secrets never reach the trail)`,
-      hint: "run stop from the deploy file that holds the values",
+      hint: `give them: secretEnv: { ${missing[0]}: process.env.${missing[0]} }`,
     });
   }
   const unable = await cannotRestartAs(ctx.host, now);
   if (unable) throw fail("undo could not restart the process as its user", unable);
   const how = await terminate(ctx.host, now, { signal: p.signal, graceMs: p.graceMs, log: ctx.log });
   ctx.log(`pid ${now.pid} ${how === "killed" ? "killed with SIGKILL" : "stopped"}`);
-  if (p.pidFile) await removePidFileIf(ctx.host, p.pidFile, now.pid);
+  if (p.pidFile) {
+    await removePidFileIf(ctx.host, p.pidFile, now.pid);
+    await removeRecordIf(ctx.host, p.pidFile, now.pid);
+  }
 }
 
 /** Why the deploy user could not restart a process owned by someone else; undefined when it can. */
@@ -361,10 +365,10 @@ async function cannotRestartAs(
   s: Running,
 ): Promise<{ expected: string; found: string; hint: string } | undefined> {
   const self = await readCredentials(host, "self");
-  if (!self || (self.uid === s.uid && self.gid === s.gid)) return undefined;
+  if (!self || (self.uid === s.launch.uid && self.gid === s.launch.gid)) return undefined;
   if (self.uid !== 0) {
     return {
-      expected: `the deploy user to be uid ${s.uid} or root`,
+      expected: `the deploy user to be uid ${s.launch.uid} or root`,
       found: `uid ${self.uid}`,
       hint: "deploy as the service's user, or as root",
     };
@@ -383,118 +387,72 @@ async function cannotRestartAs(
 // --- Undo ---
 
 /**
- * Undo: starts the process again from the recorded argv, cwd, user and (per `env`) environment,
- * detached, writes the pid file and waits for `health`. Cannot restore: its pid, in-memory state, open
- * connections, variables not recorded by `env`, and secretEnv values in a new process (not in the trail).
+ * Undo: starts the process again from its recorded launch (command, the directory it was started in,
+ * user, environment; secret values from `secretEnv`), detached, writes the pid file and launch record
+ * and waits for `health`. Cannot restore: its pid, in-memory state and open connections.
  */
 async function undo(ctx: StepContext, p: StopProcessParams, before: StopProcessState): Promise<void> {
   if (!before.running) return;
-  const { host } = ctx;
   const fail = (message: string, details: Parameters<typeof stepError>[4]) =>
     stepError(ctx, KIND, "undo", message, details);
   const mask = masker(Object.values(p.secretEnv ?? {}));
-
+  const { launch } = before;
   const now = await observe(ctx, p);
   if (now.running) {
-    if (sameLaunch(now, before)) {
-      ctx.log(`pid ${now.pid} already runs the recorded command: nothing to restart`);
+    if (sameLaunch(now.launch, launch)) {
+      ctx.log(`pid ${now.pid} already runs the recorded launch: nothing to restart`);
       return;
     }
     throw fail("another process runs in its place", {
       expected: "no process, so the recorded one can be started again",
-      found: mask(`pid ${now.pid}: ${showArgv(now.argv)}`),
+      found: mask(`pid ${now.pid}: ${showArgv(now.launch.argv)} in ${now.launch.dir}`),
       hint: "stop that process first; undo does not start a second copy",
     });
   }
-  if (before.unrecorded?.length) {
-    throw fail("the environment was not fully recorded", {
-      expected: "every variable recorded",
-      found: `not recorded: ${before.unrecorded.join(", ")}`,
-      hint: `restart by hand: cd ${before.cwd} && ${showArgv(before.argv)}`,
-    });
-  }
-  const secrets: string[] = [];
-  for (const name of before.secretEnv ?? []) {
+  const secrets: Record<string, string> = {};
+  for (const name of launch.secretEnv) {
     const value = p.secretEnv?.[name];
     if (value === undefined) {
-      throw fail(`the value of secret variable ${name} is not available`, {
+      throw fail(`the value of secret variable ${name} is not available, so nothing was started`, {
         expected: `secretEnv.${name} in the step's params`,
-        found: "nothing: secrets never reach the trail, so recover and undo <runId> do not have it",
-        hint: `restart by hand with ${name} set: cd ${before.cwd} && ${showArgv(before.argv)}`,
+        found:
+          "nothing: secrets never reach the trail; recover and undo <runId> take them from the deploy file",
+        hint: `run undo from the deploy file that holds it, or restart by hand with ${name} set: cd ${launch.dir} && ${showArgv(launch.argv)}`,
       });
     }
-    secrets.push(`${name}=${value}`);
+    secrets[name] = value;
   }
-
-  let argv = before.argv;
-  const env = Object.entries(before.env ?? {});
-  const assign = [...env.filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`), ...secrets];
-  if (p.env === "keep") {
-    argv = ["env", "-i", "--", ...assign, ...argv];
-  } else {
-    const unset = env.filter(([, v]) => v === null).flatMap(([k]) => ["-u", k]);
-    if (unset.length || assign.length) argv = ["env", ...unset, "--", ...assign, ...argv];
-  }
-  if (argv !== before.argv && before.argv[0]!.includes("=")) {
-    throw fail("cannot restart a program whose path holds '=' with an environment", {
-      expected: "a program path without '='",
-      found: before.argv[0],
-      hint: `restart by hand: cd ${before.cwd} && ${showArgv(before.argv)}`,
-    });
-  }
-  const self = await readCredentials(host, "self");
-  if (self && (self.uid !== before.uid || self.gid !== before.gid)) {
-    const groups = before.groups.length ? `--groups=${before.groups.join(",")}` : "--clear-groups";
-    argv = ["setpriv", `--reuid=${before.uid}`, `--regid=${before.gid}`, groups, "--", ...argv];
-  }
-
-  const stdout = before.stdout ?? p.logFile;
-  const stderr = before.stderr ?? stdout;
-  const logOffset = await sizeOf(host, stdout);
-  let pidFile = p.pidFile;
-  if (!pidFile) {
-    // match mode: the launcher still needs a file to hand the pid back through
-    await host.mkdir(host.stateDir, { recursive: true });
-    pidFile = `${host.stateDir}/process-stop-${randomBytes(6).toString("hex")}.pid`;
-  }
-  let pid: number;
+  const pidFile = p.pidFile ?? (await scratchPidFile(ctx.host));
   try {
-    pid = await launch(host, { argv, cwd: before.cwd, stdout, stderr, pidFile }, ctx.signal);
+    const started = await startLaunch(ctx, {
+      launch,
+      secrets,
+      output: {
+        stdout: before.output.stdout ?? p.logFile,
+        stderr: before.output.stderr ?? before.output.stdout ?? p.logFile,
+      },
+      pidFile,
+      record: p.pidFile !== undefined,
+      health: p.health,
+      minUptimeMs: p.minUptimeMs,
+      mask,
+    });
+    if (started.ok) return;
+    throw fail(started.exited ? "the restarted process exited" : "the restarted process is not healthy", {
+      expected: started.expected,
+      found: started.found,
+      hint: started.hint,
+    });
   } finally {
-    if (!p.pidFile) await host.rm(pidFile, { force: true });
+    // match mode: the launcher needed a file to hand the pid back through, nothing more
+    if (!p.pidFile) await ctx.host.rm(pidFile, { force: true });
   }
-  ctx.log(`restarted as pid ${pid}: ${mask(showArgv(before.argv))}`);
-  const [stat, bootId] = await Promise.all([readStat(host, pid), readBootId(host)]);
-  const id: Identity | null = stat ? { pid, startTime: stat.startTime, bootId } : null;
-  const alive = async () => id !== null && (await findIdentity(host, id)) !== null;
-  const waited = p.health
-    ? await waitHealthy(p.health, {
-        host,
-        signal: ctx.signal,
-        alive,
-        cwd: before.cwd,
-        logFile: stdout,
-        logOffset,
-        log: ctx.log,
-      })
-    : (await waitUptime(p.minUptimeMs, { alive, signal: ctx.signal }))
-      ? ({ ok: true } as const)
-      : ({ ok: false, reason: "exited", detail: "" } as const);
-  if (waited.ok) return;
-  if (waited.reason === "exited" && p.pidFile) await removePidFileIf(host, p.pidFile, pid);
-  throw fail(
-    waited.reason === "exited" ? "the restarted process exited" : "the restarted process is not healthy",
-    {
-      expected: p.health ? `healthy: ${describeHealth(p.health)}` : `running for ${p.minUptimeMs} ms`,
-      found: `${waited.detail ? `${mask(waited.detail)}; ` : ""}last output:\n${await logTail(host, stdout, logOffset, mask)}`,
-      hint: `read ${stdout}; the recorded command was: cd ${before.cwd} && ${mask(showArgv(before.argv))}`,
-    },
-  );
 }
 
 /**
  * Stops a running process (by pid file or command-line match): the signal, `graceMs`, then SIGKILL.
- * Observe records what is needed to start it again exactly as it was; undo does that.
+ * Observe records its launch, so undo can start it again exactly as it was; apply refuses, before
+ * stopping anything, a process it could not restart faithfully.
  */
 export const stopProcess = defineStep({
   kind: KIND,
@@ -507,4 +465,12 @@ export const stopProcess = defineStep({
   apply,
   undo: (ctx, p, before) => undo(ctx, p, before),
   same: sameProcess,
+  state: (value: unknown) => {
+    const { healthy, ...rest } = (value ?? {}) as Record<string, unknown>;
+    if (healthy !== undefined && typeof healthy !== "boolean")
+      throw new Error("healthy: expected true or false");
+    checkState(rest);
+    return value as StopProcessState;
+  },
+  owns: (p) => (p.pidFile ? [p.pidFile, recordPath(p.pidFile)] : []),
 });

@@ -91,6 +91,8 @@ export interface Sandbox {
     uid?: number;
     gid?: number;
     argv?: string[];
+    /** Start it without PWD, as a supervisor that does not go through a shell would. */
+    noPwd?: boolean;
   }) => Promise<number>;
   /** A live process that is not ours (a stand-in for whatever got a recycled pid). */
   spawnBystander: () => Promise<number>;
@@ -117,11 +119,16 @@ export async function sandbox(prefix = "atomkit-process-"): Promise<Sandbox> {
       const log = o.log ?? join(dir, "server.log");
       const fd = openSync(log, "a");
       const argv = o.argv ?? server(o.port, ...(o.flags ?? []));
+      const cwd = o.cwd ?? dir;
       const child = spawn(argv[0]!, argv.slice(1), {
-        cwd: o.cwd ?? dir,
+        cwd,
         detached: true,
         stdio: ["ignore", fd, fd],
-        env: o.env ?? { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+        // PWD as a shell sets it when an init script `cd`s and starts the service: where it was started
+        env: {
+          ...(o.noPwd ? {} : { PWD: cwd }),
+          ...(o.env ?? { PATH: process.env.PATH ?? "/usr/bin:/bin" }),
+        },
         ...(o.uid !== undefined ? { uid: o.uid } : {}),
         ...(o.gid !== undefined ? { gid: o.gid } : {}),
       });

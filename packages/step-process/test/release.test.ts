@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { copyFile, mkdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { atom, defineStep, fileTrail, type Host, recover, run } from "@atomkit/core";
+import { atom, defineStep, fileTrail, type Host, recover, rollback, run, undoRun } from "@atomkit/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startProcess, steps, stopProcess } from "../src/index";
 import {
@@ -197,5 +197,150 @@ describe("the seed release on the local host", () => {
     expect((await get(port, "/version"))?.body).toBe("1");
     expect((await get(port, "/health"))?.status).toBe(200);
     expect(await pidsWith(sb.tag)).toEqual([Number(await readFile(pidFile, "utf8"))]);
+  });
+});
+
+// The field walkthrough of issue 11: across runs, as deploys live. Release 1, 2 healthy; 3 broken.
+describe("across runs: v1 → v2 → failing v3 → rollback to v1, with the environment kept", () => {
+  let sb: Sandbox;
+  let port: number;
+  const secret = "across-token-0123456789";
+
+  beforeEach(async () => {
+    sb = await sandbox("atomkit-across-");
+    port = await freePort();
+    for (const [release, broken] of [
+      ["1", false],
+      ["2", false],
+      ["3", true],
+    ] as const) {
+      const dir = join(sb.dir, "releases", release);
+      await mkdir(dir, { recursive: true });
+      await copyFile(SERVER, join(dir, "server.mjs"));
+      await writeFile(join(dir, "VERSION"), release);
+      if (broken) await writeFile(join(dir, "BROKEN"), "");
+    }
+    await symlink(join(sb.dir, "releases", "1"), join(sb.dir, "current"));
+  });
+  afterEach(async () => {
+    await sb.cleanup();
+  });
+
+  const release = (version: string) => {
+    const pidFile = join(sb.dir, "app.pid");
+    const health = {
+      http: { port, path: "/health" },
+      timeoutMs: version === "3" ? 1_500 : 10_000,
+      intervalMs: 50,
+    };
+    return atom("release", {
+      steps: [
+        // default env: "keep"; a process.start launch is restarted from its record
+        stopProcess(
+          { pidFile, graceMs: 3_000, secretEnv: { TOKEN: secret }, health: { ...health, timeoutMs: 10_000 } },
+          { name: "stop" },
+        ),
+        swapLink(
+          { link: join(sb.dir, "current"), target: join(sb.dir, "releases", version) },
+          { name: "link" },
+        ),
+        startProcess(
+          {
+            // the app changes into a directory of its own after it started, as busybox httpd -h does
+            command: [NODE, "server.mjs", `--port=${port}`, `--tag=${sb.tag}`, "--unhealthy-if=BROKEN"],
+            cwd: join(sb.dir, "current"),
+            env: { TOKEN: secret, APP_PORT: String(port) },
+            pidFile,
+            health,
+            graceMs: 3_000,
+          },
+          { name: "start", secret: ["env.TOKEN"] },
+        ),
+      ],
+    });
+  };
+
+  it("every rollback verified, no drift, no force; v1 serves with its environment; nothing earlier is refused", async () => {
+    const trailDir = join(sb.dir, "trails");
+    const trail = fileTrail({ dir: trailDir });
+    const opts = { host: sb.host, trail, lock: false as const, backoffMs: 1 };
+    const deploy = (v: string) => run(release(v), { ...opts, meta: { vars: { version: v } } });
+    const serving = async () => ({
+      version: (await get(port, "/version"))?.body,
+      token: await getJson(port, "/env?name=TOKEN"),
+      appPort: await getJson(port, "/env?name=APP_PORT"),
+      processes: (await pidsWith(sb.tag)).length,
+    });
+    const back = {
+      host: () => sb.host,
+      lock: false as const,
+      backoffMs: 1,
+      // the deploy file: the atom rebuilt from the vars the run recorded, secrets included
+      atom: (view: { run: { meta?: unknown } }) =>
+        release((view.run.meta as { vars: { version: string } }).vars.version),
+    };
+
+    expect((await deploy("1")).status).toBe("committed");
+    const v2 = await deploy("2");
+    expect(v2.status, v2.error?.message).toBe("committed");
+    expect(await serving()).toEqual({ version: "2", token: secret, appPort: String(port), processes: 1 });
+    const v3 = await deploy("3");
+    expect(v3.status, v3.error?.message).toBe("rolled-back");
+    expect(await serving()).toEqual({ version: "2", token: secret, appPort: String(port), processes: 1 });
+
+    // the rolled-back v3 restarted v2 under a new pid: the same launch, so no drift
+    const back1 = await rollback(trail, [sb.host.name], { ...back, atomName: "release" });
+    expect(
+      back1.status,
+      JSON.stringify(back1.hosts[0]?.error?.message ?? back1.hosts[0]?.undo?.error?.message),
+    ).toBe("rolled-back");
+    expect(back1.hosts[0]?.undo?.steps.map((s) => [s.name, s.status, s.verified])).toEqual([
+      ["stop", "undone", true],
+      ["link", "undone", true],
+      ["start", "undone", true],
+    ]);
+    expect(await serving()).toEqual({ version: "1", token: secret, appPort: String(port), processes: 1 });
+    expect(await getJson(port, "/cwd")).toBe(join(sb.dir, "releases", "1"));
+
+    // nothing earlier than v1: refused, explained, nothing changed
+    await expect(rollback(trail, [sb.host.name], { ...back, atomName: "release" })).rejects.toThrow(
+      /nothing earlier to go back to/,
+    );
+    expect(await serving()).toEqual({ version: "1", token: secret, appPort: String(port), processes: 1 });
+
+    // forward again, and undo that run
+    const again = await deploy("2");
+    expect(again.status, again.error?.message).toBe("committed");
+    const undone = await undoRun(trail, again.runId, { ...back, host: sb.host });
+    expect(undone.status, undone.error?.message).toBe("rolled-back");
+    expect(await serving()).toEqual({ version: "1", token: secret, appPort: String(port), processes: 1 });
+    expect(await allText(trailDir)).not.toContain(secret);
+  });
+
+  it("an atom without a stop step never commits while the old release serves", async () => {
+    const pidFile = join(sb.dir, "app.pid");
+    const noStop = (version: string) =>
+      atom("release", {
+        steps: [
+          swapLink(
+            { link: join(sb.dir, "current"), target: join(sb.dir, "releases", version) },
+            { name: "link" },
+          ),
+          startProcess(
+            {
+              command: [NODE, "server.mjs", `--port=${port}`, `--tag=${sb.tag}`],
+              cwd: join(sb.dir, "current"),
+              pidFile,
+              health: { http: { port, path: "/health" }, timeoutMs: 10_000, intervalMs: 50 },
+            },
+            { name: "start" },
+          ),
+        ],
+      });
+    expect((await run(noStop("1"), { host: sb.host, lock: false })).status).toBe("committed");
+    const r = await run(noStop("2"), { host: sb.host, lock: false, backoffMs: 1 });
+    expect(r.status).toBe("rolled-back");
+    expect(r.error?.message).toMatch(/another launch[\s\S]*releases\/1 \(wanted .*releases\/2\)/);
+    expect((await get(port, "/version"))?.body).toBe("1");
   });
 });

@@ -77,6 +77,13 @@ describeStepContract({
   },
 });
 
+/** Stops the process a state names (by pid), and waits until it is gone. */
+async function stopAll(state: StartProcessState) {
+  if (!state.running) return;
+  process.kill(state.pid, "SIGKILL");
+  await waitFor(async () => !(await alive(state.pid)));
+}
+
 describe("process.start", () => {
   let sb: Sandbox;
   let port: number;
@@ -195,38 +202,70 @@ describe("process.start", () => {
     expect(await alive(bystander)).toBe(true);
   });
 
-  it("undo never signals a pid whose start time (or boot) differs from the recorded one", async () => {
+  it("undo stops only the launch it started: another process in the pid file is never signalled", async () => {
+    const s = await bind(
+      startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, graceMs: 100 }),
+      sb.host,
+    );
+    const before = await s.observe();
+    await s.apply(before);
+    const after = await s.observe();
+    expect(after).toMatchObject({ running: true, recorded: true, launch: { dir: sb.dir } });
+    // the pid file now names a bystander (someone reused the file): its launch is not ours
     const bystander = await sb.spawnBystander();
-    const stat = await readFile(`/proc/${bystander}/stat`, "utf8");
-    const startTime = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
-    const bootId = (await readFile("/proc/sys/kernel/random/boot_id", "utf8")).trim();
-    const s = await bind(startProcess({ command: sb.server(port), pidFile, graceMs: 100 }), sb.host);
-    const recorded = (patch: Partial<StartProcessState>): StartProcessState =>
-      ({ running: true, pid: bystander, startTime, bootId, argv: ["x"], ...patch }) as StartProcessState;
-    await s.undo({ running: false }, recorded({ startTime: startTime + 1 }));
-    await s.undo({ running: false }, recorded({ bootId: "another-boot" }));
+    await stopAll(after);
+    await writeFile(pidFile, `${bystander}\n`);
+    await expect(s.undo(before, after)).rejects.toThrow(/another launch runs from the pid file/);
     expect(await alive(bystander)).toBe(true);
-    // the same identity is ours: then undo does stop it
-    await s.undo({ running: false }, recorded({}));
-    expect(await waitFor(async () => !(await alive(bystander)))).toBe(true);
   });
 
-  it("refuses to start over another running process, and does nothing when the same command runs", async () => {
-    const other = await sb.spawnServer({ port, pidFile, flags: ["--version=other"] });
-    const different = await once(
-      startProcess({ command: sb.server(port, "--version=new"), cwd: sb.dir, pidFile, health: fast(port) }),
-    );
-    expect(different.status).toBe("rolled-back");
-    expect(different.steps[0]?.status).toBe("failed-unchanged");
-    expect(different.error?.message).toContain("names a running process");
-    expect(await alive(other)).toBe(true);
+  it("undo stops the launch it started under whatever pid it runs now (a later rollback restarted it)", async () => {
+    const step = () => startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) });
+    const s = await bind(step(), sb.host);
+    const before = await s.observe();
+    await s.apply(before);
+    const after = await s.observe();
+    const first = (after as { pid: number }).pid;
+    // the same launch started again (as a rolled-back later deploy's undo of process.stop does)
+    await stopAll(after);
+    await s.apply({ running: false });
+    const now = await s.observe();
+    expect((now as { pid: number }).pid).not.toBe(first);
+    expect(s.same(now, after)).toBe(true);
+    await s.undo(before, after);
+    expect(await pidsWith(sb.tag)).toEqual([]);
+    expect(s.same(await s.observe(), before)).toBe(true);
+  });
 
-    const same = await once(
-      startProcess({ command: sb.server(port, "--version=other"), cwd: sb.dir, pidFile, health: fast(port) }),
+  it("refuses to start over another launch; does nothing when this very launch runs", async () => {
+    // a process Atomkit did not start, even with the same command: its launch is unknown
+    const other = await sb.spawnServer({ port, pidFile });
+    const foreign = await once(
+      startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) }),
     );
-    expect(same.status).toBe("committed");
-    expect(same.steps[0]?.changed).toBe(false);
-    expect(await pidsWith(sb.tag)).toEqual([other]);
+    expect(foreign.status).toBe("rolled-back");
+    expect(foreign.steps[0]?.status).toBe("failed-unchanged");
+    expect(foreign.error?.message).toContain("names a running process of another launch");
+    expect(foreign.error?.message).toContain("not started by Atomkit");
+    expect(await alive(other)).toBe(true);
+    process.kill(other, "SIGKILL");
+    await waitFor(async () => !(await alive(other)));
+
+    const params = { command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) };
+    const first = await once(startProcess(params));
+    expect(first.status).toBe("committed");
+    const pid = (first.steps[0]?.after as { pid: number }).pid;
+    const again = await once(startProcess(params));
+    expect(again.status).toBe("committed");
+    expect(again.steps[0]?.changed).toBe(false);
+    expect(await pidsWith(sb.tag)).toEqual([pid]);
+    // the same command from another directory (another release) is another launch
+    const elsewhere = join(sb.dir, "release-2");
+    await mkdir(elsewhere);
+    const moved = await once(startProcess({ ...params, cwd: elsewhere }));
+    expect(moved.status).toBe("rolled-back");
+    expect(moved.error?.message).toMatch(/another launch[\s\S]*directory/);
+    expect(await pidsWith(sb.tag)).toEqual([pid]);
   });
 
   it("commands, env values and paths with spaces, quotes and shell syntax reach the process literally", async () => {
@@ -347,31 +386,27 @@ describe("process.start", () => {
     expect(await allText(trailDir)).not.toContain(secret);
   });
 
-  it("undo after the run: a restarted process (drift) is left alone", async () => {
+  it("undo after the run: the same launch restarted by hand is the same state; another launch is drift", async () => {
     const trail = fileTrail({ dir: join(sb.dir, "trails") });
     const step = startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) });
     const result = await run(atom("drift", { steps: [step] }), { host: sb.host, lock: false, trail });
     expect(result.status).toBe("committed");
     const started = (result.steps[0]!.after as { pid: number }).pid;
-    // someone restarts the service by hand: same command, new process
+    // someone restarts the service by hand with other flags: another launch
     process.kill(started, "SIGKILL");
     await waitFor(async () => !(await alive(started)));
-    const replacement = await sb.spawnServer({ port, pidFile });
+    const replacement = await sb.spawnServer({ port, pidFile, flags: ["--version=hand"] });
     await expect(
       undoRun(trail, result.runId, { host: sb.host, lock: false, steps, backoffMs: 1 }),
     ).rejects.toMatchObject({ code: "ATOM_DRIFT", step: "process.start" });
     expect(await alive(replacement)).toBe(true);
-    // forced, undo restores the recorded before-state: it still stops only the recorded identity
-    const forced = await undoRun(trail, result.runId, {
-      host: sb.host,
-      lock: false,
-      steps,
-      force: true,
-      backoffMs: 1,
-    });
-    expect(await alive(replacement)).toBe(true);
-    expect(forced.status).toBe("rollback-failed");
-    expect(forced.error?.message).toContain("not the recorded before-state");
+    // the same command, directory and user restarted by hand serves the same: undo stops it, verified
+    process.kill(replacement, "SIGKILL");
+    await waitFor(async () => !(await alive(replacement)));
+    const same = await sb.spawnServer({ port, pidFile });
+    const undone = await undoRun(trail, result.runId, { host: sb.host, lock: false, steps, backoffMs: 1 });
+    expect(undone.status, undone.error?.message).toBe("rolled-back");
+    expect(await alive(same)).toBe(false);
   });
 
   it("refuses bad input before anything runs, naming the field", async () => {

@@ -14,7 +14,7 @@ import {
 } from "@atomkit/core";
 import { describeStepContract, HOSTILE_STRINGS } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type StopProcessState, steps, stopProcess } from "../src/index";
+import { type StopProcessState, startProcess, steps, stopProcess } from "../src/index";
 import {
   alive,
   allText,
@@ -41,11 +41,10 @@ const failAfter = defineStep({
 const fast = (port: number) => ({ http: { port, path: "/health" }, timeoutMs: 10_000, intervalMs: 25 });
 const PATH = process.env.PATH ?? "/usr/bin:/bin";
 
-/** The observed state without what a restart changes by nature (pid, start time). */
+/** What a restore must bring back: the launch and its health, not the evidence (pid, start time, record). */
 function restorable(s: StopProcessState) {
   if (!s.running) return s;
-  const { pid: _pid, startTime: _startTime, ...rest } = s;
-  return rest;
+  return { running: true, launch: s.launch, healthy: s.healthy };
 }
 
 describeStepContract({
@@ -212,8 +211,11 @@ describe("process.stop", () => {
     expect(result.status, result.error?.message).toBe("rolled-back");
     expect(result.steps[0]).toMatchObject({ status: "undone", verified: true });
     expect(result.steps[0]?.before).toMatchObject({
-      env: { PATH, FOO: "bar baz", QUOTED: `it's "x" $(y)` },
-      secretEnv: ["TOKEN"],
+      launch: {
+        env: { PATH, FOO: "bar baz", QUOTED: `it's "x" $(y)` },
+        secretEnv: ["TOKEN"],
+        clearEnv: true,
+      },
     });
     expect(await getJson(port, "/env?name=TOKEN")).toBe(secret);
     expect(await getJson(port, "/env?name=QUOTED")).toBe(`it's "x" $(y)`);
@@ -246,7 +248,7 @@ describe("process.stop", () => {
     );
     expect(result.status).toBe("rolled-back");
     expect(result.steps[0]?.status).toBe("failed-unchanged");
-    expect(result.error?.message).toContain("masked as a secret");
+    expect(result.error?.message).toContain("holds a secret value");
     expect(await alive(pid)).toBe(true);
   });
 
@@ -279,7 +281,11 @@ describe("process.stop", () => {
       backoffMs: 1,
     });
     expect(result.status, result.error?.message).toBe("rolled-back");
-    expect(result.steps[0]).toMatchObject({ status: "undone", verified: true, before: { uid: 65534 } });
+    expect(result.steps[0]).toMatchObject({
+      status: "undone",
+      verified: true,
+      before: { launch: { uid: 65534 } },
+    });
     expect(await getJson(port, "/uid")).toEqual([65534, 65534]);
   });
 
@@ -298,7 +304,7 @@ describe("process.stop", () => {
     const step = stopProcess({ pidFile: hostilePid, graceMs: 2_000, health: fast(port) });
     const s = await bind(step, sb.host);
     const before = await s.observe();
-    expect(before).toMatchObject({ cwd, stdout: log, stderr: log });
+    expect(before).toMatchObject({ launch: { cwd, dir: cwd }, output: { stdout: log, stderr: log } });
     await s.apply(before);
     const after = await s.observe();
     await s.undo(before, after);
@@ -319,10 +325,92 @@ describe("process.stop", () => {
     });
     expect(result.status).toBe("committed");
     const other = await sb.spawnServer({ port, pidFile, flags: ["--version=other"] });
-    await expect(
-      undoRun(trail, result.runId, { host: sb.host, lock: false, steps, backoffMs: 1 }),
-    ).rejects.toMatchObject({ code: "ATOM_DRIFT" });
+    const err = await undoRun(trail, result.runId, { host: sb.host, lock: false, steps, backoffMs: 1 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err, String(err)).toMatchObject({ code: "ATOM_DRIFT" });
     expect(await pidsWith(sb.tag)).toEqual([other]);
+  });
+
+  it("a process that changed directory after it started is refused, before it is stopped, unless restart.cwd says where it starts", async () => {
+    await mkdir(join(sb.dir, "public"));
+    const pid = await sb.spawnServer({ port, pidFile, flags: ["--chdir=public"] });
+    await waitFor(async () => (await getJson(port, "/cwd")) === join(sb.dir, "public"));
+    const refused = await run(atom("chdir", { steps: [stopProcess({ pidFile, graceMs: 2_000 })] }), {
+      host: sb.host,
+      lock: false,
+    });
+    expect(refused.status).toBe("rolled-back");
+    expect(refused.steps[0]?.status).toBe("failed-unchanged");
+    expect(refused.error?.message).toMatch(/changed directory after it started[\s\S]*restart: \{ cwd \}/);
+    expect(await alive(pid)).toBe(true);
+    // told where it starts, undo restarts it from there (and it changes into public/ again itself)
+    const step = stopProcess({ pidFile, graceMs: 2_000, restart: { cwd: sb.dir }, health: fast(port) });
+    const result = await run(atom("chdir", { steps: [step, failAfter(null)] }), {
+      host: sb.host,
+      lock: false,
+      backoffMs: 1,
+    });
+    expect(result.status, result.error?.message).toBe("rolled-back");
+    expect(result.steps[0]).toMatchObject({ status: "undone", verified: true });
+    expect(await waitFor(async () => (await getJson(port, "/cwd")) === join(sb.dir, "public"))).toBe(true);
+  });
+
+  it("a process started without PWD (not by a shell): where it started is unknown, so it is refused", async () => {
+    const pid = await sb.spawnServer({ port, pidFile, noPwd: true });
+    const refused = await run(atom("nopwd", { steps: [stopProcess({ pidFile, graceMs: 2_000 })] }), {
+      host: sb.host,
+      lock: false,
+    });
+    expect(refused.steps[0]?.status).toBe("failed-unchanged");
+    expect(refused.error?.message).toContain("nothing tells where it was started");
+    expect(await alive(pid)).toBe(true);
+  });
+
+  it("a process started by process.start is restarted from its launch record, even after it changed directory", async () => {
+    await mkdir(join(sb.dir, "public"));
+    const started = await run(
+      atom("start", {
+        steps: [
+          startProcess({
+            command: sb.server(port, "--chdir=public"),
+            cwd: sb.dir,
+            env: { APP_MODE: "blue green" },
+            pidFile,
+            health: fast(port),
+          }),
+        ],
+      }),
+      { host: sb.host, lock: false },
+    );
+    expect(started.status, started.error?.message).toBe("committed");
+    await waitFor(async () => (await getJson(port, "/cwd")) === join(sb.dir, "public"));
+    const result = await run(
+      atom("stop", {
+        steps: [stopProcess({ pidFile, graceMs: 2_000, health: fast(port) }), failAfter(null)],
+      }),
+      { host: sb.host, lock: false, backoffMs: 1 },
+    );
+    expect(result.status, result.error?.message).toBe("rolled-back");
+    expect(result.steps[0]).toMatchObject({
+      status: "undone",
+      verified: true,
+      before: { recorded: true, launch: { dir: sb.dir, env: { APP_MODE: "blue green" } } },
+    });
+    expect(await getJson(port, "/env?name=APP_MODE")).toBe("blue green");
+  });
+
+  it('env "keep" is the default: the restarted process gets back every variable it had', async () => {
+    await sb.spawnServer({ port, pidFile, env: { PATH, APP_PORT: String(port), MODE: "a b 'c'" } });
+    const result = await run(
+      atom("keep", {
+        steps: [stopProcess({ pidFile, graceMs: 2_000, health: fast(port) }), failAfter(null)],
+      }),
+      { host: sb.host, lock: false, backoffMs: 1 },
+    );
+    expect(result.status, result.error?.message).toBe("rolled-back");
+    expect(await getJson(port, "/env?name=APP_PORT")).toBe(String(port));
+    expect(await getJson(port, "/env?name=MODE")).toBe("a b 'c'");
   });
 
   it("refuses bad input before anything runs, naming the field", async () => {

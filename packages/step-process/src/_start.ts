@@ -1,0 +1,112 @@
+import { randomBytes } from "node:crypto";
+import type { Host, StepContext } from "@atomkit/core";
+import { describeHealth, type NormalizedHealth, waitHealthy, waitUptime } from "./_health";
+import { launch, logTail, sizeOf } from "./_launch";
+import { findIdentity, type Identity, readBootId, readCredentials, readStat, removePidFileIf } from "./_proc";
+import { removeRecordIf, writeRecord } from "./_record";
+import type { Launch, Output } from "./_state";
+import { showArgv } from "./_utils";
+
+export interface StartSpec {
+  launch: Launch;
+  /** Values of `launch.secretEnv`, which no record holds. */
+  secrets: Record<string, string>;
+  output: Output;
+  /** Where the launcher hands the pid back; written with a launch record beside it when `record`. */
+  pidFile: string;
+  record: boolean;
+  health?: NormalizedHealth | undefined;
+  minUptimeMs: number;
+  mask: (text: string) => string;
+}
+
+export type StartOutcome =
+  | { ok: true; pid: number; dir: string }
+  | { ok: false; pid: number; exited: boolean; expected: string; found: string; hint: string };
+
+/**
+ * Starts a launch detached, in the directory it names (already resolved: the release it ran from, not
+ * whatever a `current` link points at now), as its user, with its environment; records it beside the
+ * pid file; waits for health (or `minUptimeMs`). A process that exits is cleaned up after (pid file and
+ * record); one that is up but unhealthy is left running, for check to see and rollback to stop.
+ */
+export async function startLaunch(ctx: StepContext, spec: StartSpec): Promise<StartOutcome> {
+  const { host } = ctx;
+  const { launch: l } = spec;
+  const argv = await wrapped(host, l, spec.secrets);
+  const stdout = spec.output.stdout ?? "/dev/null";
+  const stderr = spec.output.stderr ?? stdout;
+  const logOffset = await sizeOf(host, stdout);
+  const { pid, dir } = await launch(
+    host,
+    { argv, cwd: l.dir, stdout, stderr, pidFile: spec.pidFile },
+    ctx.signal,
+  );
+  ctx.log(`started pid ${pid} in ${dir}: ${spec.mask(showArgv(l.argv))}`);
+  const stat = await readStat(host, pid);
+  const id: Identity | null = stat
+    ? { pid, startTime: stat.startTime, bootId: await readBootId(host) }
+    : null;
+  if (spec.record && id) {
+    await writeRecord(host, spec.pidFile, { pid, startTime: id.startTime }, { ...l, dir }, spec.output);
+  }
+  const alive = async () => id !== null && (await findIdentity(host, id)) !== null;
+  const waited = spec.health
+    ? await waitHealthy(spec.health, {
+        host,
+        signal: ctx.signal,
+        alive,
+        cwd: dir,
+        logFile: stdout,
+        logOffset,
+        log: ctx.log,
+      })
+    : (await waitUptime(spec.minUptimeMs, { alive, signal: ctx.signal }))
+      ? ({ ok: true } as const)
+      : ({ ok: false, reason: "exited", detail: "" } as const);
+  if (waited.ok) {
+    if (spec.health) ctx.log(`pid ${pid} is healthy`);
+    return { ok: true, pid, dir };
+  }
+  const exited = waited.reason === "exited";
+  if (exited) {
+    await removePidFileIf(host, spec.pidFile, pid);
+    if (spec.record) await removeRecordIf(host, spec.pidFile, pid);
+  }
+  const tail = await logTail(host, stdout, logOffset, spec.mask);
+  return {
+    ok: false,
+    pid,
+    exited,
+    expected: spec.health ? `healthy: ${describeHealth(spec.health)}` : `running for ${spec.minUptimeMs} ms`,
+    found: exited
+      ? `pid ${pid} exited; last output:\n${tail}`
+      : `${spec.mask(waited.detail)}; pid ${pid} still runs; last output:\n${tail}`,
+    hint: `read ${stdout}; the launch was: cd ${l.dir} && ${spec.mask(showArgv(l.argv))}`,
+  };
+}
+
+/** The argv that sets the launch's environment and user: `env`, then `setpriv` when the user differs. */
+async function wrapped(host: Host, l: Launch, secrets: Record<string, string>): Promise<string[]> {
+  const entries = Object.entries(l.env);
+  const assign = [
+    ...entries.filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`),
+    ...l.secretEnv.map((name) => `${name}=${secrets[name]}`),
+  ];
+  const unset = entries.filter(([, v]) => v === null).flatMap(([k]) => ["-u", k]);
+  let argv = l.argv;
+  if (l.clearEnv) argv = ["env", "-i", "--", ...assign, ...argv];
+  else if (unset.length || assign.length) argv = ["env", ...unset, "--", ...assign, ...argv];
+  const self = await readCredentials(host, "self");
+  if (self && (self.uid !== l.uid || self.gid !== l.gid)) {
+    const groups = l.groups.length ? `--groups=${l.groups.join(",")}` : "--clear-groups";
+    argv = ["setpriv", `--reuid=${l.uid}`, `--regid=${l.gid}`, groups, "--", ...argv];
+  }
+  return argv;
+}
+
+/** A pid file for a launcher that has none of its own (process.stop by `match`), under the state dir. */
+export async function scratchPidFile(host: Host): Promise<string> {
+  await host.mkdir(host.stateDir, { recursive: true });
+  return `${host.stateDir}/process-${randomBytes(6).toString("hex")}.pid`;
+}
