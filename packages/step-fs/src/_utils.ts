@@ -192,7 +192,11 @@ export async function saveBackup(host: Host, path: string, sha256: string): Prom
   );
 }
 
-/** Puts the exact old bytes and mode back at `path`, atomically (copy beside, then rename over). */
+/**
+ * Puts the exact old bytes and mode back at `path`, atomically: the backup is hard-linked beside it and
+ * renamed over it, so undo needs no free space (a full disk is when rollbacks matter most) and a backup
+ * saved by link brings back the old inode itself, owner and times included.
+ */
 export async function restoreFile(
   ctx: StepContext,
   kind: string,
@@ -236,13 +240,33 @@ export async function restoreFile(
   }
   const tmp = tempBeside(path);
   try {
-    await host.exec(["cp", "--", backup, tmp]);
+    await linkBackup(ctx, kind, backup, tmp);
     await host.chmod(tmp, before.mode);
     await host.rename(tmp, path);
   } catch (error) {
     await host.rm(tmp, { force: true }).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * `ln backup tmp`; a copy only where a link cannot be made: the backup on another filesystem (EXDEV) or
+ * links refused (EPERM: no hard links there, or protected_hardlinks). Any other failure is the error.
+ */
+async function linkBackup(ctx: StepContext, kind: string, backup: string, tmp: string): Promise<void> {
+  const ln = await ctx.host.exec(["ln", "--", backup, tmp], { reject: false, env: { LC_ALL: "C" } });
+  if (ln.code === 0) return;
+  if (/cross-device|Operation not permitted/i.test(ln.stderr)) {
+    await ctx.host.exec(["cp", "--", backup, tmp]);
+    return;
+  }
+  throw stepError(ctx, kind, "undo", `cannot link the backup ${show(backup)} into place`, {
+    expected: `a hard link ${show(tmp)} to the backup`,
+    found: clip(ln.stderr.trim(), 500) || `ln exited with code ${ln.code}`,
+    hint: /No space/i.test(ln.stderr)
+      ? "the directory needs room for one more name: free a little space on that filesystem, then undo again"
+      : "check the permissions of the file's directory and of the backups under the state directory",
+  });
 }
 
 // --- Trash (fs.remove, fs.prune) ---

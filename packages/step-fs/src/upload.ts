@@ -99,6 +99,7 @@ export const uploadFile = defineStep({
       throw error;
     }
   },
-  // Cannot restore: the replaced file's owner, group and timestamps.
+  // Cannot restore: owner, group and timestamps when the backup had to be copied (state directory on
+  // another filesystem); a backup saved by hard link is the old inode itself and comes back whole.
   undo: (ctx, p, before) => restoreFile(ctx, KIND, p.path, before),
 });

@@ -85,6 +85,7 @@ export const writeFile = defineStep({
     } else await requireParentDir(ctx, KIND, p.path);
     await host.writeFile(p.path, data, { mode: p.mode });
   },
-  // Cannot restore: the old file's owner, group and timestamps (the restored copy belongs to the deploy user).
+  // Cannot restore: owner, group and timestamps when the backup had to be copied (state directory on
+  // another filesystem); a backup saved by hard link is the old inode itself and comes back whole.
   undo: (ctx, p, before) => restoreFile(ctx, KIND, p.path, before),
 });
