@@ -18,6 +18,7 @@ import {
   tempBeside,
   tempPrefix,
 } from "@atomkit/core";
+import { absPath, mode, nothing, sha256, typedState } from "./state-check";
 
 export {
   absolutePath,
@@ -131,11 +132,24 @@ export async function renameOnHost(
 
 // --- Regular files: state, backups, restore (fs.write, fs.upload) ---
 
-/** A regular file by content hash and mode; anything else only by its type. */
+/**
+ * A regular file by content hash and mode; anything else only by its type. What the user cares about:
+ * the same bytes and mode restored (by another inode, owner or time) are the same state.
+ */
 export type FileState =
   | { type: "missing" }
   | { type: "file"; sha256: string; mode: number }
   | { type: "directory" | "symlink" | "other" };
+
+/** A FileState read back from a trail, exactly (its sha256 names the backup undo restores). */
+export const checkFileState = (input: unknown): FileState =>
+  typedState(input, {
+    missing: nothing,
+    file: { sha256, mode },
+    directory: nothing,
+    symlink: nothing,
+    other: nothing,
+  });
 
 export async function observeFile(host: Host, path: string): Promise<FileState> {
   const st = await host.lstat(path);
@@ -269,6 +283,22 @@ async function linkBackup(ctx: StepContext, kind: string, backup: string, tmp: s
   });
 }
 
+/**
+ * Removes the temporary files an interrupted write, upload or restore left beside `path` (names
+ * starting with its `tempPrefix`): only files and symlinks, never a directory, never anything else.
+ */
+export async function removeTempFiles(host: Host, path: string): Promise<void> {
+  const dir = posix.dirname(path);
+  const prefix = tempPrefix(path);
+  if ((await host.lstat(dir))?.type !== "directory") return;
+  for (const name of await host.readdir(dir)) {
+    if (!name.startsWith(prefix)) continue;
+    const leftover = posix.join(dir, name);
+    const st = await host.lstat(leftover);
+    if (st?.type === "file" || st?.type === "symlink") await host.rm(leftover, { force: true });
+  }
+}
+
 // --- Trash (fs.remove, fs.prune) ---
 
 /** `<stateDir>/trash` unless the step names another directory. */
@@ -293,3 +323,28 @@ export async function writeIndex(host: Host, file: string, value: unknown): Prom
 }
 
 export const exists = async (host: Host, path: string) => (await host.lstat(path)) !== null;
+
+/**
+ * A trash location read from a trail or an index is evidence: undo only ever moves back something from
+ * inside the trash, never from anywhere a forged record names.
+ */
+export function requireInTrash(
+  ctx: StepContext,
+  kind: string,
+  root: string,
+  from: string,
+  what: string,
+): void {
+  let ok = false;
+  try {
+    ok = absPath(from, "trash") === from && from.startsWith(`${root}/`);
+  } catch {
+    ok = false;
+  }
+  if (ok) return;
+  throw stepError(ctx, kind, "undo", `the recorded trash location of ${what} is not inside the trash`, {
+    expected: `a path under ${show(root)}`,
+    found: from,
+    hint: "the trail or the trash index was changed by hand; restore the item yourself if it should come back",
+  });
+}
