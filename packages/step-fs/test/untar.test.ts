@@ -475,6 +475,58 @@ describe("fs.untar: whatever node-tar, tar or gzip raise becomes the step's erro
   }
 });
 
+describe("fs.untar: an archive that changes between inspection and extraction", () => {
+  let s: Sandbox;
+  beforeEach(async () => {
+    s = await sandbox();
+    await mkdir(join(s.app, "releases"), { recursive: true });
+  });
+  afterEach(() => s.cleanup());
+
+  const tail: RawEntry[] = Array.from({ length: 2000 }, (_, i) => ({ path: `f${i}`, body: `${i}` }));
+  const swaps: Array<[string, () => Buffer]> = [
+    // gunzip fails mid-stream: a stream error, not a tar one
+    [
+      "a gzip stream corrupt half-way",
+      () => {
+        const good = rawTar(tail, { gzip: true });
+        return Buffer.concat([good.subarray(0, 2000), Buffer.alloc(4000, 0x55)]);
+      },
+    ],
+    // node-tar's own refusal (TAR_ENTRY_ERROR) while more entries follow
+    [
+      '"." as a symlink out of the directory',
+      () => rawTar([{ path: ".", type: "SymbolicLink", linkpath: ".." }, ...tail], { gzip: true }),
+    ],
+  ];
+  for (const [name, bytes] of swaps) {
+    for (const mode of ["local", "remote"] as const) {
+      it(`${name} (${mode}): the step's error, nothing kept`, async () => {
+        const archive = join(s.root, "r.tar.gz");
+        await writeFile(archive, rawTar(tail, { gzip: true }));
+        const base = mode === "remote" ? asRemote(s.host) : s.host;
+        // the temporary directory is made after inspection, before extraction: swap the file then
+        const host: Host = {
+          ...base,
+          mkdir: async (dir, o) => {
+            await base.mkdir(dir, o);
+            if (dir.includes(".r.atomkit-")) await writeFile(archive, bytes());
+          },
+        };
+        const path = join(s.app, "releases", "r");
+        const r = await run(atom("swapped", { steps: [untar({ archive, path })] }), { host, lock: false });
+        expect(r.status).toBe("rolled-back");
+        expect(r.steps[0]?.status).toBe("failed-unchanged");
+        expect(r.steps[0]?.after ?? r.steps[0]?.before).toEqual({ type: "missing" });
+        expect(r.error?.code).toBe("ATOM_STEP_FAILED");
+        expect(r.error?.hint).toBeTruthy();
+        expect(r.error?.found).toBeTruthy();
+        expect(await readdir(join(s.app, "releases"))).toEqual([]);
+      });
+    }
+  }
+});
+
 describe("fs.untar: depth and time limits", () => {
   let s: Sandbox;
   beforeEach(async () => {
