@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { connect as netConnect, type Socket } from "node:net";
 import { homedir } from "node:os";
 import type { Duplex } from "node:stream";
-import { HostError } from "@atomkit/core";
+import { errorReason, HostError } from "@atomkit/core";
 import Docker from "dockerode";
 import { absolutePath, fail, int, object, onlyKeys, optInt, string } from "./_validate";
 
@@ -310,12 +310,9 @@ class SshLink {
       if (this.held <= 0) sock.unref();
       let ready = false;
       client.on("error", (error: Error) => {
-        const refused = verify.refused();
-        const e = refused ?? linkError(conn, error);
+        const e = verify.refused() ?? linkError(conn, error);
         // a refused host key or failed login will not heal by waiting for the daemon
-        if (refused || /authentication/i.test(error.message)) {
-          Object.defineProperty(e, "permanent", { value: true });
-        }
+        if (e.reason !== "CONNECTION") Object.defineProperty(e, "permanent", { value: true });
         this.lastError = e;
         if (this.client === attempt) this.client = undefined;
         if (!ready) reject(e);
@@ -333,11 +330,16 @@ class SshLink {
         try {
           privateKey = readFileSync(o.privateKeyPath);
         } catch (error) {
-          const e = new HostError("CONNECTION", `cannot read the SSH key ${o.privateKeyPath}`, {
-            host: connectionName(conn),
-            cause: error,
-            hint: "fix docker.sshOptions.privateKeyPath",
-          });
+          const reason = errorReason(error);
+          const e = new HostError(
+            reason === "ENOENT" || reason === "EACCES" ? reason : "OTHER",
+            `cannot read the SSH key ${o.privateKeyPath}`,
+            {
+              host: connectionName(conn),
+              cause: error,
+              hint: "fix docker.sshOptions.privateKeyPath",
+            },
+          );
           Object.defineProperty(e, "permanent", { value: true });
           this.lastError = e;
           this.client = undefined;
@@ -384,15 +386,31 @@ class DialStdioAgent extends Agent {
   }
 }
 
-function linkError(conn: DockerSshConnection, error: Error): HostError {
-  const auth = /authentication methods failed|All configured authentication/i.test(error.message);
-  return new HostError("CONNECTION", `cannot reach the Docker daemon over SSH: ${error.message}`, {
-    host: connectionName(conn),
-    cause: error,
-    hint: auth
-      ? "check docker.username and the key (sshOptions.privateKeyPath, agent) the server accepts"
-      : "check that sshd answers on docker.host:docker.port and that the docker CLI is installed there",
-  });
+/** AUTH: the server refused every credential offered; CONNECTION: it could not be reached, or the link dropped. */
+export function linkError(conn: DockerSshConnection, error: Error): HostError {
+  const auth =
+    (error as { level?: unknown }).level === "client-authentication" ||
+    /authentication methods failed|All configured authentication/i.test(error.message);
+  if (auth) {
+    return new HostError(
+      "AUTH",
+      `the SSH server at ${connectionName(conn)} refused the credentials: ${error.message}`,
+      {
+        host: connectionName(conn),
+        cause: error,
+        hint: "check docker.username and the key (sshOptions.privateKeyPath, agent) the server accepts",
+      },
+    );
+  }
+  return new HostError(
+    "CONNECTION",
+    `cannot reach the Docker daemon at ${connectionName(conn)}: ${error.message}`,
+    {
+      host: connectionName(conn),
+      cause: error,
+      hint: "check that sshd answers on docker.host:docker.port and that the docker CLI is installed there",
+    },
+  );
 }
 
 // --- Host key verification: a known_hosts file or a pinned key; an unknown key is refused ---
@@ -407,7 +425,7 @@ function hostKeyVerifier(conn: DockerSshConnection) {
     if (o.hostKey) {
       const expected = Buffer.from(o.hostKey.split(" ")[1] ?? "", "base64");
       if (expected.equals(key)) return true;
-      refusal = new HostError("CONNECTION", "the SSH host key of the Docker host is not the pinned one", {
+      refusal = new HostError("HOST_KEY", "the SSH host key of the Docker host is not the pinned one", {
         host: connectionName(conn),
         expected: `${o.hostKey.split(" ")[0]} ${fingerprint(expected)}`,
         found: shown,
@@ -425,7 +443,7 @@ function hostKeyVerifier(conn: DockerSshConnection) {
     const verdict = matchKnownHosts(text, conn.host, port, key);
     if (verdict === "trusted") return true;
     refusal = new HostError(
-      "CONNECTION",
+      "HOST_KEY",
       verdict === "revoked"
         ? `the SSH host key of ${name} is marked @revoked in ${file}`
         : verdict === "changed"

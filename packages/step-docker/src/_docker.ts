@@ -2,17 +2,6 @@ import { AtomError, HostError, type HostErrorReason, isAtomError } from "@atomki
 import type Docker from "dockerode";
 import type { DockerClient } from "./_connection";
 
-/** What observe records of one container: stable facts only (no times, no health status of the moment). */
-export interface ContainerFacts {
-  id: string;
-  /** Without Docker's leading slash. */
-  name: string;
-  /** The image as the container was created from, e.g. `atomkit-test/busybox:2`. */
-  image: string;
-  imageId: string;
-  running: boolean;
-}
-
 /** Labels on every container these steps create, so leftovers can be found: `docker ps -a --filter label=org.atomkit.run`. */
 export const LABEL = {
   kind: "org.atomkit.kind",
@@ -144,16 +133,6 @@ export async function inspect(
 export async function byName(c: DockerClient, name: string, signal?: AbortSignal) {
   const info = await inspect(c, name, signal);
   return info && info.Name === `/${name}` ? info : null;
-}
-
-export function factsOf(info: Docker.ContainerInspectInfo): ContainerFacts {
-  return {
-    id: info.Id,
-    name: info.Name.replace(/^\//, ""),
-    image: info.Config.Image,
-    imageId: info.Image,
-    running: info.State.Running === true,
-  };
 }
 
 /** Containers whose name starts with `prefix`, sorted by name. */
@@ -293,18 +272,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** The state of the single-container kinds: the container holding the name, or null. */
-export interface ContainerState {
-  current: ContainerFacts | null;
-}
-
-export async function observeContainer(
-  c: DockerClient,
-  name: string,
-  signal?: AbortSignal,
-): Promise<ContainerState> {
-  const info = await byName(c, name, signal);
-  return { current: info ? factsOf(info) : null };
 }

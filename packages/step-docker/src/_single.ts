@@ -1,8 +1,9 @@
 import { AtomError, type StepContext } from "@atomkit/core";
 import { type DockerClient, type DockerConnection, parseConnection } from "./_connection";
-import { inspect, LABEL, start } from "./_docker";
+import { byName, LABEL, start } from "./_docker";
 import { type HealthCheck, healthFromLabel, parseHealth, waitHealthy } from "./_health";
 import { parseName, parseStopTimeout } from "./_spec";
+import { type ContainerFacts, differences, factsOf } from "./_state";
 import { object, onlyKeys } from "./_validate";
 
 // Shared by docker.stop and docker.remove: both act on one existing container and start it again on undo.
@@ -44,24 +45,40 @@ export function autoRemoveError(name: string): AtomError {
   });
 }
 
-/** Starts a container again by id and waits for its health: the undo of a stop. */
+/**
+ * The undo of a stop: starts the container holding the name again and waits for its health. It must be
+ * the one recorded (same image, config and labels; its id may differ: it is evidence), else this fails
+ * loudly before starting anything.
+ */
 export async function restart(
   ctx: Pick<StepContext, "host" | "signal" | "log">,
   c: DockerClient,
-  id: string,
+  want: ContainerFacts,
   p: SingleContainerParams,
 ): Promise<void> {
-  const info = await inspect(c, id, ctx.signal);
+  const info = await byName(c, p.name, ctx.signal);
   if (!info) {
-    throw new AtomError("ATOM_STEP_FAILED", `container ${p.name} (${id.slice(0, 12)}) is gone`, {
-      expected: "the stopped container, to start it again",
-      found: "no such container",
-      hint: "it was removed since; recreate it (docker.run) from its image",
+    throw new AtomError(
+      "ATOM_STEP_FAILED",
+      `container ${p.name} (${want.evidence.id.slice(0, 12)}) is gone`,
+      {
+        expected: `the stopped container ${p.name}, to start it again`,
+        found: "no container holds the name",
+        hint: "it was removed or renamed since; recreate it (docker.run) from its image",
+      },
+    );
+  }
+  const diff = differences(factsOf(info), want, ["running"]);
+  if (diff.length) {
+    throw new AtomError("ATOM_STEP_FAILED", `container ${p.name} is not the one recorded before`, {
+      expected: `${want.image.ref} as recorded (${want.evidence.id.slice(0, 12)})`,
+      found: `${info.Id.slice(0, 12)} with a different ${diff.join(", ")}; nothing was started`,
+      hint: "someone replaced it since; inspect it, then deploy what should run with docker.swap",
     });
   }
   const health = p.health ?? healthFromLabel(info.Config.Labels?.[LABEL.health]);
-  await start(c, id, ctx.signal);
-  await waitHealthy(c, id, health, {
+  await start(c, info.Id, ctx.signal);
+  await waitHealthy(c, info.Id, health, {
     host: ctx.host,
     signal: ctx.signal,
     what: `container ${p.name}`,

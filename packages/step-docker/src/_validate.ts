@@ -1,10 +1,12 @@
-// A tiny validator for params: providers do not depend on zod. Each check throws an Error with a `path`
-// property naming the field, which core turns into a ParamsError naming step and field.
+// A tiny validator for params and for states read back from a trail: providers do not depend on zod.
+// Each check throws core's ParamsFieldError, whose `path` names the field (core turns it into a
+// ParamsError naming step and field).
+import { ParamsFieldError } from "@atomkit/core";
 
 export type Input = Record<string, unknown>;
 
 export function fail(path: string, message: string): never {
-  throw Object.assign(new Error(message), { path });
+  throw new ParamsFieldError(path, message);
 }
 
 export function object(value: unknown, path: string): Input {
@@ -21,6 +23,12 @@ export function onlyKeys(value: Input, path: string, keys: readonly string[]): v
       fail(join(path, key), `unknown field; expected one of: ${keys.join(", ")}`);
     }
   }
+}
+
+/** Exactly these keys, each present (a state read back from a trail: nothing missing, nothing extra). */
+export function exactKeys(value: Input, path: string, keys: readonly string[]): void {
+  onlyKeys(value, path, keys);
+  for (const key of keys) if (!(key in value)) fail(join(path, key), "is missing");
 }
 
 export function string(value: unknown, path: string, options: { pattern?: RegExp; hint?: string } = {}) {
@@ -58,6 +66,11 @@ export function optInt(value: unknown, path: string, min: number, max: number, f
 
 export function optBool(value: unknown, path: string): boolean | undefined {
   if (value === undefined) return undefined;
+  if (typeof value !== "boolean") fail(path, `must be true or false, got ${kindOf(value)}`);
+  return value;
+}
+
+export function bool(value: unknown, path: string): boolean {
   if (typeof value !== "boolean") fail(path, `must be true or false, got ${kindOf(value)}`);
   return value;
 }

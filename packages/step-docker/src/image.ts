@@ -9,7 +9,7 @@ import {
 import { call, dockerStatus } from "./_docker";
 import { parseImage } from "./_spec";
 import { normalizeRef, readImageTar, type TarImage } from "./_tar";
-import { absolutePath, fail, object, onlyKeys, optBool } from "./_validate";
+import { absolutePath, exactKeys, fail, object, onlyKeys, optBool, string } from "./_validate";
 
 export interface EnsureImageOptions {
   docker?: DockerConnection;
@@ -29,7 +29,10 @@ export interface EnsureImageParams extends EnsureImageOptions {
 }
 
 export interface EnsureImageState {
-  /** Every tag this step may move: `image`, and each tag in the `load` archive. `id` null: no such tag. */
+  /**
+   * Every tag this step may move: `image`, and each tag in the `load` archive, sorted; `id` the image
+   * it names (`sha256:…`), null: no such tag. All of it is compared: there is no evidence here.
+   */
   images: Array<{ ref: string; id: string | null }>;
 }
 
@@ -57,6 +60,7 @@ export const ensureImage = defineStep({
   },
   secret: CONNECTION_SECRETS,
   describe: (p) => `image ${p.image}${p.load ? ` from ${p.load}` : p.pull ? " (pull)" : ""}`,
+  state: checkImageState,
 
   async observe(ctx, p): Promise<EnsureImageState> {
     const c = dockerClient(p.docker);
@@ -110,24 +114,30 @@ export const ensureImage = defineStep({
   // the tag can then not be moved back; layers shared with other images are never touched
   async undo(ctx, p, before) {
     const c = dockerClient(p.docker);
+    refuseForeignRefs(p, before);
+    // every image a tag must point back at is checked first: a missing one fails before any tag moves
+    const moves: Array<{ ref: string; id: string | null }> = [];
     for (const b of before.images) {
-      const now = await imageId(c, b.ref, ctx.signal);
-      if (now === b.id) continue;
-      if (b.id === null) {
-        await untag(c, b.ref, ctx.signal);
-        ctx.log(`removed ${b.ref}, which this step added`);
-        continue;
-      }
-      if (!(await imageId(c, b.id, ctx.signal))) {
+      if ((await imageId(c, b.ref, ctx.signal)) !== b.id) moves.push(b);
+    }
+    for (const b of moves) {
+      if (b.id !== null && !(await imageId(c, b.id, ctx.signal))) {
         throw new AtomError(
           "ATOM_STEP_FAILED",
           `cannot point ${b.ref} back at ${b.id.slice(0, 19)}: that image is gone`,
           {
             expected: `image ${b.id}`,
-            found: "no such image (pruned since the load?)",
+            found: "no such image (pruned since the load?); no tag was moved",
             hint: `load or pull the previous ${b.ref} again`,
           },
         );
+      }
+    }
+    for (const b of moves) {
+      if (b.id === null) {
+        await untag(c, b.ref, ctx.signal);
+        ctx.log(`removed ${b.ref}, which this step added`);
+        continue;
       }
       const [repo, tag] = splitRef(b.ref);
       await call(
@@ -140,6 +150,42 @@ export const ensureImage = defineStep({
     }
   },
 });
+
+/** The exact shape of a docker.image state read back from a trail. */
+function checkImageState(value: unknown): EnsureImageState {
+  const o = object(value, "");
+  exactKeys(o, "", ["images"]);
+  if (!Array.isArray(o.images)) fail("images", "must be an array");
+  return {
+    images: o.images.map((x, i) => {
+      const e = object(x, `images.${i}`);
+      exactKeys(e, `images.${i}`, ["ref", "id"]);
+      return {
+        ref: parseImage(e.ref, `images.${i}.ref`),
+        id:
+          e.id === null
+            ? null
+            : string(e.id, `images.${i}.id`, { pattern: /^sha256:[0-9a-f]{64}$/, hint: "sha256:<64 hex>" }),
+      };
+    }),
+  };
+}
+
+/**
+ * Undo moves the tags recorded in `before`: they must include the step's `image`, and any other one
+ * needs an archive (whose tags the step also moves). A trail that names others is not this step's.
+ */
+function refuseForeignRefs(p: EnsureImageParams, before: EnsureImageState): void {
+  const refs = before.images.map((i) => i.ref);
+  const foreign = p.load ? [] : refs.filter((r) => r !== p.image);
+  if (!refs.includes(p.image) || foreign.length) {
+    throw new AtomError("ATOM_STEP_FAILED", `the recorded state names tags this step does not move`, {
+      expected: p.load ? `${p.image} and the tags of ${p.load}` : p.image,
+      found: refs.join(", ") || "no tag",
+      hint: "the trail does not match this step's params; inspect the trail, nothing was changed",
+    });
+  }
+}
 
 async function archive(p: EnsureImageParams): Promise<TarImage[]> {
   try {

@@ -11,16 +11,21 @@ export type {
   DockerSshOptions,
 } from "./_connection";
 export { closeDockerConnections } from "./_connection";
-export type { ContainerFacts, ContainerState } from "./_docker";
 export type { HealthCheck, HttpCheck } from "./_health";
 export type { ContainerSpec, DockerHealthcheck, MountSpec } from "./_spec";
+export type { ContainerEvidence, ContainerFacts, ContainerMount, ContainerState } from "./_state";
 export type { EnsureImageOptions, EnsureImageParams, EnsureImageState } from "./image";
 export type { PruneContainersOptions, PruneContainersResult } from "./prune";
 export { pruneContainers } from "./prune";
 export type { RemoveContainerOptions, RemoveContainerParams } from "./remove";
 export type { RunContainerOptions, RunContainerParams } from "./run";
 export type { StopContainerOptions, StopContainerParams } from "./stop";
-export type { SwapContainerOptions, SwapContainerParams, SwapContainerState } from "./swap";
+export type {
+  PendingContainer,
+  SwapContainerOptions,
+  SwapContainerParams,
+  SwapContainerState,
+} from "./swap";
 export { ensureImage, removeContainer, runContainer, stopContainer, swapContainer };
 
 /** Every kind of this package, for `registerSteps(...steps)`. */

@@ -1,6 +1,6 @@
 import { AtomError, defineStep } from "@atomkit/core";
 import { CONNECTION_SECRETS, dockerClient } from "./_connection";
-import { byName, type ContainerState, inspect, nameSafe, observeContainer, rename, stop } from "./_docker";
+import { byName, inspect, nameSafe, rename, stop } from "./_docker";
 import {
   autoRemoveError,
   parseSingle,
@@ -8,6 +8,14 @@ import {
   type SingleContainerOptions,
   type SingleContainerParams,
 } from "./_single";
+import {
+  type ContainerState,
+  checkContainerState,
+  differences,
+  factsOf,
+  observeContainer,
+  sameFacts,
+} from "./_state";
 
 export type RemoveContainerOptions = SingleContainerOptions;
 export type RemoveContainerParams = SingleContainerParams;
@@ -24,11 +32,13 @@ export const removeContainer = defineStep({
   secret: CONNECTION_SECRETS,
   describe: (p) => `remove container ${p.name} (kept stopped as ${p.name}-removed-<runId>)`,
   observe: (ctx, p): Promise<ContainerState> => observeContainer(dockerClient(p.docker), p.name, ctx.signal),
+  same: (a, b) => sameFacts(a.current, b.current),
+  state: checkContainerState,
 
   async apply(ctx, p, before) {
     if (!before.current) return;
     const c = dockerClient(p.docker);
-    const info = await inspect(c, before.current.id, ctx.signal);
+    const info = await inspect(c, before.current.evidence.id, ctx.signal);
     if (!info) return;
     if (info.HostConfig?.AutoRemove) throw autoRemoveError(p.name);
     const retired = `${p.name}-removed-${nameSafe(ctx.runId)}`;
@@ -48,17 +58,31 @@ export const removeContainer = defineStep({
   // cannot restore: the service's in-memory state and open connections (it was stopped); a container
   // already deleted by pruneContainers cannot come back
   async undo(ctx, p, before) {
-    if (!before.current) return;
+    const was = before.current;
+    if (!was) return;
     const c = dockerClient(p.docker);
-    const info = await inspect(c, before.current.id, ctx.signal);
+    // found by id (evidence), then proven to be the container recorded before a name is touched
+    const info = await inspect(c, was.evidence.id, ctx.signal);
     if (!info) {
       throw new AtomError("ATOM_STEP_FAILED", `the removed container ${p.name} is gone`, {
-        expected: `container ${before.current.id.slice(0, 12)}, kept stopped since the remove`,
-        found: "no such container",
+        expected: `container ${was.evidence.id.slice(0, 12)}, kept stopped since the remove`,
+        found: "no such container; nothing was changed",
         hint: "it was pruned; recreate it (docker.run) from its image",
       });
     }
+    const diff = differences(factsOf(info), was, ["name", "running"]);
+    if (diff.length) {
+      throw new AtomError(
+        "ATOM_STEP_FAILED",
+        `container ${info.Id.slice(0, 12)} is not the one ${p.name} was`,
+        {
+          expected: `the container recorded before the remove (${was.image.ref})`,
+          found: `a different ${diff.join(", ")}; nothing was changed`,
+          hint: "it was changed since (docker update?); recreate the service with docker.run instead",
+        },
+      );
+    }
     if (info.Name !== `/${p.name}`) await rename(c, info.Id, p.name, ctx.signal);
-    if (before.current.running) await restart(ctx, c, info.Id, p);
+    if (was.running) await restart(ctx, c, was, p);
   },
 });

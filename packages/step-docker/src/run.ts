@@ -1,21 +1,9 @@
 import { AtomError, defineStep, type StepContext } from "@atomkit/core";
 import { CONNECTION_SECRETS, type DockerClient, dockerClient } from "./_connection";
-import {
-  byName,
-  type ContainerFacts,
-  type ContainerState,
-  call,
-  dockerStatus,
-  inspect,
-  LABEL,
-  observeContainer,
-  remove,
-  requireImage,
-  start,
-  stop,
-} from "./_docker";
+import { byName, call, dockerStatus, inspect, LABEL, remove, requireImage, start, stop } from "./_docker";
 import { waitHealthy } from "./_health";
 import { type ContainerSpec, createOptions, labelsFor, parseContainerSpec, specKeys } from "./_spec";
+import { type ContainerState, checkContainerState, observeContainer, sameFacts } from "./_state";
 import { object, onlyKeys } from "./_validate";
 
 const KIND = "docker.run";
@@ -39,17 +27,19 @@ export const runContainer = defineStep({
   secret: CONNECTION_SECRETS,
   describe: (p) => `run container ${p.name} from ${p.image}`,
   observe: (ctx, p): Promise<ContainerState> => observeContainer(dockerClient(p.docker), p.name, ctx.signal),
+  same: (a, b) => sameFacts(a.current, b.current),
+  state: checkContainerState,
 
   async apply(ctx, p, before) {
     const c = dockerClient(p.docker);
     let id: string;
     if (before.current) {
-      const info = await inspect(c, before.current.id, ctx.signal);
+      const info = await inspect(c, before.current.evidence.id, ctx.signal);
       // an earlier attempt of this same run created it: finish that attempt instead of failing
       if (info?.Config.Labels?.[LABEL.run] !== ctx.runId || info.Config.Labels?.[LABEL.kind] !== KIND) {
         throw new AtomError("ATOM_STEP_FAILED", `a container named ${p.name} exists already`, {
           expected: `no container named ${p.name}`,
-          found: `${before.current.id.slice(0, 12)} (${before.current.image}, ${before.current.running ? "running" : "stopped"})`,
+          found: `${before.current.evidence.id.slice(0, 12)} (${before.current.image.ref}, ${before.current.running ? "running" : "stopped"})`,
           hint: "use docker.swap to replace a container, or docker.remove it first",
         });
       }
@@ -74,24 +64,25 @@ export const runContainer = defineStep({
     if (before.current) return; // apply refused to touch an existing container
     const c = dockerClient(p.docker);
     const now = await observeContainer(c, p.name, ctx.signal);
-    const made = new Map<string, ContainerFacts>();
-    for (const x of [after?.current, now.current]) if (x) made.set(x.id, x);
-    for (const x of made.values()) {
-      const info = await inspect(c, x.id, ctx.signal);
+    const made = new Map<string, string>(); // id (evidence) → name
+    for (const x of [after?.current, now.current]) if (x) made.set(x.evidence.id, x.name);
+    for (const [id, name] of made) {
+      const info = await inspect(c, id, ctx.signal);
       if (!info) continue;
-      if (!info.Config.Labels?.[LABEL.kind]) {
+      // only a container these steps made for this name: a forged or mixed-up trail removes nothing else
+      if (!info.Config.Labels?.[LABEL.kind] || info.Config.Labels[LABEL.name] !== p.name) {
         throw new AtomError(
           "ATOM_STEP_FAILED",
-          `container ${x.name} was not created by Atomkit; not removing it`,
+          `container ${name} was not created by Atomkit for ${p.name}; not removing it`,
           {
-            found: `${x.id.slice(0, 12)} without org.atomkit labels`,
+            found: `${id.slice(0, 12)} without org.atomkit labels for ${p.name}`,
             hint: "someone replaced the container by hand; inspect it and decide",
           },
         );
       }
-      await stop(c, x.id, p.stopTimeoutMs, ctx.signal);
-      await remove(c, x.id, ctx.signal);
-      ctx.log(`removed ${x.name} (${x.id.slice(0, 12)})`);
+      await stop(c, id, p.stopTimeoutMs, ctx.signal);
+      await remove(c, id, ctx.signal);
+      ctx.log(`removed ${name} (${id.slice(0, 12)})`);
     }
   },
 });

@@ -1,6 +1,6 @@
 import { defineStep } from "@atomkit/core";
 import { CONNECTION_SECRETS, dockerClient } from "./_connection";
-import { type ContainerState, inspect, observeContainer, stop } from "./_docker";
+import { inspect, stop } from "./_docker";
 import {
   autoRemoveError,
   parseSingle,
@@ -8,6 +8,7 @@ import {
   type SingleContainerOptions,
   type SingleContainerParams,
 } from "./_single";
+import { type ContainerState, checkContainerState, observeContainer, sameFacts } from "./_state";
 
 export type StopContainerOptions = SingleContainerOptions;
 export type StopContainerParams = SingleContainerParams;
@@ -20,14 +21,17 @@ export const stopContainer = defineStep({
   secret: CONNECTION_SECRETS,
   describe: (p) => `stop container ${p.name}`,
   observe: (ctx, p): Promise<ContainerState> => observeContainer(dockerClient(p.docker), p.name, ctx.signal),
+  same: (a, b) => sameFacts(a.current, b.current),
+  state: checkContainerState,
 
   async apply(ctx, p, before) {
     if (!before.current?.running) return;
     const c = dockerClient(p.docker);
-    const info = await inspect(c, before.current.id, ctx.signal);
+    const id = before.current.evidence.id;
+    const info = await inspect(c, id, ctx.signal);
     if (info?.HostConfig?.AutoRemove) throw autoRemoveError(p.name);
-    await stop(c, before.current.id, p.stopTimeoutMs, ctx.signal);
-    ctx.log(`stopped ${p.name} (${before.current.id.slice(0, 12)})`);
+    await stop(c, id, p.stopTimeoutMs, ctx.signal);
+    ctx.log(`stopped ${p.name} (${id.slice(0, 12)})`);
   },
 
   // cannot restore: the service's in-memory state and open connections; it starts afresh from its image
@@ -35,6 +39,6 @@ export const stopContainer = defineStep({
   async undo(ctx, p, before) {
     if (!before.current?.running) return;
     const c = dockerClient(p.docker);
-    await restart(ctx, c, before.current.id, p);
+    await restart(ctx, c, before.current, p);
   },
 });

@@ -1,27 +1,23 @@
-import { AtomError, defineStep, type StepContext } from "@atomkit/core";
-import type Docker from "dockerode";
-import { CONNECTION_SECRETS, type DockerClient, dockerClient } from "./_connection";
+import { AtomError, defineStep } from "@atomkit/core";
+import { CONNECTION_SECRETS, dockerClient } from "./_connection";
+import { byName, inspect, LABEL, nameSafe, remove, rename, requireImage, start, stop } from "./_docker";
+import { waitHealthy } from "./_health";
+import { type ContainerSpec, parseContainerSpec, specKeys } from "./_spec";
+import { differences, factsOf, sameFacts } from "./_state";
 import {
-  byName,
-  type ContainerFacts,
-  call,
-  dockerStatus,
-  factsOf,
-  inspect,
-  LABEL,
-  listByPrefix,
-  nameSafe,
-  remove,
-  rename,
-  requireImage,
-  start,
-  stop,
-} from "./_docker";
-import { type HealthCheck, healthFromLabel, waitHealthy } from "./_health";
-import { type ContainerSpec, createOptions, labelsFor, parseContainerSpec, specKeys } from "./_spec";
+  checkSwapState,
+  createContainer,
+  discardUnserved,
+  healthOfPrevious,
+  SWAP_KIND as KIND,
+  observeSwap,
+  ours,
+  refuseForeign,
+  type SwapContainerState,
+} from "./_swap";
 import { object, oneOf, onlyKeys } from "./_validate";
 
-const KIND = "docker.swap";
+export type { PendingContainer, SwapContainerState } from "./_swap";
 
 export interface SwapContainerOptions extends ContainerSpec {
   /**
@@ -37,13 +33,6 @@ export interface SwapContainerOptions extends ContainerSpec {
 
 export type SwapContainerParams = Required<Pick<SwapContainerOptions, "order" | "docker" | "stopTimeoutMs">> &
   SwapContainerOptions;
-
-export interface SwapContainerState {
-  /** The container holding the name, or null. */
-  current: ContainerFacts | null;
-  /** New containers of a swap cut short (still named `<name>-next-<runId>`). */
-  pending: ContainerFacts[];
-}
 
 /**
  * `docker.swap`: replaces the container holding `name` with a new one from `image`, keeping the old
@@ -65,7 +54,10 @@ export const swapContainer = defineStep({
   },
   secret: CONNECTION_SECRETS,
   describe: (p) => `swap container ${p.name} → ${p.image} (${p.order})`,
-  observe: (ctx, p) => observeSwap(dockerClient(p.docker), p.name, ctx.signal),
+  observe: (ctx, p): Promise<SwapContainerState> => observeSwap(dockerClient(p.docker), p.name, ctx.signal),
+  // what serves the name; ids, times and the `-next-` containers of swaps cut short are evidence
+  same: (a, b) => sameFacts(a.current, b.current),
+  state: checkSwapState,
 
   async apply(ctx, p, before) {
     const c = dockerClient(p.docker);
@@ -73,10 +65,10 @@ export const swapContainer = defineStep({
     await requireImage(c, p.image, signal);
     const nextName = `${p.name}-next-${nameSafe(ctx.runId)}`;
     const prevName = `${p.name}-prev-${nameSafe(ctx.runId)}`;
-    const old = before.current ? await inspect(c, before.current.id, signal) : null;
+    const old = before.current ? await inspect(c, before.current.evidence.id, signal) : null;
     if (before.current && !old) {
       throw new AtomError("ATOM_STEP_FAILED", `container ${p.name} disappeared while the swap began`, {
-        expected: `container ${before.current.id.slice(0, 12)}`,
+        expected: `container ${before.current.evidence.id.slice(0, 12)}`,
         found: "no such container",
         hint: "another deploy or a person is changing this container; retry when it is quiet",
       });
@@ -110,24 +102,29 @@ export const swapContainer = defineStep({
     const created = await createContainer(c, ctx, p, nextName);
     ctx.log(`created ${nextName} (${created.slice(0, 12)}) from ${p.image}`);
     const oldRunning = old?.State.Running === true;
-    if (p.order === "stop-first" && oldRunning) {
-      ctx.log(`stopping ${p.name} (stop-first)`);
-      await stop(c, old!.Id, p.stopTimeoutMs, signal);
+    try {
+      if (p.order === "stop-first" && oldRunning) {
+        ctx.log(`stopping ${p.name} (stop-first)`);
+        await stop(c, old!.Id, p.stopTimeoutMs, signal);
+      }
+      await start(c, created, signal);
+      ctx.log(`started ${nextName}; waiting for it to be healthy`);
+      await waitHealthy(c, created, p.health, {
+        host: ctx.host,
+        signal,
+        what: `new container ${nextName}`,
+        log: ctx.log,
+      });
+      if (p.order === "start-first" && oldRunning) {
+        ctx.log(`stopping ${p.name} (start-first)`);
+        await stop(c, old!.Id, p.stopTimeoutMs, signal);
+      }
+      if (old) await rename(c, old.Id, prevName, signal);
+      await rename(c, created, p.name, signal);
+    } catch (error) {
+      await discardUnserved(c, ctx, p.name, created, old ? { id: old.Id, running: oldRunning } : null);
+      throw error;
     }
-    await start(c, created, signal);
-    ctx.log(`started ${nextName}; waiting for it to be healthy`);
-    await waitHealthy(c, created, p.health, {
-      host: ctx.host,
-      signal,
-      what: `new container ${nextName}`,
-      log: ctx.log,
-    });
-    if (p.order === "start-first" && oldRunning) {
-      ctx.log(`stopping ${p.name} (start-first)`);
-      await stop(c, old!.Id, p.stopTimeoutMs, signal);
-    }
-    if (old) await rename(c, old.Id, prevName, signal);
-    await rename(c, created, p.name, signal);
     ctx.log(
       `${p.name} is now ${created.slice(0, 12)}${old ? `; the previous one is kept as ${prevName}` : ""}`,
     );
@@ -138,35 +135,55 @@ export const swapContainer = defineStep({
   async undo(ctx, p, before, after) {
     const c = dockerClient(p.docker);
     const signal = ctx.signal;
+    refuseForeign(p.name, [before, after]);
     const now = await observeSwap(c, p.name, signal);
-    const keep = new Set([before.current?.id, ...before.pending.map((x) => x.id)]);
-    const added = new Map<string, ContainerFacts>();
-    for (const x of [after?.current, now.current, ...(after?.pending ?? []), ...now.pending]) {
-      if (x && !keep.has(x.id)) added.set(x.id, x);
+    const keep = new Set([before.current?.evidence.id, ...before.evidence.pending.map((x) => x.id)]);
+    const added = new Map<string, string>(); // id → name
+    for (const s of [after, now]) {
+      if (!s) continue;
+      if (s.current) added.set(s.current.evidence.id, s.current.name);
+      for (const x of s.evidence.pending) added.set(x.id, x.name);
     }
-    for (const x of added.values()) {
-      const info = await inspect(c, x.id, signal);
-      if (info && !info.Config.Labels?.[LABEL.kind]) {
+    for (const id of keep) if (id) added.delete(id);
+    for (const [id, name] of added) {
+      const info = await inspect(c, id, signal);
+      if (info && !ours(info, p.name)) {
         throw new AtomError(
           "ATOM_STEP_FAILED",
-          `container ${x.name} was not created by Atomkit; not removing it`,
+          `container ${name} was not created by Atomkit; not removing it`,
           {
-            expected: `container ${before.current?.name ?? "(none)"} or one this step created`,
-            found: `${x.name} (${x.id.slice(0, 12)}) without org.atomkit labels`,
+            expected: `container ${before.current?.name ?? "(none)"} or one these steps created for ${p.name}`,
+            found: `${name} (${id.slice(0, 12)}) without org.atomkit labels for ${p.name}`,
             hint: "someone replaced the container by hand; inspect it and decide",
           },
         );
       }
     }
 
+    // the previous container is found by id, then proven to be the one recorded (not just any container
+    // that got its id's place): never a silent wrong restore, and refused before anything is removed
     const was = before.current;
-    const prev = was ? await inspect(c, was.id, signal) : null;
+    const prev = was ? await inspect(c, was.evidence.id, signal) : null;
     if (was && !prev) {
       throw new AtomError("ATOM_STEP_FAILED", `the previous container of ${p.name} is gone`, {
-        expected: `container ${was.id.slice(0, 12)} (${was.image}), kept stopped since the swap`,
-        found: "no such container",
-        hint: "it was removed (pruned?); redeploy the previous image with a new swap instead",
+        expected: `container ${was.evidence.id.slice(0, 12)} (${was.image.ref}), kept stopped since the swap`,
+        found: "no such container; nothing was changed",
+        hint: "it was removed (pruneContainers, docker rm?); redeploy the previous image with a new swap instead",
       });
+    }
+    if (was && prev) {
+      const diff = differences(factsOf(prev), was, ["name", "running"]);
+      if (diff.length) {
+        throw new AtomError(
+          "ATOM_STEP_FAILED",
+          `container ${prev.Id.slice(0, 12)} is not the one ${p.name} ran`,
+          {
+            expected: `the container recorded before the swap (${was.image.ref})`,
+            found: `a different ${diff.join(", ")}; nothing was changed`,
+            hint: "it was changed since (docker update?); redeploy the previous version with a new swap instead",
+          },
+        );
+      }
     }
     const health = prev ? healthOfPrevious(prev, p) : undefined;
     const wait = (id: string) =>
@@ -193,10 +210,10 @@ export const swapContainer = defineStep({
         );
       }
     }
-    for (const x of added.values()) {
-      await stop(c, x.id, p.stopTimeoutMs, signal);
-      await remove(c, x.id, signal);
-      ctx.log(`removed ${x.name} (${x.id.slice(0, 12)})`);
+    for (const [id, name] of added) {
+      await stop(c, id, p.stopTimeoutMs, signal);
+      await remove(c, id, signal);
+      ctx.log(`removed ${name} (${id.slice(0, 12)})`);
     }
     if (!prev || !was) return;
     if (prev.Name !== `/${p.name}`) await rename(c, prev.Id, p.name, signal);
@@ -210,62 +227,27 @@ export const swapContainer = defineStep({
     }
     ctx.log(`${p.name} is back to ${prev.Id.slice(0, 12)}`);
   },
-});
 
-export async function observeSwap(
-  c: DockerClient,
-  name: string,
-  signal?: AbortSignal,
-): Promise<SwapContainerState> {
-  const current = await byName(c, name, signal);
-  const pending: ContainerFacts[] = [];
-  for (const x of await listByPrefix(c, `${name}-next-`, signal)) {
-    if (x.info.Labels?.[LABEL.name] !== name) continue;
-    const info = await inspect(c, x.info.Id, signal);
-    if (info) pending.push(factsOf(info));
-  }
-  return { current: current ? factsOf(current) : null, pending };
-}
-
-/** Creates under a temporary name; a retry after a lost answer finds its own container by label. */
-async function createContainer(c: DockerClient, ctx: StepContext, spec: ContainerSpec, name: string) {
-  try {
-    const created = await call(
-      c,
-      `create container ${name}`,
-      (s) =>
-        c.docker.createContainer({
-          ...createOptions(spec, name, labelsFor(ctx, KIND, spec)),
-          abortSignal: s,
-        }),
-      ctx.signal,
-    );
-    return created.id;
-  } catch (error) {
-    if (dockerStatus(error) === 409) {
-      const mine = await byName(c, name, ctx.signal);
-      if (mine && mine.Config.Labels?.[LABEL.run] === ctx.runId) return mine.Id;
+  /**
+   * Removes this run's `<name>-next-<runId>` container left by a swap cut short (the process died
+   * before it was renamed or removed). Only one made by this run for this name; left alone while it
+   * runs and the container holding the name does not, because then it may be all that answers.
+   */
+  async cleanup(ctx, p) {
+    const c = dockerClient(p.docker);
+    const nextName = `${p.name}-next-${nameSafe(ctx.runId)}`;
+    const info = await byName(c, nextName, ctx.signal);
+    if (!info) return;
+    const labels = info.Config.Labels ?? {};
+    if (labels[LABEL.kind] !== KIND || labels[LABEL.run] !== ctx.runId || labels[LABEL.name] !== p.name) {
+      ctx.log(`left ${nextName}: it was not made by this run's docker.swap`);
+      return;
     }
-    throw error;
-  }
-}
-
-/**
- * How undo knows the previous container is back: the health check it was deployed with (a label), else
- * its Docker HEALTHCHECK, else — stop-first, where old and new share the port — this step's own check
- * without `expect.body` (which describes the new version, not the old one).
- */
-function healthOfPrevious(
-  info: Docker.ContainerInspectInfo,
-  p: SwapContainerParams,
-): HealthCheck | undefined {
-  const labelled = healthFromLabel(info.Config.Labels?.[LABEL.health]);
-  if (labelled) return labelled;
-  if (info.Config.Healthcheck?.Test?.length && info.Config.Healthcheck.Test[0] !== "NONE") return undefined;
-  if (p.order !== "stop-first" || !p.health) return undefined;
-  if ("http" in p.health && p.health.http.expect?.body !== undefined) {
-    const { body: _, ...expect } = p.health.http.expect;
-    return { ...p.health, http: { ...p.health.http, expect } };
-  }
-  return p.health;
-}
+    if (info.State.Running && !(await byName(c, p.name, ctx.signal))?.State.Running) {
+      ctx.log(`left ${nextName} running: nothing else serves ${p.name}`);
+      return;
+    }
+    await remove(c, info.Id, ctx.signal);
+    ctx.log(`removed ${nextName} (${info.Id.slice(0, 12)}), left by a swap cut short`);
+  },
+});

@@ -27,6 +27,7 @@ import {
   startByHand,
   uniqueName,
   V1,
+  V2,
   waitAnswer,
 } from "./_fixtures";
 
@@ -176,6 +177,36 @@ describe.skipIf(noDocker)("docker.run / docker.stop / docker.remove against a re
     const u = await undoRun(store, r.runId, { host: host(), steps: [...steps], lock: false });
     expect(u.status, u.error?.message).toBe("rolled-back");
     expect(await containers(name)).toEqual([]);
+  });
+
+  it("ids are evidence: undo of docker.stop starts the same service re-created meanwhile; another one is drift", async () => {
+    const name = uniqueName(PREFIX);
+    const port = await freePort();
+    await startByHand(name, V1, port);
+    const store = memoryTrail();
+    const stop = stopContainer({ docker: conn, name, stopTimeoutMs: 1000, health: { http: { port } } });
+    const r = await run(atom("x", { steps: [stop] }), { host: host(), trail: store, lock: false });
+    expect(r.status, r.error?.message).toBe("committed");
+    // someone re-creates the very same service (stopped, as the stop left it): a new id, same state
+    await removeAll(name);
+    const again = await startByHand(name, V1, port);
+    await docker.getContainer(again).stop({ t: 1 });
+    const u = await undoRun(store, r.runId, { host: host(), steps: [...steps], lock: false });
+    expect(u.status, u.error?.message).toBe("rolled-back");
+    expect(u.steps[0]).toMatchObject({ status: "undone", verified: true });
+    expect((await containers(name)).map((x) => [x.id, x.running])).toEqual([[again, true]]);
+
+    // a different service under the name (another image) is not what the run stopped: drift
+    const r2 = await run(atom("x", { steps: [stop] }), { host: host(), trail: store, lock: false });
+    expect(r2.status, r2.error?.message).toBe("committed");
+    await removeAll(name);
+    const other = await startByHand(name, V2, port);
+    await docker.getContainer(other).stop({ t: 1 });
+    const d = await undoRun(store, r2.runId, { host: host(), steps: [...steps], lock: false }).catch(
+      (e) => e,
+    );
+    expect(d).toMatchObject({ code: "ATOM_DRIFT" });
+    expect((await containers(name)).map((x) => [x.id, x.running])).toEqual([[other, false]]);
   });
 
   it("docker.run refuses a name that is taken, before touching anything", async () => {

@@ -3,7 +3,7 @@
 import { atom, fileTrail, localHost, run } from "@atomkit/core";
 import { swapContainer } from "../dist/index.js";
 
-const { TRAIL, NAME, PORT, IMAGE, SOCKET, STATE } = process.env;
+const { TRAIL, NAME, PORT, IMAGE, SOCKET, STATE, ORDER, HEALTH_PORT } = process.env;
 const step = swapContainer({
   docker: { socketPath: SOCKET },
   name: NAME,
@@ -11,7 +11,9 @@ const step = swapContainer({
   cmd: ["sleep", "120"],
   init: true,
   stopTimeoutMs: 1000,
-  health: { http: { port: Number(PORT) }, timeoutMs: 120_000 },
+  order: ORDER ?? "stop-first",
+  // start-first: the new container is checked on a port of its own (the old one answers on PORT)
+  health: { http: { port: Number(HEALTH_PORT ?? PORT) }, timeoutMs: 120_000 },
 });
 await run(atom("crash", { steps: [step] }), {
   host: localHost({ stateDir: STATE }),

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { gzipSync } from "node:zlib";
-import { atom, localHost, run } from "@atomkit/core";
+import { atom, localHost, memoryTrail, run, type StepContext, undoRun, validateParams } from "@atomkit/core";
 import { describeStepContract } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readImageTar } from "../src/_tar";
-import { closeDockerConnections, ensureImage } from "../src/index";
+import { closeDockerConnections, ensureImage, steps } from "../src/index";
 import { conn, docker, noDocker, V1, V2 } from "./_fixtures";
 
 const REPO = `atomkit-test/step-docker-image-${process.pid}`;
@@ -171,6 +171,62 @@ describe.skipIf(noDocker)("docker.image against a real dockerd", () => {
     expect(r.error?.message).toContain("does not hold image");
     expect(await idOf(ref)).toBe(v2);
     expect(await idOf(V1)).toBe(v1); // the image itself stays: only the tag moved
+  });
+
+  it("undo checks every image it must point a tag back at before moving any tag", async () => {
+    // an archive with two tags of V1: `aa` (absent before the load) and `zz` (on an image of its own)
+    const [aa, zz] = [`${REPO}:aa${++seq}`, `${REPO}:zz${seq}`];
+    const file = join(dir, "two.tar");
+    for (const ref of [aa, zz]) {
+      const [repo, tag] = ref.split(":") as [string, string];
+      await docker.getImage(V1).tag({ repo, tag });
+    }
+    // docker save of two tags (dockerode's getImages, missing from its types)
+    const save = docker as unknown as { getImages(o: { names: string[] }): Promise<NodeJS.ReadableStream> };
+    await pipeline(await save.getImages({ names: [aa, zz] }), createWriteStream(file));
+    for (const ref of [aa, zz]) await docker.getImage(ref).remove();
+    const c = await docker.createContainer({ Image: V1, Cmd: ["sh", "-c", `echo ${Math.random()} > /own`] });
+    await c.start();
+    await c.wait();
+    const [repo, tag] = zz.split(":") as [string, string];
+    const own = (await c.commit({ repo, tag })) as { Id: string };
+    await c.remove();
+
+    const trail = memoryTrail();
+    const r = await run(atom("x", { steps: [ensureImage({ docker: conn, image: zz, load: file })] }), {
+      host: host(),
+      trail,
+      lock: false,
+    });
+    expect(r.status, r.error?.message).toBe("committed");
+    expect([await idOf(aa), await idOf(zz)]).toEqual([await idOf(V1), await idOf(V1)]);
+    await docker.getImage(own.Id).remove(); // the image zz pointed at is pruned
+    const u = await undoRun(trail, r.runId, { host: host(), steps: [...steps], lock: false, backoffMs: 1 });
+    expect(u.status).toBe("rollback-failed");
+    expect(u.error?.message).toContain("that image is gone");
+    expect(u.error?.message).toContain("no tag was moved");
+    expect(await idOf(aa)).toBe(await idOf(V1)); // not removed although it sorts first
+  });
+
+  it("undo refuses a recorded state naming tags the step does not move (a forged trail untags nothing)", async () => {
+    const step = ensureImage({ docker: conn, image: V2 });
+    const v = (await validateParams(step)) as { value: unknown };
+    const ctx: StepContext = {
+      host: host(),
+      signal: new AbortController().signal,
+      log: () => {},
+      runId: "forged",
+      step: "docker.image",
+    };
+    const forged = {
+      images: [
+        { ref: V1, id: null },
+        { ref: V2, id: await idOf(V2) },
+      ],
+    };
+    const error = await step.definition.undo(ctx, v.value as never, forged, forged).catch((e) => e);
+    expect(error?.message).toContain("tags this step does not move");
+    expect(await idOf(V1)).not.toBeNull();
   });
 
   it("refuses before changing anything: no source for a missing image, a damaged archive, a pull it cannot make", async () => {

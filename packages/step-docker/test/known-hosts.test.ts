@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { matchKnownHosts } from "../src/_connection";
+import { linkError, matchKnownHosts } from "../src/_connection";
 
 const key = randomBytes(51);
 const other = randomBytes(51);
@@ -38,5 +38,22 @@ describe("known_hosts matching (host key verification of the SSH transport)", ()
     const text = `h ssh-ed25519 ${b64(key)}\n@revoked h ssh-ed25519 ${b64(key)}\n`;
     expect(matchKnownHosts(text, "h", 22, key)).toBe("revoked");
     expect(matchKnownHosts(`@cert-authority h ssh-ed25519 ${b64(key)}`, "h", 22, key)).toBe("unknown");
+  });
+});
+
+describe("SSH link errors: AUTH for refused credentials, CONNECTION for an unreachable server", () => {
+  const conn = { protocol: "ssh" as const, host: "10.0.0.5", port: 22, username: "deploy" };
+  it("maps ssh2's failures to their reasons, naming the daemon", () => {
+    const auth = Object.assign(new Error("All configured authentication methods failed"), {
+      level: "client-authentication",
+    });
+    expect(linkError(conn, auth)).toMatchObject({ reason: "AUTH" });
+    expect(linkError(conn, auth).message).toContain("ssh://deploy@10.0.0.5:22 refused the credentials");
+    const refused = Object.assign(new Error("connect ECONNREFUSED 10.0.0.5:22"), { code: "ECONNREFUSED" });
+    expect(linkError(conn, refused)).toMatchObject({ reason: "CONNECTION" });
+    const timeout = Object.assign(new Error("Timed out while waiting for handshake"), {
+      level: "client-timeout",
+    });
+    expect(linkError(conn, timeout)).toMatchObject({ reason: "CONNECTION" });
   });
 });

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { atom, localHost, memoryTrail, run } from "@atomkit/core";
+import { atom, errorReason, type HostErrorReason, localHost, memoryTrail, run } from "@atomkit/core";
 import { describeStepContract, serviceMissing, testbedEnv } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeDockerConnections, type DockerSshConnection, ensureImage, swapContainer } from "../src/index";
@@ -60,6 +60,15 @@ const viaSsh = (sshOptions: DockerSshConnection["sshOptions"] = {}): DockerSshCo
 });
 
 const PREFIX = filePrefix("ssh");
+
+/** The HostError reason behind a run's error (the step's error wraps the transport's). */
+function reasonOf(error: unknown): HostErrorReason | undefined {
+  for (let e = error; e; e = (e as { cause?: unknown }).cause) {
+    const reason = errorReason(e);
+    if (reason) return reason;
+  }
+  return undefined;
+}
 let stateDir = "";
 // the daemon is remote (over SSH); health checks go through the step's host, here this machine
 const host = () => localHost({ stateDir });
@@ -179,6 +188,7 @@ describe.skipIf(noDocker || noSshd)("docker steps over SSH (docker system dial-s
       expect(r.steps[0]?.status, text).toBe("failed-unchanged");
       expect(r.error?.message).toContain(text);
       expect(r.error?.message).toMatch(/ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}/);
+      expect(reasonOf(r.error), text).toBe("HOST_KEY");
     }
     expect(await containers(name)).toEqual(before);
     const pinned = await run(atom("x", { steps: [v2(name, port, { docker: viaSsh({ hostKey }) })] }), {
@@ -186,6 +196,64 @@ describe.skipIf(noDocker || noSshd)("docker steps over SSH (docker system dial-s
       lock: false,
     });
     expect(pinned.status, pinned.error?.message).toBe("committed");
+  });
+
+  it("a revoked host key is refused as HOST_KEY", async () => {
+    const line = (await readFile(KNOWN_HOSTS, "utf8"))
+      .split("\n")
+      .find((l) => l.startsWith(`[${SSH_HOST}]:${SSH_PORT} `))!;
+    const revoked = join(stateDir, "revoked_known_hosts");
+    await writeFile(revoked, `${line}\n@revoked ${line}\n`);
+    const r = await run(
+      atom("x", {
+        steps: [v2(uniqueName(PREFIX), await freePort(), { docker: viaSsh({ knownHosts: revoked }) })],
+      }),
+      { host: host(), lock: false },
+    );
+    expect(r.steps[0]?.status).toBe("failed-unchanged");
+    expect(r.error?.message).toContain("@revoked");
+    expect(reasonOf(r.error)).toBe("HOST_KEY");
+  });
+
+  it("refused credentials are AUTH, at once (not retried for waitMs); an unreachable sshd is CONNECTION", async () => {
+    const name = uniqueName(PREFIX);
+    const port = await freePort();
+    // no key, no agent: a password the server refuses
+    const refused = {
+      ...viaSsh({ password: "not-the-password", privateKeyPath: undefined }),
+      waitMs: 60_000,
+    };
+    const started = Date.now();
+    const auth = await run(atom("x", { steps: [v2(name, port, { docker: refused })] }), {
+      host: host(),
+      lock: false,
+    });
+    expect(auth.steps[0]?.status).toBe("failed-unchanged");
+    expect(reasonOf(auth.error)).toBe("AUTH");
+    expect(auth.error?.message).toContain(
+      `the SSH server at ssh://root@${SSH_HOST}:${SSH_PORT} refused the credentials`,
+    );
+    expect(Date.now() - started).toBeLessThan(60_000); // not waited out like an unreachable daemon
+
+    const noKey = await run(
+      atom("x", {
+        steps: [v2(name, port, { docker: viaSsh({ privateKeyPath: join(stateDir, "no-such-key") }) })],
+      }),
+      { host: host(), lock: false },
+    );
+    expect(reasonOf(noKey.error)).toBe("ENOENT");
+    expect(noKey.error?.message).toContain("cannot read the SSH key");
+
+    const closed = await freePort(); // nothing listens there
+    const down = await run(
+      atom("x", { steps: [v2(name, port, { docker: { ...viaSsh(), port: closed, waitMs: 300 } })] }),
+      { host: host(), lock: false },
+    );
+    expect(down.steps[0]?.status).toBe("failed-unchanged");
+    expect(reasonOf(down.error)).toBe("CONNECTION");
+    expect(down.error?.message).toContain(
+      `cannot reach the Docker daemon at ssh://root@${SSH_HOST}:${closed}`,
+    );
   });
 
   it("a script using the SSH transport neither exits early nor hangs on the idle connection", async () => {

@@ -18,6 +18,7 @@ import {
   tempBeside,
   tempPrefix,
 } from "@atomkit/core";
+import { absPath, mode, nothing, sha256, typedState } from "./state-check";
 
 export {
   absolutePath,
@@ -131,11 +132,24 @@ export async function renameOnHost(
 
 // --- Regular files: state, backups, restore (fs.write, fs.upload) ---
 
-/** A regular file by content hash and mode; anything else only by its type. */
+/**
+ * A regular file by content hash and mode; anything else only by its type. What the user cares about:
+ * the same bytes and mode restored (by another inode, owner or time) are the same state.
+ */
 export type FileState =
   | { type: "missing" }
   | { type: "file"; sha256: string; mode: number }
   | { type: "directory" | "symlink" | "other" };
+
+/** A FileState read back from a trail, exactly (its sha256 names the backup undo restores). */
+export const checkFileState = (input: unknown): FileState =>
+  typedState(input, {
+    missing: nothing,
+    file: { sha256, mode },
+    directory: nothing,
+    symlink: nothing,
+    other: nothing,
+  });
 
 export async function observeFile(host: Host, path: string): Promise<FileState> {
   const st = await host.lstat(path);
@@ -192,7 +206,11 @@ export async function saveBackup(host: Host, path: string, sha256: string): Prom
   );
 }
 
-/** Puts the exact old bytes and mode back at `path`, atomically (copy beside, then rename over). */
+/**
+ * Puts the exact old bytes and mode back at `path`, atomically: the backup is hard-linked beside it and
+ * renamed over it, so undo needs no free space (a full disk is when rollbacks matter most) and a backup
+ * saved by link brings back the old inode itself, owner and times included.
+ */
 export async function restoreFile(
   ctx: StepContext,
   kind: string,
@@ -236,12 +254,48 @@ export async function restoreFile(
   }
   const tmp = tempBeside(path);
   try {
-    await host.exec(["cp", "--", backup, tmp]);
+    await linkBackup(ctx, kind, backup, tmp);
     await host.chmod(tmp, before.mode);
     await host.rename(tmp, path);
   } catch (error) {
     await host.rm(tmp, { force: true }).catch(() => {});
     throw error;
+  }
+}
+
+/**
+ * `ln backup tmp`; a copy only where a link cannot be made: the backup on another filesystem (EXDEV) or
+ * links refused (EPERM: no hard links there, or protected_hardlinks). Any other failure is the error.
+ */
+async function linkBackup(ctx: StepContext, kind: string, backup: string, tmp: string): Promise<void> {
+  const ln = await ctx.host.exec(["ln", "--", backup, tmp], { reject: false, env: { LC_ALL: "C" } });
+  if (ln.code === 0) return;
+  if (/cross-device|Operation not permitted/i.test(ln.stderr)) {
+    await ctx.host.exec(["cp", "--", backup, tmp]);
+    return;
+  }
+  throw stepError(ctx, kind, "undo", `cannot link the backup ${show(backup)} into place`, {
+    expected: `a hard link ${show(tmp)} to the backup`,
+    found: clip(ln.stderr.trim(), 500) || `ln exited with code ${ln.code}`,
+    hint: /No space/i.test(ln.stderr)
+      ? "the directory needs room for one more name: free a little space on that filesystem, then undo again"
+      : "check the permissions of the file's directory and of the backups under the state directory",
+  });
+}
+
+/**
+ * Removes the temporary files an interrupted write, upload or restore left beside `path` (names
+ * starting with its `tempPrefix`): only files and symlinks, never a directory, never anything else.
+ */
+export async function removeTempFiles(host: Host, path: string): Promise<void> {
+  const dir = posix.dirname(path);
+  const prefix = tempPrefix(path);
+  if ((await host.lstat(dir))?.type !== "directory") return;
+  for (const name of await host.readdir(dir)) {
+    if (!name.startsWith(prefix)) continue;
+    const leftover = posix.join(dir, name);
+    const st = await host.lstat(leftover);
+    if (st?.type === "file" || st?.type === "symlink") await host.rm(leftover, { force: true });
   }
 }
 
@@ -269,3 +323,28 @@ export async function writeIndex(host: Host, file: string, value: unknown): Prom
 }
 
 export const exists = async (host: Host, path: string) => (await host.lstat(path)) !== null;
+
+/**
+ * A trash location read from a trail or an index is evidence: undo only ever moves back something from
+ * inside the trash, never from anywhere a forged record names.
+ */
+export function requireInTrash(
+  ctx: StepContext,
+  kind: string,
+  root: string,
+  from: string,
+  what: string,
+): void {
+  let ok = false;
+  try {
+    ok = absPath(from, "trash") === from && from.startsWith(`${root}/`);
+  } catch {
+    ok = false;
+  }
+  if (ok) return;
+  throw stepError(ctx, kind, "undo", `the recorded trash location of ${what} is not inside the trash`, {
+    expected: `a path under ${show(root)}`,
+    found: from,
+    hint: "the trail or the trash index was changed by hand; restore the item yourself if it should come back",
+  });
+}

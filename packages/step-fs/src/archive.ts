@@ -1,24 +1,22 @@
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { AtomError, type ErrorDetails } from "@atomkit/core";
-import { Parser, type ReadEntry, Unpack } from "tar";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import { Parser, type ReadEntry, UnpackSync } from "tar";
+import { EntryChecker, unsafe } from "./archive-check";
+import { type ArchiveLimits, DEFAULT_LIMITS, UnsafeArchiveError } from "./archive-error";
 
-/** Limits of what an archive may unpack to: the guard against tar and gzip bombs. */
-export interface ArchiveLimits {
-  /** Sum of the sizes of all file entries. Default 1 GiB. */
-  maxBytes: number;
-  /** Number of entries of any type. Default 100 000. */
-  maxEntries: number;
-}
-
-export const DEFAULT_LIMITS: ArchiveLimits = { maxBytes: 1024 ** 3, maxEntries: 100_000 };
+export { MARKER } from "./archive-check";
+export type { ArchiveLimits } from "./archive-error";
+export { DEFAULT_LIMITS, MAX_DEPTH, UnsafeArchiveError } from "./archive-error";
 
 export interface InspectArchiveOptions {
   limits?: Partial<ArchiveLimits>;
   /** Leading path components removed from every entry, like `tar --strip-components`. Default 0. */
   strip?: number;
+  /** Stops the read (e.g. `AbortSignal.timeout(ms)`); the signal's reason is thrown. */
   signal?: AbortSignal;
 }
 
@@ -32,24 +30,13 @@ export interface ArchiveSummary {
   bytes: number;
 }
 
-/** An archive that `fs.untar` refuses to extract; nothing was written. */
-export class UnsafeArchiveError extends AtomError {
-  /** The entry at fault, as named in the archive (absent for problems of the whole archive). */
-  readonly entry?: string;
-  readonly problem: string;
-  constructor(problem: string, entry: string | undefined, details: ErrorDetails = {}) {
-    super("ATOM_STEP_FAILED", `unsafe archive, nothing was extracted: ${problem}`, details);
-    this.problem = problem;
-    if (entry !== undefined) this.entry = entry;
-  }
-}
-
 /**
  * Reads a local .tar / .tar.gz once, without extracting it, and refuses it (UnsafeArchiveError) unless
  * every entry is safe to extract into an empty directory: no absolute paths, no `..`, no device or FIFO
- * entries, links only to places inside the directory (following the archive's own symlinks), nothing
- * written through a symlink, and within the size and entry limits. Returns the archive's sha256, which
- * extraction checks again so the bytes extracted are the bytes inspected.
+ * entries, `.` only as a directory, links only to places inside the directory (following the archive's
+ * own symlinks), nothing written through a symlink, and within the size, entry and depth limits.
+ * Returns the archive's sha256, which extraction checks again so the bytes extracted are the bytes
+ * inspected.
  */
 export async function inspectArchive(
   file: string,
@@ -58,22 +45,9 @@ export async function inspectArchive(
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const compression = await sniffCompression(file);
   const checker = new EntryChecker(limits, options.strip ?? 0);
-  const hash = createHash("sha256");
-  let problem: Error | undefined;
+  let problem: unknown;
   const fail = (error: unknown) => {
-    problem ??=
-      error instanceof UnsafeArchiveError
-        ? error
-        : new UnsafeArchiveError(
-            `the archive cannot be read: ${(error as Error)?.message ?? error}`,
-            undefined,
-            {
-              expected: "a complete, well-formed .tar or .tar.gz",
-              found: file,
-              hint: "check the file with `tar -tvf`; a download or build may have been cut short",
-              cause: error,
-            },
-          );
+    problem ??= error;
   };
   const parser = new Parser({
     strict: true, // every warning (bad checksum, truncation, invalid header…) refuses the archive
@@ -85,59 +59,56 @@ export async function inspectArchive(
           checker.add(entry);
         } catch (error) {
           fail(error);
-          parser.abort(error as Error);
         }
       }
       entry.resume();
     },
   });
   parser.on("error", fail);
+  parser.on("warn", (code: string, message: string) => fail(new Error(`${code}: ${message}`)));
   parser.on("ignoredEntry", (entry: ReadEntry) =>
     fail(unsafe(`entry ${show(entry.path)} has an unsupported type (${entry.type})`, entry.path)),
   );
-  const done = new Promise<void>((resolve) => {
+  const ended = new Promise<void>((resolve) => {
     parser.on("end", resolve);
-    parser.on("abort", resolve);
     parser.on("error", () => resolve());
   });
-  const stream = createReadStream(file, options.signal ? { signal: options.signal } : {});
+  let sha256 = "";
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      if (problem) break;
-      if (!parser.write(chunk) && !problem) await Promise.race([once(parser, "drain"), done]);
-      if (problem) break;
-    }
-  } finally {
-    stream.destroy();
+    sha256 = await readTar(file, compression, limits, options.signal, (slice) => {
+      parser.write(slice);
+      if (problem) throw problem;
+    });
+    parser.end(); // truncation and "not a tar" surface here
+    await ended;
+    if (!problem) checker.finish();
+  } catch (error) {
+    if (options.signal?.aborted) throw options.signal.reason;
+    fail(error);
   }
-  if (!problem) {
-    parser.end();
-    await done;
-  }
-  if (!problem) {
-    try {
-      checker.finish();
-    } catch (error) {
-      fail(error);
-    }
-  }
-  if (problem) throw problem;
-  return { sha256: hash.digest("hex"), compression, entries: checker.entries, bytes: checker.bytes };
+  if (problem) throw unreadable(problem, file);
+  return { sha256, compression, entries: checker.entries, bytes: checker.bytes };
 }
 
 /**
  * Extracts a local archive with node-tar into an existing empty directory, hashing the bytes as they are
  * read: a different sha256 than inspected means the file changed in between, and the caller discards
- * the directory.
+ * the directory. node-tar's synchronous unpacker is used on purpose: every error it raises (an error
+ * event, a strict-mode warning, a throw) happens inside `write`, so it is caught here, and when this
+ * function settles nothing is still writing into `dir` — the caller can remove it without a race.
  */
 export async function extractLocal(
   file: string,
   dir: string,
-  o: { sha256: string; strip: number; signal?: AbortSignal },
+  o: {
+    sha256: string;
+    strip: number;
+    limits: ArchiveLimits;
+    compression: "none" | "gzip";
+    signal?: AbortSignal;
+  },
 ): Promise<void> {
-  const hash = createHash("sha256");
-  const unpack = new Unpack({
+  const unpack = new UnpackSync({
     cwd: dir,
     strict: true,
     preserveOwner: false,
@@ -145,22 +116,20 @@ export async function extractLocal(
     zstd: false,
     brotli: false,
   });
-  const finished = new Promise<void>((resolve, reject) => {
-    unpack.on("close", resolve);
-    unpack.on("error", reject);
+  let failure: unknown;
+  unpack.on("error", (error: unknown) => {
+    failure ??= error;
   });
-  const stream = createReadStream(file, o.signal ? { signal: o.signal } : {});
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      if (!unpack.write(chunk)) await Promise.race([once(unpack, "drain"), finished]);
-    }
-    unpack.end();
-    await finished;
-  } finally {
-    stream.destroy();
-  }
-  const actual = hash.digest("hex");
+  // strict mode turns warnings into errors; should one still arrive as a warning, it must not pass
+  unpack.on("warn", (code: string, message: string, data: object) => {
+    failure ??= Object.assign(new Error(`${code}: ${message}`), data, { tarCode: code });
+  });
+  const actual = await readTar(file, o.compression, o.limits, o.signal, (slice) => {
+    unpack.write(slice);
+    if (failure) throw failure;
+  });
+  unpack.end();
+  if (failure) throw failure;
   if (actual !== o.sha256) {
     throw new UnsafeArchiveError("the archive changed between inspection and extraction", undefined, {
       expected: `sha256 ${o.sha256}`,
@@ -171,6 +140,70 @@ export async function extractLocal(
 }
 
 // --- Internal helpers ---
+
+/** node-tar parses synchronously: small slices keep one `write` from holding the event loop for long. */
+const SLICE = 16 * 1024;
+
+/**
+ * Reads `file` once, hashing the bytes as read, and hands the tar stream (gunzipped here, by the same
+ * code for inspection and extraction) to `feed` in slices; `feed` throws to stop. Every stream error
+ * (read, gunzip, abort) rejects the returned promise, never escapes. Returns the file's sha256.
+ */
+async function readTar(
+  file: string,
+  compression: "none" | "gzip",
+  limits: ArchiveLimits,
+  signal: AbortSignal | undefined,
+  feed: (slice: Buffer) => void,
+): Promise<string> {
+  const hash = createHash("sha256");
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  // node-tar's own inflater refused a gzip bomb by ratio; this one counts: file data within maxBytes,
+  // plus headers (names in pax or GNU headers included) and end padding within a generous allowance
+  const maxTar = limits.maxBytes + limits.maxEntries * 8192 + 64 * 1024 * 1024;
+  let total = 0;
+  const sink = async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) {
+      for (let at = 0; at < chunk.length; at += SLICE) {
+        signal?.throwIfAborted();
+        const slice = chunk.subarray(at, at + SLICE);
+        total += slice.length;
+        if (total > maxTar) {
+          throw unsafe(`it inflates to more than ${maxTar} bytes of tar data`, undefined, {
+            expected: `at most ${maxTar} bytes once decompressed (from limits.maxBytes and limits.maxEntries)`,
+            found: "more",
+            hint: "a gzip bomb, or a trusted archive beyond the limits: raise limits.maxBytes",
+          });
+        }
+        feed(slice);
+      }
+    }
+  };
+  const read = createReadStream(file, { highWaterMark: 64 * 1024 });
+  const options = signal ? { signal } : {};
+  if (compression === "gzip") await pipeline(read, tap, createGunzip(), sink, options);
+  else await pipeline(read, tap, sink, options);
+  return hash.digest("hex");
+}
+
+function unreadable(problem: unknown, file: string): UnsafeArchiveError {
+  if (problem instanceof UnsafeArchiveError) return problem;
+  return new UnsafeArchiveError(
+    `the archive cannot be read: ${(problem as Error)?.message ?? problem}`,
+    undefined,
+    {
+      expected: "a complete, well-formed .tar or .tar.gz",
+      found: file,
+      hint: "check the file with `tar -tvf`; a download or build may have been cut short",
+      cause: problem,
+    },
+  );
+}
 
 async function sniffCompression(file: string): Promise<"none" | "gzip"> {
   const fh = await open(file, "r");
@@ -197,199 +230,6 @@ async function sniffCompression(file: string): Promise<"none" | "gzip"> {
     });
   }
   return "none";
-}
-
-const FILE_TYPES = new Set(["File", "OldFile", "ContiguousFile"]);
-const MAX_SYMLINK_HOPS = 40; // Linux's own limit when resolving a path
-
-/** Checks entries one by one as they are read, then links against the whole tree in `finish`. */
-class EntryChecker {
-  entries = 0;
-  bytes = 0;
-  /** Path (after strip) → entry type, of entries that are extracted. */
-  private readonly paths = new Map<string, string>();
-  /** Symlink targets by folded path (see `fold`), and the paths as named. */
-  private readonly symlinks = new Map<string, string>();
-  private readonly symlinkPaths: string[] = [];
-  private readonly files = new Set<string>();
-
-  constructor(
-    private readonly limits: ArchiveLimits,
-    private readonly strip: number,
-  ) {}
-
-  add(e: ReadEntry): void {
-    const name = e.path;
-    if (++this.entries > this.limits.maxEntries) {
-      throw unsafe(`more than ${this.limits.maxEntries} entries`, undefined, {
-        expected: `at most ${this.limits.maxEntries} entries (limits.maxEntries)`,
-        found: `entry number ${this.entries}, ${show(name)}`,
-        hint: "raise limits.maxEntries if this archive is trusted and really this large",
-      });
-    }
-    // GNU tar applies a global pax header's path to the entries after it, node-tar does not: refuse
-    // the keys that could make the host's tar see other names or sizes than were inspected here
-    const global = e.globalExtended as Record<string, unknown> | null | undefined;
-    for (const key of ["path", "linkpath", "size", "mode", "dev", "ino", "nlink"]) {
-      if (global?.[key] !== undefined && global?.[key] !== null) {
-        throw unsafe(`a global pax header sets "${key}" for the entries after it`, name, {
-          hint: "global headers may carry comments (git archive) or times, never names or sizes",
-        });
-      }
-    }
-    const type = String(e.type);
-    if (type === "CharacterDevice" || type === "BlockDevice" || type === "FIFO") {
-      throw unsafe(`entry ${show(name)} is a ${type} (device and FIFO entries are never extracted)`, name);
-    }
-    const isFile = FILE_TYPES.has(type);
-    if (!isFile && type !== "Directory" && type !== "SymbolicLink" && type !== "Link") {
-      throw unsafe(`entry ${show(name)} has an unsupported type (${type})`, name);
-    }
-    if (!isFile && type !== "Directory" && name.endsWith("/")) {
-      throw unsafe(`entry ${show(name)} ends with "/" but is a ${type}`, name);
-    }
-    const parts = safeParts(name, name, "path");
-    if (isFile) {
-      if ((e.mode ?? 0) & 0o6000) {
-        throw unsafe(`entry ${show(name)} is setuid or setgid (mode ${(e.mode ?? 0).toString(8)})`, name, {
-          hint: "clear the setuid/setgid bits when building the archive (chmod ug-s)",
-        });
-      }
-      this.bytes += e.size ?? 0;
-      if (this.bytes > this.limits.maxBytes) {
-        throw unsafe(`it unpacks to more than ${this.limits.maxBytes} bytes`, name, {
-          expected: `at most ${this.limits.maxBytes} bytes of files (limits.maxBytes)`,
-          found: `${this.bytes} bytes by entry ${show(name)}`,
-          hint: "raise limits.maxBytes if this archive is trusted and really this large",
-        });
-      }
-    }
-    let link: string | undefined;
-    if (type === "SymbolicLink" || type === "Link") {
-      link = e.linkpath ?? "";
-      if (link === "" || link.includes("\0")) throw unsafe(`link ${show(name)} has no valid target`, name);
-    }
-    if (parts.length <= this.strip) return; // tar skips it, as --strip-components does
-    const rel = parts.slice(this.strip).join("/");
-    if (rel === "" && type !== "Directory")
-      throw unsafe(`entry ${show(name)} would replace the target directory`, name);
-    if (rel === MARKER)
-      throw unsafe(`entry ${show(name)} uses the name reserved for the release marker`, name);
-    const seen = this.paths.get(rel);
-    if (seen !== undefined && !(seen === "Directory" && type === "Directory")) {
-      throw unsafe(`entry ${show(name)} appears twice in the archive`, name, {
-        hint: "a later duplicate would silently replace the first (e.g. a file by a symlink); rebuild the archive",
-      });
-    }
-    this.paths.set(rel, type);
-    if (type === "SymbolicLink") {
-      if (link!.startsWith("/")) {
-        throw unsafe(
-          `symlink ${show(name)} points to the absolute path ${show(link)}, outside the target`,
-          name,
-          {
-            hint: "use relative symlink targets inside the release",
-          },
-        );
-      }
-      this.symlinks.set(fold(rel), link!);
-      this.symlinkPaths.push(rel);
-    } else if (type === "Link") {
-      // hard link targets are archive paths, stripped like entry names
-      const target = safeParts(link!, name, "hard link target");
-      const targetRel = target.slice(this.strip).join("/");
-      if (target.length <= this.strip || !this.files.has(targetRel)) {
-        throw unsafe(
-          `hard link ${show(name)} points to ${show(link)}, which is not a file earlier in the archive`,
-          name,
-          {
-            hint: "hard links may only join regular files inside the archive",
-          },
-        );
-      }
-      this.files.add(rel);
-    } else if (isFile) {
-      this.files.add(rel);
-    }
-  }
-
-  /** Checks what needs the whole tree: nothing is written through a symlink; every symlink stays inside. */
-  finish(): void {
-    if (this.entries === 0)
-      throw unsafe("the archive has no entries", undefined, { hint: "is it the right file?" });
-    if (!this.symlinks.size) return;
-    for (const rel of this.paths.keys()) {
-      const parts = rel.split("/");
-      for (let i = 1; i < parts.length; i++) {
-        const prefix = parts.slice(0, i).join("/");
-        if (this.symlinks.has(fold(prefix))) {
-          throw unsafe(`entry ${show(rel)} would be written through the symlink ${show(prefix)}`, rel, {
-            hint: "an archive may not put files under one of its own symlinks",
-          });
-        }
-      }
-    }
-    for (const rel of this.symlinkPaths) this.resolveInside(rel, this.symlinks.get(fold(rel))!);
-  }
-
-  /** Resolves a symlink target as the kernel would (through the archive's own symlinks); throws if it leaves. */
-  private resolveInside(rel: string, target: string): void {
-    const stack = rel.split("/").slice(0, -1);
-    const queue = target.split("/");
-    let hops = 0;
-    while (queue.length) {
-      const part = queue.shift()!;
-      if (part === "" || part === ".") continue;
-      if (part === "..") {
-        if (!stack.length) {
-          throw unsafe(`symlink ${show(rel)} → ${show(target)} points outside the target directory`, rel, {
-            hint: "symlinks in a release must stay inside it; create links to shared paths with a deploy step",
-          });
-        }
-        stack.pop();
-        continue;
-      }
-      const next = this.symlinks.get(fold([...stack, part].join("/")));
-      if (next !== undefined) {
-        if (++hops > MAX_SYMLINK_HOPS) throw unsafe(`symlink ${show(rel)} is part of a symlink loop`, rel);
-        if (next.startsWith("/")) throw unsafe(`symlink ${show(rel)} resolves to an absolute path`, rel);
-        queue.unshift(...next.split("/"));
-        continue;
-      }
-      stack.push(part);
-    }
-  }
-}
-
-export const MARKER = ".atomkit-release";
-
-/** Path components of an entry name or hard link target; refuses absolute paths, `..` and NUL. */
-function safeParts(path: string, entry: string, what: string): string[] {
-  if (path.includes("\0")) throw unsafe(`entry ${show(entry)}: the ${what} contains a NUL byte`, entry);
-  if (path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path)) {
-    throw unsafe(`entry ${show(entry)}: the ${what} ${show(path)} is absolute`, entry, {
-      hint: "build the archive from inside the release directory (tar -C dir -czf out.tar.gz .)",
-    });
-  }
-  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
-  if (parts.includes("..")) {
-    throw unsafe(`entry ${show(entry)}: the ${what} ${show(path)} has a ".." component`, entry, {
-      hint: "an archive entry may not climb out of the directory it is extracted into",
-    });
-  }
-  return parts;
-}
-
-/** Case- and Unicode-folded, so a case-insensitive host filesystem cannot alias a symlink. */
-const fold = (path: string) => path.normalize("NFC").toLowerCase();
-
-function unsafe(problem: string, entry: string | undefined, details: ErrorDetails = {}): UnsafeArchiveError {
-  return new UnsafeArchiveError(problem, entry, {
-    expected: "entries that stay inside the target directory",
-    found: entry === undefined ? undefined : `entry ${show(entry)}`,
-    hint: "rebuild the archive from the release directory; never extract archives you did not build",
-    ...details,
-  });
 }
 
 const show = (v: unknown) => JSON.stringify(v) ?? String(v);

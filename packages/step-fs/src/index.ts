@@ -16,7 +16,7 @@ export type { PruneReleasesOptions, PruneReleasesParams, PruneState } from "./pr
 export { pruneReleases } from "./prune";
 export type { RemoveOptions, RemoveParams, RemoveState } from "./remove";
 export { removePath } from "./remove";
-export type { UntarOptions, UntarParams, UntarState } from "./untar";
+export type { UntarLimits, UntarOptions, UntarParams, UntarState } from "./untar";
 export { untar } from "./untar";
 export type { UploadFileOptions, UploadFileParams } from "./upload";
 export { uploadFile } from "./upload";

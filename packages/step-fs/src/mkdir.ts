@@ -1,6 +1,7 @@
 import { posix } from "node:path";
-import { defineStep, errorReason, type Host } from "@atomkit/core";
+import { defineStep, errorReason, type Host, ParamsFieldError, type StepContext } from "@atomkit/core";
 import { absolutePath, boolean, fileMode, PACKAGE, paramsObject, show, stepError } from "./_utils";
+import { absPath, mode, nothing, typedState } from "./state-check";
 
 export interface MakeDirOptions {
   /** Absolute path of the directory on the host. */
@@ -17,7 +18,10 @@ export interface MakeDirParams {
   recursive: boolean;
 }
 
-/** The directory, or the list of directories that are missing (outermost first) and apply would create. */
+/**
+ * The directory and its mode, or the list of directories that are missing (outermost first) and apply
+ * would create: whether the directory is there, never which inode or owner it has.
+ */
 export type MakeDirState =
   | { type: "missing"; missing: string[] }
   | { type: "directory"; mode: number }
@@ -42,6 +46,15 @@ export const makeDir = defineStep({
   },
   describe: (p) => `mkdir ${p.path}`,
   observe: (ctx, p) => observeDir(ctx.host, p.path),
+  state: (input: unknown): MakeDirState =>
+    typedState(input, {
+      missing: { missing: dirChain },
+      directory: { mode },
+      file: nothing,
+      symlink: nothing,
+      other: nothing,
+    }),
+  owns: (p) => [p.path],
   plan: async (_ctx, p, before): Promise<MakeDirState> =>
     before.type === "missing" ? { type: "directory", mode: p.mode } : before,
   async apply(ctx, p) {
@@ -74,9 +87,10 @@ export const makeDir = defineStep({
     }
   },
   // Cannot restore: nothing to restore (the directories did not exist); a non-empty one is refused.
-  async undo(ctx, _p, before) {
+  async undo(ctx, p, before) {
     if (before.type !== "missing") return;
     const { host } = ctx;
+    refuseForeign(ctx, p.path, before.missing);
     for (const dir of [...before.missing].reverse()) {
       const st = await host.lstat(dir);
       if (!st) continue;
@@ -115,4 +129,38 @@ async function observeDir(host: Host, path: string): Promise<MakeDirState> {
     missing.unshift(dir);
   }
   return { type: "missing", missing };
+}
+
+/** A recorded list of missing directories: absolute paths, each the parent of the next. */
+function dirChain(value: unknown, field: string): string[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new ParamsFieldError(field, `expected a non-empty list of directories, found ${show(value)}`);
+  }
+  value.forEach((dir, i) => {
+    absPath(dir, `${field}.${i}`);
+    if (i > 0 && posix.dirname(dir as string) !== value[i - 1]) {
+      throw new ParamsFieldError(
+        `${field}.${i}`,
+        `expected a directory inside ${show(value[i - 1])}, found ${show(dir)}`,
+      );
+    }
+  });
+  return [...value] as string[];
+}
+
+/** Undo removes only `path` and its own parents, whatever a (forged) trail lists. */
+function refuseForeign(ctx: StepContext, path: string, missing: string[]): void {
+  const foreign = missing.find((dir) => dir !== path && !path.startsWith(`${dir}/`));
+  if (foreign === undefined) return;
+  throw stepError(
+    ctx,
+    KIND,
+    "undo",
+    `the recorded state names ${show(foreign)}, which is not ${show(path)} nor a parent of it`,
+    {
+      expected: `${show(path)} and its parents`,
+      found: missing,
+      hint: "the trail was changed or belongs to another step; nothing was removed",
+    },
+  );
 }

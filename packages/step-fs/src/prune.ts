@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { defineStep, type Host, type StepContext } from "@atomkit/core";
+import { deepEqual, defineStep, type Host, type StepContext } from "@atomkit/core";
 import {
   absolutePath,
   exists,
@@ -11,6 +11,7 @@ import {
   paramsObject,
   readJson,
   renameOnHost,
+  requireInTrash,
   runTrash,
   sha256Hex,
   show,
@@ -18,6 +19,7 @@ import {
   trashRoot,
   writeIndex,
 } from "./_utils";
+import { absPath, fields, plainObject, segment } from "./state-check";
 
 export interface PruneReleasesOptions {
   /** Absolute path of the directory holding one subdirectory per release, e.g. `/srv/app/releases`. */
@@ -49,7 +51,10 @@ export interface PruneReleasesParams {
   trash?: string;
 }
 
-/** The releases in `dir` (sorted by name) and, for pruned ones, where they wait in the trash. */
+/**
+ * The releases in `dir` (sorted by name) and, for pruned ones, where they wait in the trash. `same()`
+ * compares the releases only: where a pruned one waits is evidence for undo, not what is deployed.
+ */
 export interface PruneState {
   releases: string[];
   pruned: Record<string, string>;
@@ -114,6 +119,10 @@ export const pruneReleases = defineStep({
   },
   describe: (p) => `prune ${p.dir}, keep ${p.keep}`,
   observe: (ctx, p) => observePrune(ctx.host, p),
+  same: (a, b) => deepEqual(a.releases, b.releases),
+  state: (input: unknown): PruneState =>
+    fields(plainObject(input, ""), { releases: releaseNames, pruned: trashMap }, "") as unknown as PruneState,
+  owns: (p) => [p.dir, ...(p.trash ? [p.trash] : [])],
   async apply(ctx, p) {
     const { host } = ctx;
     const now = await observePrune(host, p);
@@ -146,6 +155,7 @@ export const pruneReleases = defineStep({
     for (const name of before.releases) {
       if (present.has(name)) continue;
       const from = after.pruned[name] ?? index?.pruned[name];
+      if (from) requireInTrash(ctx, KIND, root, from, `release ${show(name)}`);
       if (!from || !(await exists(host, from))) {
         throw stepError(ctx, KIND, "undo", `the pruned release ${show(name)} is no longer in the trash`, {
           expected: `release ${show(name)} in the trash${from ? ` at ${show(from)}` : ""}`,
@@ -231,4 +241,24 @@ async function liveRelease(ctx: StepContext, p: PruneReleasesParams): Promise<st
   const [target, dir] = await Promise.all([real(p.current), real(p.dir)]);
   if (target && dir) inDir(dir, target);
   return names;
+}
+
+/** Recorded release names: single names, no duplicates (undo puts each back at `<dir>/<name>`). */
+function releaseNames(value: unknown, field: string): string[] {
+  if (!Array.isArray(value))
+    throw new ParamsFieldError(field, `expected a list of release names, found ${show(value)}`);
+  for (const [i, name] of value.entries()) segment(name, `${field}.${i}`);
+  if (new Set(value).size !== value.length) throw new ParamsFieldError(field, "a release is listed twice");
+  return [...value] as string[];
+}
+
+/** Recorded trash locations by release name. */
+function trashMap(value: unknown, field: string): Record<string, string> {
+  // fromEntries defines own properties: a name like "__proto__" stays a plain key
+  return Object.fromEntries(
+    Object.entries(plainObject(value, field)).map(([name, at]) => {
+      segment(name, `${field}.${name}`);
+      return [name, absPath(at, `${field}.${name}`) as string];
+    }),
+  );
 }

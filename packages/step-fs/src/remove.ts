@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { defineStep, type Host } from "@atomkit/core";
+import { deepEqual, defineStep, type Host } from "@atomkit/core";
 import {
   absolutePath,
   clip,
@@ -10,6 +10,7 @@ import {
   paramsObject,
   readJson,
   renameOnHost,
+  requireInTrash,
   runTrash,
   sha256Hex,
   show,
@@ -17,6 +18,7 @@ import {
   trashRoot,
   writeIndex,
 } from "./_utils";
+import { absPath, linkTarget, mode, orNull, size, typedState } from "./state-check";
 
 export interface RemoveOptions {
   /** Absolute path of the file, directory or symlink to remove. */
@@ -35,7 +37,8 @@ export interface RemoveParams {
 
 /**
  * What is at `path`; once removed, where it waits in the trash (`null` when it is not there, e.g. the
- * trash was emptied).
+ * trash was emptied). The trash location is evidence for undo, not part of what `same()` compares:
+ * "nothing at the path" is one state wherever the item waits.
  */
 export type RemoveState =
   | { type: "missing"; trash: string | null }
@@ -69,6 +72,16 @@ export const removePath = defineStep({
   },
   describe: (p) => `remove ${p.path}`,
   observe: (ctx, p) => observeRemoved(ctx.host, p),
+  same: (a, b) => (a.type === "missing" && b.type === "missing") || deepEqual(a, b),
+  state: (input: unknown): RemoveState =>
+    typedState(input, {
+      missing: { trash: orNull(absPath) },
+      file: { size, mode },
+      directory: { mode },
+      symlink: { target: linkTarget },
+      other: { mode },
+    }),
+  owns: (p) => [p.path, ...(p.trash ? [p.trash] : [])],
   async apply(ctx, p) {
     const { host } = ctx;
     if (!(await host.lstat(p.path))) return;
@@ -112,7 +125,9 @@ export const removePath = defineStep({
       );
     }
     const index = await readJson<RemoveIndex>(host, indexFile(root, `remove:${p.path}`));
+    // the recorded after-state first: a later run may have pointed the index elsewhere (and undone it)
     const from = (after.type === "missing" ? after.trash : null) ?? index?.trash ?? null;
+    if (from) requireInTrash(ctx, KIND, root, from, show(p.path));
     if (!from || !(await exists(host, from))) {
       throw stepError(ctx, KIND, "undo", `the removed ${show(p.path)} is no longer in the trash`, {
         expected: `the item in the trash${from ? ` at ${show(from)}` : ""}`,
@@ -142,6 +157,4 @@ async function observeRemoved(host: Host, p: RemoveParams): Promise<RemoveState>
   }
 }
 
-function sameItem(a: RemoveState, b: RemoveState): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
+const sameItem = (a: RemoveState, b: RemoveState) => deepEqual(a, b);

@@ -2,6 +2,7 @@ import { posix } from "node:path";
 import { defineStep, type Host, isAtomError, type StepContext } from "@atomkit/core";
 import {
   absolutePath,
+  clip,
   integer,
   localFile,
   PACKAGE,
@@ -21,8 +22,19 @@ import {
   extractLocal,
   inspectArchive,
   MARKER,
+  MAX_DEPTH,
   UnsafeArchiveError,
 } from "./archive";
+import { nothing, orNull, sha256, typedState } from "./state-check";
+
+/** The archive limits plus a bound on the time of inspection and extraction together. */
+export interface UntarLimits extends ArchiveLimits {
+  /**
+   * Inspection and extraction (upload and the host's tar included) must finish within this, or the
+   * step fails and keeps nothing. Default 600 000 (10 minutes).
+   */
+  maxMs: number;
+}
 
 export interface UntarOptions {
   /** A .tar or .tar.gz on the machine running Atomkit. */
@@ -31,8 +43,11 @@ export interface UntarOptions {
   path: string;
   /** Leading path components to drop from every entry (`tar --strip-components`). Default 0. */
   strip?: number;
-  /** Refuse archives beyond these. Defaults: 1 GiB of files, 100 000 entries. */
-  limits?: Partial<ArchiveLimits>;
+  /**
+   * Refuse archives beyond these. Defaults: 1 GiB of files, 100 000 entries, 64 path components per
+   * entry (after strip), 10 minutes for inspection and extraction.
+   */
+  limits?: Partial<UntarLimits>;
   /**
    * What writes the files once the archive passed inspection: `node-tar` in this process (local hosts
    * only; node-tar's own path checks apply on top of ours), or the host's `tar` on a copy of the
@@ -46,15 +61,21 @@ export interface UntarParams {
   archive: string;
   path: string;
   strip: number;
-  limits: ArchiveLimits;
+  limits: UntarLimits;
   extractWith?: "node-tar" | "tar";
 }
 
-/** The directory at `path` and the sha256 of the archive it was extracted from (its release marker). */
+/**
+ * The directory at `path` and the sha256 of the archive it was extracted from (its release marker):
+ * what the release *is*, not which inode holds it — the same release renamed back is the same state.
+ */
 export type UntarState =
   | { type: "missing" }
   | { type: "directory"; archive: string | null }
   | { type: "file" | "symlink" | "other" };
+
+const DEFAULT_MAX_MS = 10 * 60 * 1000;
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's own bound
 
 const KIND = "fs.untar";
 
@@ -73,12 +94,16 @@ export const untar = defineStep({
     if (o.extractWith !== undefined && o.extractWith !== "node-tar" && o.extractWith !== "tar") {
       throw new ParamsFieldError("extractWith", `expected "node-tar" or "tar", found ${show(o.extractWith)}`);
     }
-    const limits = { ...DEFAULT_LIMITS };
+    const limits: UntarLimits = { ...DEFAULT_LIMITS, maxMs: DEFAULT_MAX_MS };
     if (o.limits !== undefined) {
-      const l = paramsObject(o.limits, ["maxBytes", "maxEntries"]);
+      const l = paramsObject(o.limits, ["maxBytes", "maxEntries", "maxDepth", "maxMs"]);
       if (l.maxBytes !== undefined) limits.maxBytes = integer(l.maxBytes, "limits.maxBytes", { min: 1 });
       if (l.maxEntries !== undefined)
         limits.maxEntries = integer(l.maxEntries, "limits.maxEntries", { min: 1 });
+      if (l.maxDepth !== undefined)
+        limits.maxDepth = integer(l.maxDepth, "limits.maxDepth", { min: 1, max: MAX_DEPTH });
+      if (l.maxMs !== undefined)
+        limits.maxMs = integer(l.maxMs, "limits.maxMs", { min: 1, max: MAX_TIMER_MS });
     }
     const path = absolutePath(o.path, "path");
     if (posix.basename(path) === "." || posix.basename(path) === "..") {
@@ -94,6 +119,17 @@ export const untar = defineStep({
   },
   describe: (p) => `untar ${posix.basename(p.archive)} → ${p.path}`,
   observe: (ctx, p) => observeRelease(ctx.host, p.path),
+  state: (input: unknown): UntarState =>
+    typedState(input, {
+      missing: nothing,
+      directory: { archive: orNull(sha256) },
+      file: nothing,
+      symlink: nothing,
+      other: nothing,
+    }),
+  owns: (p) => [p.path],
+  // the temporary directory and upload of an interrupted apply, the renamed-aside release of an undo
+  cleanup: (ctx, p) => removeLeftovers(ctx.host, p.path),
   async apply(ctx, p) {
     const { host } = ctx;
     const extractWith = p.extractWith ?? (host.local ? "node-tar" : "tar");
@@ -104,65 +140,13 @@ export const untar = defineStep({
         hint: "leave extractWith out: remote hosts extract with their own tar after the archive is inspected here",
       });
     }
-    let summary: ArchiveSummary;
+    const bound = timeBound(p.limits.maxMs, ctx.signal);
     try {
-      summary = await inspectArchive(p.archive, { limits: p.limits, strip: p.strip, signal: ctx.signal });
+      await extract(ctx, p, extractWith, bound.signal);
     } catch (error) {
-      throw withContext(ctx, error, p.archive);
-    }
-    const now = await observeRelease(host, p.path);
-    if (now.type === "directory" && now.archive === summary.sha256) return; // this archive is already there
-    if (now.type !== "missing") {
-      throw stepError(ctx, KIND, "apply", `${show(p.path)} already exists, so nothing was extracted`, {
-        expected: "nothing at the path (fs.untar creates a new directory)",
-        found:
-          now.type === "directory" ? `a directory from archive ${now.archive ?? "unknown"}` : `a ${now.type}`,
-        hint: "extract each release into a new directory (e.g. releases/<id>), or remove the old one first",
-      });
-    }
-    await requireParentDir(ctx, KIND, p.path);
-    await removeLeftovers(host, p.path);
-    const tmp = tempBeside(p.path);
-    const upload = `${tmp}.tar`;
-    await host.mkdir(tmp, { mode: 0o755 });
-    try {
-      if (extractWith === "node-tar") {
-        await extractLocal(p.archive, tmp, { sha256: summary.sha256, strip: p.strip, signal: ctx.signal });
-      } else {
-        const sent = await host.upload(p.archive, upload, { mode: 0o600, signal: ctx.signal });
-        if (sent.sha256 !== summary.sha256) {
-          throw new UnsafeArchiveError("the archive changed between inspection and upload", undefined, {
-            expected: `sha256 ${summary.sha256}`,
-            found: `sha256 ${sent.sha256}`,
-            hint: "something is rewriting the archive file; build it once, then deploy it",
-          });
-        }
-        // absolute paths only: GNU tar never reads an archive name with "/" before its first ":" as host:path
-        await host.exec(
-          [
-            "tar",
-            "-x",
-            ...(summary.compression === "gzip" ? ["-z"] : []),
-            "-f",
-            upload,
-            "-C",
-            tmp,
-            "--no-same-owner",
-            ...(p.strip ? [`--strip-components=${p.strip}`] : []),
-          ],
-          { signal: ctx.signal },
-        );
-        await host.rm(upload, { force: true });
-      }
-      await host.writeFile(
-        posix.join(tmp, MARKER),
-        `${JSON.stringify({ sha256: summary.sha256, archive: posix.basename(p.archive), entries: summary.entries, bytes: summary.bytes })}\n`,
-      );
-      await host.rename(tmp, p.path);
-    } catch (error) {
-      await host.rm(tmp, { recursive: true, force: true }).catch(() => {});
-      if (extractWith === "tar") await host.rm(upload, { force: true }).catch(() => {});
-      throw withContext(ctx, error, p.archive);
+      throw failure(ctx, p, error, bound);
+    } finally {
+      bound.dispose();
     }
   },
   // Cannot restore: nothing (the directory did not exist before); any files added to it later are lost.
@@ -188,24 +172,137 @@ export const untar = defineStep({
 
 // --- Internal helpers ---
 
+/** Inspects, then extracts into a temporary directory beside `path`, renamed into place at the end. */
+async function extract(
+  ctx: StepContext,
+  p: UntarParams,
+  extractWith: "node-tar" | "tar",
+  signal: AbortSignal,
+): Promise<void> {
+  const { host } = ctx;
+  const summary = await inspectArchive(p.archive, { limits: p.limits, strip: p.strip, signal });
+  const now = await observeRelease(host, p.path);
+  if (now.type === "directory" && now.archive === summary.sha256) return; // this archive is already there
+  if (now.type !== "missing") {
+    throw stepError(ctx, KIND, "apply", `${show(p.path)} already exists, so nothing was extracted`, {
+      expected: "nothing at the path (fs.untar creates a new directory)",
+      found:
+        now.type === "directory" ? `a directory from archive ${now.archive ?? "unknown"}` : `a ${now.type}`,
+      hint: "extract each release into a new directory (e.g. releases/<id>), or remove the old one first",
+    });
+  }
+  await requireParentDir(ctx, KIND, p.path);
+  await removeLeftovers(host, p.path);
+  const tmp = tempBeside(p.path);
+  const upload = `${tmp}.tar`;
+  try {
+    await host.mkdir(tmp, { mode: 0o755 });
+    if (extractWith === "node-tar") {
+      await extractLocal(p.archive, tmp, { ...summary, strip: p.strip, limits: p.limits, signal });
+    } else {
+      await extractOnHost(ctx, p, summary, tmp, upload, signal);
+    }
+    await host.writeFile(
+      posix.join(tmp, MARKER),
+      `${JSON.stringify({ sha256: summary.sha256, archive: posix.basename(p.archive), entries: summary.entries, bytes: summary.bytes })}\n`,
+    );
+    await host.rename(tmp, p.path);
+  } catch (error) {
+    // extractLocal has settled (nothing still writes into tmp) and a local tar was waited for
+    await host.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    if (extractWith === "tar") await host.rm(upload, { force: true }).catch(() => {});
+    throw error;
+  }
+}
+
+/** Uploads the inspected archive (checking it is the same bytes) and extracts it with the host's tar. */
+async function extractOnHost(
+  ctx: StepContext,
+  p: UntarParams,
+  summary: ArchiveSummary,
+  tmp: string,
+  upload: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const { host } = ctx;
+  const sent = await host.upload(p.archive, upload, { mode: 0o600, signal });
+  if (sent.sha256 !== summary.sha256) {
+    throw new UnsafeArchiveError("the archive changed between inspection and upload", undefined, {
+      expected: `sha256 ${summary.sha256}`,
+      found: `sha256 ${sent.sha256}`,
+      hint: "something is rewriting the archive file; build it once, then deploy it",
+    });
+  }
+  // absolute paths only: GNU tar never reads an archive name with "/" before its first ":" as host:path
+  const argv = ["tar", "-x", ...(summary.compression === "gzip" ? ["-z"] : []), "-f", upload, "-C", tmp];
+  argv.push("--no-same-owner", ...(p.strip ? [`--strip-components=${p.strip}`] : []));
+  const r = await host.exec(argv, { signal, reject: false, env: { LC_ALL: "C" } });
+  if (r.code !== 0) {
+    throw stepError(ctx, KIND, "apply", "the host's tar could not extract the archive, nothing was kept", {
+      expected: "tar to exit with code 0",
+      found: `${r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`}: ${clip(r.stderr.trim(), 500) || "no output"}`,
+      hint: "the archive passed inspection, so look at the host: free space, permissions, name lengths",
+    });
+  }
+  await host.rm(upload, { force: true });
+}
+
 async function observeRelease(host: Host, path: string): Promise<UntarState> {
   const st = await host.lstat(path);
   if (!st) return { type: "missing" };
   if (st.type !== "directory") return { type: st.type };
   const marker = await readJson<{ sha256?: unknown }>(host, posix.join(path, MARKER));
-  return { type: "directory", archive: typeof marker?.sha256 === "string" ? marker.sha256 : null };
+  const sha = marker?.sha256;
+  // a marker is evidence from the host: only a well-formed digest names the archive
+  return { type: "directory", archive: typeof sha === "string" && /^[0-9a-f]{64}$/.test(sha) ? sha : null };
 }
 
 /** Temporary directories and uploads of an attempt that died (the host lock keeps runs apart). */
 async function removeLeftovers(host: Host, path: string): Promise<void> {
   const dir = posix.dirname(path);
   const prefix = tempPrefix(path);
+  if ((await host.lstat(dir))?.type !== "directory") return;
   for (const name of await host.readdir(dir)) {
     if (name.startsWith(prefix)) await host.rm(posix.join(dir, name), { recursive: true, force: true });
   }
 }
 
-function withContext(ctx: StepContext, error: unknown, archive: string): unknown {
+/** `ms` from now, or the step's own signal (timeout, cancel), whichever comes first. */
+function timeBound(ms: number, outer: AbortSignal) {
+  const ac = new AbortController();
+  const expired = new Error(`took longer than ${ms} ms`);
+  const timer = setTimeout(() => ac.abort(expired), ms);
+  const onOuter = () => ac.abort(outer.reason);
+  if (outer.aborted) onOuter();
+  else outer.addEventListener("abort", onOuter, { once: true });
+  return {
+    ms,
+    signal: ac.signal,
+    expired: () => ac.signal.aborted && ac.signal.reason === expired,
+    dispose() {
+      clearTimeout(timer);
+      outer.removeEventListener("abort", onOuter);
+    },
+  };
+}
+
+/** Whatever apply threw, as the step's error: every failure of node-tar, gzip or tar names the step. */
+function failure(ctx: StepContext, p: UntarParams, error: unknown, bound: ReturnType<typeof timeBound>) {
+  if (bound.expired()) {
+    return stepError(
+      ctx,
+      KIND,
+      "apply",
+      `extraction took longer than ${bound.ms} ms (limits.maxMs), nothing was kept`,
+      {
+        expected: `inspection and extraction within ${bound.ms} ms`,
+        found: "still running, stopped",
+        hint: "raise limits.maxMs for a trusted, very large archive; check the host's disk and the connection",
+        cause: error,
+      },
+    );
+  }
+  if (ctx.signal.aborted) return ctx.signal.reason ?? error; // the engine's timeout or cancel says it best
   if (error instanceof UnsafeArchiveError && !error.step) {
     return new UnsafeArchiveError(error.problem, error.entry, {
       host: ctx.host.name,
@@ -213,19 +310,27 @@ function withContext(ctx: StepContext, error: unknown, archive: string): unknown
       kind: KIND,
       phase: "apply",
       expected: error.expected,
-      found: error.found ?? archive,
+      found: error.found ?? p.archive,
       hint: error.hint,
       cause: error.cause,
     });
   }
-  if (isAtomError(error) || !(error instanceof Error)) return error;
-  // node-tar's own refusals during extraction (strict mode) arrive as plain errors with a tar code
-  const code = (error as { tarCode?: string; code?: string }).tarCode;
-  if (code) {
-    return stepError(ctx, KIND, "apply", `extraction failed, nothing was kept: ${error.message}`, {
-      found: code,
+  if (isAtomError(error)) return error;
+  // node-tar's refusals (strict mode) carry a tar code; the filesystem's errors an errno code
+  const e = error as { message?: string; tarCode?: string; code?: string };
+  const codes = [...new Set([e.tarCode, e.code].filter((c): c is string => typeof c === "string"))];
+  return stepError(
+    ctx,
+    KIND,
+    "apply",
+    `extraction failed, nothing was kept: ${e?.message ?? String(error)}`,
+    {
+      expected: `every entry of ${posix.basename(p.archive)} written into a new directory beside ${show(p.path)}`,
+      found: codes.length ? codes.join(" / ") : "an error while reading or writing",
+      hint: codes.includes("ENOSPC")
+        ? `free space on the filesystem of ${show(posix.dirname(p.path))}`
+        : 'the archive passed inspection: check the disk and permissions at the target, or try extractWith: "tar"',
       cause: error,
-    });
-  }
-  return error;
+    },
+  );
 }

@@ -1,6 +1,7 @@
 import { defineStep } from "@atomkit/core";
 import {
   absolutePath,
+  checkFileState,
   fileMode,
   localFile,
   observeFile,
@@ -8,6 +9,7 @@ import {
   ParamsFieldError,
   paramsObject,
   refuseNonFile,
+  removeTempFiles,
   requireParentDir,
   restoreFile,
   saveBackup,
@@ -61,6 +63,10 @@ export const uploadFile = defineStep({
   },
   describe: (p) => `upload ${p.source} → ${p.path}`,
   observe: (ctx, p) => observeFile(ctx.host, p.path),
+  state: checkFileState,
+  owns: (p) => [p.path],
+  // temporary files of an interrupted write or restore, beside the file
+  cleanup: (ctx, p) => removeTempFiles(ctx.host, p.path),
   async apply(ctx, p) {
     const { host } = ctx;
     const now = await observeFile(host, p.path);
@@ -99,6 +105,7 @@ export const uploadFile = defineStep({
       throw error;
     }
   },
-  // Cannot restore: the replaced file's owner, group and timestamps.
+  // Cannot restore: owner, group and timestamps when the backup had to be copied (state directory on
+  // another filesystem); a backup saved by hard link is the old inode itself and comes back whole.
   undo: (ctx, p, before) => restoreFile(ctx, KIND, p.path, before),
 });

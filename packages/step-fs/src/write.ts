@@ -1,6 +1,7 @@
 import { defineStep } from "@atomkit/core";
 import {
   absolutePath,
+  checkFileState,
   type FileState,
   fileMode,
   observeFile,
@@ -8,6 +9,7 @@ import {
   ParamsFieldError,
   paramsObject,
   refuseNonFile,
+  removeTempFiles,
   requireParentDir,
   restoreFile,
   saveBackup,
@@ -69,6 +71,10 @@ export const writeFile = defineStep({
   },
   describe: (p) => `write ${p.path}`,
   observe: (ctx, p) => observeFile(ctx.host, p.path),
+  state: checkFileState,
+  owns: (p) => [p.path],
+  // temporary files of an interrupted write or restore, beside the file
+  cleanup: (ctx, p) => removeTempFiles(ctx.host, p.path),
   plan: async (_ctx, p): Promise<FileState> => ({
     type: "file",
     sha256: sha256Hex(Buffer.from(p.content, p.encoding)),
@@ -85,6 +91,7 @@ export const writeFile = defineStep({
     } else await requireParentDir(ctx, KIND, p.path);
     await host.writeFile(p.path, data, { mode: p.mode });
   },
-  // Cannot restore: the old file's owner, group and timestamps (the restored copy belongs to the deploy user).
+  // Cannot restore: owner, group and timestamps when the backup had to be copied (state directory on
+  // another filesystem); a backup saved by hard link is the old inode itself and comes back whole.
   undo: (ctx, p, before) => restoreFile(ctx, KIND, p.path, before),
 });

@@ -1,13 +1,18 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { atom, type Host, ParamsError, run } from "@atomkit/core";
 import { describeStepContract, hashTree } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { inspectArchive, UnsafeArchiveError, type UntarState, untar } from "../src/index";
 import { asRemote, bound, flaky, HOSTILE_STRINGS, type Sandbox, sandbox, segmentSafe } from "./_helpers";
 import { type RawEntry, rawTar } from "./_tar";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
 
 /** A small release: nested dirs, an executable, internal symlinks (file and dir), a hard link. */
 const RELEASE: RawEntry[] = [
@@ -92,7 +97,68 @@ for (const mode of ["local", "remote"] as const) {
     });
     afterEach(() => s.cleanup());
 
-    const corpus: Array<[string, RawEntry[] | Buffer, RegExp]> = [
+    const deep = (levels: number): RawEntry[] =>
+      Array.from({ length: levels }, (_, i) => ({
+        path: `${"d/".repeat(i + 1)}`,
+        type: "Directory" as const,
+      }));
+    const corpus: Array<[string, RawEntry[] | Buffer, RegExp, { strip?: number }?]> = [
+      [
+        '"." as a symlink out of the directory',
+        [
+          { path: ".", type: "SymbolicLink", linkpath: ".." },
+          { path: "f", body: "x" },
+        ],
+        /entry "\." would replace the target directory/,
+      ],
+      [
+        '"./." as a symlink out of the directory',
+        [{ path: "./.", type: "SymbolicLink", linkpath: "../../etc" }],
+        /would replace the target directory/,
+      ],
+      [
+        '"." as a symlink to a directory inside the archive',
+        [
+          { path: "sub/", type: "Directory" },
+          { path: ".", type: "SymbolicLink", linkpath: "sub" },
+        ],
+        /would replace the target directory/,
+      ],
+      ['"." as a file', [{ path: ".", body: "x" }], /would replace the target directory/],
+      [
+        '"a/." as a symlink once "a" is stripped',
+        [{ path: "a/.", type: "SymbolicLink", linkpath: "../.." }],
+        /would replace the target directory/,
+        { strip: 1 },
+      ],
+      [
+        'a symlink "./x" that strip makes "x" (tar counts "." as a component)',
+        [{ path: "./x", type: "SymbolicLink", linkpath: "../../etc" }],
+        /points outside the target/,
+        { strip: 1 },
+      ],
+      [
+        "a file written through a symlink, both under a stripped ./",
+        [
+          { path: "./sub/", type: "Directory" },
+          { path: "./s", type: "SymbolicLink", linkpath: "sub" },
+          { path: "./s/evil", body: "x" },
+        ],
+        /written through the symlink "s"/,
+        { strip: 1 },
+      ],
+      [
+        "a hard link whose path lies under a symlink",
+        [
+          { path: "sub/", type: "Directory" },
+          { path: "f", body: "x" },
+          { path: "s", type: "SymbolicLink", linkpath: "sub" },
+          { path: "s/h", type: "Link", linkpath: "f" },
+        ],
+        /written through the symlink "s"/,
+      ],
+      ["an empty path component", [{ path: "a//b", body: "x" }], /empty path component/],
+      ["400 levels of directories", deep(400), /deeper than 64 path components/],
       ["traversal", [{ path: "../../etc/evil", body: "x" }], /has a "\.\." component/],
       ["traversal in the middle", [{ path: "a/b/../../../evil", body: "x" }], /has a "\.\." component/],
       [
@@ -174,8 +240,8 @@ for (const mode of ["local", "remote"] as const) {
       ],
       [
         "entry-count bomb",
-        Array.from({ length: 300 }, (_, i) => ({ path: `f${i}` })),
-        /more than 200 entries/,
+        Array.from({ length: 600 }, (_, i) => ({ path: `f${i}` })),
+        /more than 500 entries/,
       ],
       ["not a tar at all", Buffer.from("<html>404 not found</html>".repeat(30)), /cannot be read/],
       [
@@ -195,7 +261,7 @@ for (const mode of ["local", "remote"] as const) {
       ["bzip2 data", Buffer.concat([Buffer.from("BZh91AY&SY"), Buffer.alloc(600)]), /bzip2-compressed/],
     ];
 
-    for (const [name, content, message] of corpus) {
+    for (const [name, content, message, extra] of corpus) {
       it(`refuses ${name}, writing nothing`, async () => {
         const archive = join(s.root, "artifacts", "evil.tar.gz");
         await writeFile(archive, Buffer.isBuffer(content) ? content : rawTar(content, { gzip: true }));
@@ -206,7 +272,8 @@ for (const mode of ["local", "remote"] as const) {
               untar({
                 archive,
                 path: join(s.app, "releases", "2"),
-                limits: { maxBytes: 1024 * 1024, maxEntries: 200 },
+                limits: { maxBytes: 1024 * 1024, maxEntries: 500 },
+                ...extra,
               }),
             ],
           }),
@@ -332,6 +399,11 @@ describe("fs.untar params", () => {
       [{ archive, path: "/srv/r", limits: { maxFiles: 3 } }, "maxFiles"],
       [{ archive, path: "/srv/r", extra: true }, "extra"],
       [{ archive, path: "/srv/r", extractWith: "bsdtar" }, "extractWith"],
+      [{ archive, path: "/srv/r", limits: { maxDepth: 0 } }, "limits.maxDepth"],
+      [{ archive, path: "/srv/r", limits: { maxDepth: 5000 } }, "limits.maxDepth"],
+      [{ archive, path: "/srv/r", limits: { maxMs: 0 } }, "limits.maxMs"],
+      [{ archive, path: "/srv/r", limits: { maxMs: "10m" } }, "limits.maxMs"],
+      [{ archive, path: "/srv/r", limits: { maxMs: 2 ** 40 } }, "limits.maxMs"],
     ];
     const picture = await hashTree(s.root);
     for (const [params, field] of cases) {
@@ -341,4 +413,206 @@ describe("fs.untar params", () => {
     }
     expect(await hashTree(s.root)).toBe(picture);
   });
+});
+
+describe("fs.untar: whatever node-tar, tar or gzip raise becomes the step's error", () => {
+  let s: Sandbox;
+  beforeEach(async () => {
+    s = await sandbox();
+    await mkdir(join(s.app, "releases", "1"), { recursive: true });
+  });
+  afterEach(() => s.cleanup());
+
+  // many entries after the bad one, gzipped: node-tar reports it while more input is still being read
+  const tail: RawEntry[] = Array.from({ length: 3000 }, (_, i) => ({ path: `f${i}`, body: `${i}` }));
+  const cases: Array<[string, RawEntry[], "local" | "remote"]> = [
+    [
+      '"." as a symlink out of the directory',
+      [{ path: ".", type: "SymbolicLink", linkpath: ".." }, ...tail],
+      "local",
+    ],
+    [
+      '"." as a symlink out of the directory',
+      [{ path: ".", type: "SymbolicLink", linkpath: ".." }, ...tail],
+      "remote",
+    ],
+    // passes inspection (a name is not unsafe for being long); the filesystem refuses it mid-extraction
+    [
+      "a name too long for the filesystem",
+      [...tail.slice(0, 5), { path: "n".repeat(300), paxPath: "n", body: "x" }, ...tail],
+      "local",
+    ],
+    [
+      "a name too long for the filesystem",
+      [...tail.slice(0, 5), { path: "n".repeat(300), paxPath: "n", body: "x" }, ...tail],
+      "remote",
+    ],
+  ];
+  for (const [name, entries, mode] of cases) {
+    it(`${name} (${mode}): the process survives, the run rolls back, no temporary directory is left`, async () => {
+      const archive = join(s.root, "bad.tar.gz");
+      await writeFile(archive, rawTar(entries, { gzip: true }));
+      const path = join(s.app, "releases", "2");
+      const child = spawn(
+        process.execPath,
+        [join(here, "fixtures", "untar-child.mjs"), archive, path, join(s.root, "state"), mode],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => (out += d));
+      child.stderr.on("data", (d: Buffer) => (err += d));
+      const [code] = await once(child, "close");
+      expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: "" });
+      const r = JSON.parse(out);
+      expect(r.status).toBe("rolled-back");
+      expect(r.step).toBe("failed-unchanged");
+      expect(r.error).toMatchObject({ code: "ATOM_STEP_FAILED", hint: expect.any(String) });
+      expect(r.error.expected).toBeTruthy();
+      expect(r.error.found).toBeTruthy();
+      expect(r.beside).toEqual(["1"]);
+    });
+  }
+});
+
+describe("fs.untar: an archive that changes between inspection and extraction", () => {
+  let s: Sandbox;
+  beforeEach(async () => {
+    s = await sandbox();
+    await mkdir(join(s.app, "releases"), { recursive: true });
+  });
+  afterEach(() => s.cleanup());
+
+  const tail: RawEntry[] = Array.from({ length: 2000 }, (_, i) => ({ path: `f${i}`, body: `${i}` }));
+  const swaps: Array<[string, () => Buffer]> = [
+    // gunzip fails mid-stream: a stream error, not a tar one
+    [
+      "a gzip stream corrupt half-way",
+      () => {
+        const good = rawTar(tail, { gzip: true });
+        return Buffer.concat([good.subarray(0, 2000), Buffer.alloc(4000, 0x55)]);
+      },
+    ],
+    // node-tar's own refusal (TAR_ENTRY_ERROR) while more entries follow
+    [
+      '"." as a symlink out of the directory',
+      () => rawTar([{ path: ".", type: "SymbolicLink", linkpath: ".." }, ...tail], { gzip: true }),
+    ],
+  ];
+  for (const [name, bytes] of swaps) {
+    for (const mode of ["local", "remote"] as const) {
+      it(`${name} (${mode}): the step's error, nothing kept`, async () => {
+        const archive = join(s.root, "r.tar.gz");
+        await writeFile(archive, rawTar(tail, { gzip: true }));
+        const base = mode === "remote" ? asRemote(s.host) : s.host;
+        // the temporary directory is made after inspection, before extraction: swap the file then
+        const host: Host = {
+          ...base,
+          mkdir: async (dir, o) => {
+            await base.mkdir(dir, o);
+            if (dir.includes(".r.atomkit-")) await writeFile(archive, bytes());
+          },
+        };
+        const path = join(s.app, "releases", "r");
+        const r = await run(atom("swapped", { steps: [untar({ archive, path })] }), { host, lock: false });
+        expect(r.status).toBe("rolled-back");
+        expect(r.steps[0]?.status).toBe("failed-unchanged");
+        expect(r.steps[0]?.after ?? r.steps[0]?.before).toEqual({ type: "missing" });
+        expect(r.error?.code).toBe("ATOM_STEP_FAILED");
+        expect(r.error?.hint).toBeTruthy();
+        expect(r.error?.found).toBeTruthy();
+        expect(await readdir(join(s.app, "releases"))).toEqual([]);
+      });
+    }
+  }
+});
+
+describe("fs.untar: depth and time limits", () => {
+  let s: Sandbox;
+  beforeEach(async () => {
+    s = await sandbox();
+    await mkdir(join(s.app, "releases"), { recursive: true });
+  });
+  afterEach(() => s.cleanup());
+  const deep = (levels: number): RawEntry[] =>
+    Array.from({ length: levels }, (_, i) => ({ path: `${"d/".repeat(i + 1)}`, type: "Directory" as const }));
+
+  it("limits.maxDepth counts components after strip and can be raised", async () => {
+    const archive = join(s.root, "deep.tar");
+    await writeFile(
+      archive,
+      rawTar([
+        { path: "top/", type: "Directory" },
+        ...deep(65).map((e) => ({ ...e, path: `top/${e.path}` })),
+      ]),
+    );
+    const path = join(s.app, "releases", "r");
+    const refused = await run(atom("deep", { steps: [untar({ archive, path })] }), {
+      host: s.host,
+      lock: false,
+    });
+    expect(refused.error?.message).toMatch(/deeper than 64 path components/);
+    expect(refused.error?.hint).toMatch(/limits\.maxDepth/);
+    const stripped = await run(atom("deep", { steps: [untar({ archive, path, strip: 1 })] }), {
+      host: s.host,
+      lock: false,
+    });
+    expect(stripped.error?.message).toMatch(/deeper than 64/); // 65 levels under top/
+    const raised = await run(atom("deep", { steps: [untar({ archive, path, limits: { maxDepth: 66 } })] }), {
+      host: s.host,
+      lock: false,
+    });
+    expect(raised.status).toBe("committed");
+    expect(existsSync(join(path, "top", ...Array(65).fill("d")))).toBe(true);
+  });
+
+  for (const mode of ["local", "remote"] as const) {
+    it(`limits.maxMs bounds inspection and extraction; nothing is left (${mode})`, async () => {
+      // random bytes: no machine reads, hashes and inflates 8 MiB of them within 1 ms
+      const archive = join(s.root, "big.tar.gz");
+      await writeFile(
+        archive,
+        rawTar([{ path: "blob", body: randomBytes(8 * 1024 * 1024) }], { gzip: true }),
+      );
+      const path = join(s.app, "releases", "r");
+      const host = mode === "remote" ? asRemote(s.host) : s.host;
+      const r = await run(atom("slow", { steps: [untar({ archive, path, limits: { maxMs: 1 } })] }), {
+        host,
+        lock: false,
+      });
+      expect(r.status).toBe("rolled-back");
+      expect(r.steps[0]?.status).toBe("failed-unchanged");
+      expect(r.error?.message).toMatch(/longer than 1 ms \(limits\.maxMs\)/);
+      expect(r.error?.hint).toBeTruthy();
+      expect(await readdir(join(s.app, "releases"))).toEqual([]);
+    });
+
+    it(`the step's signal stops extraction; nothing is left (${mode})`, async () => {
+      const archive = join(s.root, "big.tar.gz");
+      await writeFile(
+        archive,
+        rawTar([{ path: "blob", body: randomBytes(8 * 1024 * 1024) }], { gzip: true }),
+      );
+      const path = join(s.app, "releases", "r");
+      const ac = new AbortController();
+      const base = mode === "remote" ? asRemote(s.host) : s.host;
+      // cancel once the temporary directory exists: extraction is what gets interrupted
+      const host: Host = {
+        ...base,
+        mkdir: async (dir, o) => {
+          await base.mkdir(dir, o);
+          if (dir.includes(".r.atomkit-")) ac.abort();
+        },
+      };
+      const r = await run(atom("cancel", { steps: [untar({ archive, path })] }), {
+        host,
+        lock: false,
+        signal: ac.signal,
+      });
+      expect(ac.signal.aborted).toBe(true);
+      expect(r.status).toBe("rolled-back");
+      expect(r.error?.code).toBe("ATOM_ABORTED");
+      expect(await readdir(join(s.app, "releases"))).toEqual([]);
+    });
+  }
 });

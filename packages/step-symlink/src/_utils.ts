@@ -1,2 +1,10 @@
 // Authoring helpers shared with every provider (and third-party step kinds) live in core.
-export { absolutePath, ParamsFieldError, paramsObject, show, stepError, tempBeside } from "@atomkit/core";
+export {
+  absolutePath,
+  ParamsFieldError,
+  paramsObject,
+  show,
+  stepError,
+  tempBeside,
+  tempPrefix,
+} from "@atomkit/core";

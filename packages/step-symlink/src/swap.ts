@@ -1,6 +1,14 @@
 import { posix } from "node:path";
 import { defineStep, type Host, type StepContext } from "@atomkit/core";
-import { absolutePath, ParamsFieldError, paramsObject, show, stepError, tempBeside } from "./_utils";
+import {
+  absolutePath,
+  ParamsFieldError,
+  paramsObject,
+  show,
+  stepError,
+  tempBeside,
+  tempPrefix,
+} from "./_utils";
 
 export interface SwapSymlinkOptions {
   /** Absolute path of the link on the host, e.g. `/srv/app/current`. */
@@ -23,7 +31,10 @@ export interface SwapSymlinkParams {
   mustExist: boolean;
 }
 
-/** What is at `link`: nothing, a symlink and its target, or something else (never replaced). */
+/**
+ * What is at `link`: nothing, a symlink and its target, or something else (never replaced). The target
+ * is what the user cares about (which release serves); the link's inode, owner and times are not.
+ */
 export type SymlinkState =
   | { type: "missing" }
   | { type: "symlink"; target: string }
@@ -53,6 +64,20 @@ export const swapSymlink = defineStep({
   },
   describe: (p) => `link ${p.link} → ${p.target}`,
   observe: (ctx, p) => observeLink(ctx.host, p.link),
+  state: checkState,
+  owns: (p) => [p.link],
+  // the temporary link of an interrupted swap (apply or undo), beside the link
+  async cleanup(ctx, p) {
+    const dir = posix.dirname(p.link);
+    const prefix = tempPrefix(p.link);
+    if ((await ctx.host.lstat(dir))?.type !== "directory") return;
+    for (const name of await ctx.host.readdir(dir)) {
+      const leftover = posix.join(dir, name);
+      if (name.startsWith(prefix) && (await ctx.host.lstat(leftover))?.type === "symlink") {
+        await ctx.host.rm(leftover, { force: true });
+      }
+    }
+  },
   plan: async (_ctx, p): Promise<SymlinkState> => ({ type: "symlink", target: p.target }),
   async apply(ctx, p) {
     const now = await observeLink(ctx.host, p.link);
@@ -86,6 +111,28 @@ export const swapSymlink = defineStep({
 });
 
 // --- Internal helpers ---
+
+/** A state read back from a trail: exactly one of the shapes observe returns, or refused. */
+function checkState(input: unknown): SymlinkState {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw new ParamsFieldError("", `expected a state object, found ${show(input)}`);
+  }
+  const o = input as Record<string, unknown>;
+  const types = ["missing", "symlink", "file", "directory", "other"];
+  if (typeof o.type !== "string" || !types.includes(o.type)) {
+    throw new ParamsFieldError("type", `expected one of ${types.join(", ")}, found ${show(o.type)}`);
+  }
+  const allowed = o.type === "symlink" ? ["type", "target"] : ["type"];
+  for (const key of Object.keys(o)) {
+    if (!allowed.includes(key))
+      throw new ParamsFieldError(key, `unexpected key "${key}" in a recorded state`);
+  }
+  if (o.type !== "symlink") return { type: o.type } as SymlinkState;
+  if (typeof o.target !== "string" || o.target === "" || o.target.includes("\0")) {
+    throw new ParamsFieldError("target", `expected a symlink target, found ${show(o.target)}`);
+  }
+  return { type: "symlink", target: o.target };
+}
 
 async function observeLink(host: Host, link: string): Promise<SymlinkState> {
   const st = await host.lstat(link);

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, readlink, rm, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +14,7 @@ import {
   localHost,
   memoryTrail,
   ParamsError,
+  ParamsFieldError,
   recover,
   run,
   type StepContext,
@@ -22,7 +23,7 @@ import {
 } from "@atomkit/core";
 import { describeStepContract, HOSTILE_STRINGS, hashTree } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type SymlinkState, steps, swapSymlink } from "../src/index";
+import { type SwapSymlinkParams, type SymlinkState, steps, swapSymlink } from "../src/index";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 
@@ -329,3 +330,117 @@ describe("symlink.swap: atomicity", () => {
     expect(await readlink(link)).toBe("releases/1");
   });
 });
+
+describe("symlink.swap: recorded states, owned paths, leftovers", () => {
+  let fx: Fixture;
+  beforeEach(async () => {
+    fx = await makeTree();
+  });
+  afterEach(() => fx.cleanup());
+
+  const check = swapSymlink.definition.state as (input: unknown) => unknown;
+
+  it("accepts, unchanged, every state observe returns", async () => {
+    await writeFile(join(fx.dir, "app", "file"), "x");
+    const ctx = ctxFor(fx.host);
+    for (const link of ["current", "file", "releases", "nothing"]) {
+      const params = { link: join(fx.dir, "app", link), target: "releases/2", mustExist: true };
+      const state = JSON.parse(JSON.stringify(await swapSymlink.definition.observe(ctx, params)));
+      expect(check(state)).toEqual(state);
+    }
+  });
+
+  const forged: Array<[unknown, string]> = [
+    [null, ""],
+    [[{ type: "missing" }], ""],
+    [{ type: "socket" }, "type"],
+    [{ type: "symlink" }, "target"],
+    [{ type: "symlink", target: "" }, "target"],
+    [{ type: "symlink", target: "a\0b" }, "target"],
+    [{ type: "symlink", target: 42 }, "target"],
+    [{ type: "symlink", target: "releases/1", inode: 7 }, "inode"],
+    [{ type: "missing", target: "releases/1" }, "target"],
+    [{ type: "directory", mode: 0o755 }, "mode"],
+  ];
+  for (const [input, field] of forged) {
+    it(`refuses the forged state ${JSON.stringify(input)}, naming "${field}"`, () => {
+      let thrown: unknown;
+      try {
+        check(input);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(ParamsFieldError);
+      expect((thrown as ParamsFieldError).path).toBe(field);
+    });
+  }
+
+  it("owns the link", async () => {
+    const v = await validateParams(swapSymlink({ link: "/srv/app/./current/", target: "releases/2" }));
+    if (v.issues) throw new Error(JSON.stringify(v.issues));
+    expect(swapSymlink.definition.owns!(v.value as SwapSymlinkParams)).toEqual(["/srv/app/current"]);
+  });
+
+  it("cleanup removes the temporary links beside the link, and nothing else", async () => {
+    const app = join(fx.dir, "app");
+    await symlink("releases/2", join(app, ".current.atomkit-1a2b3c4d")); // an interrupted swap
+    await symlink("releases/1", join(app, ".current.atomkit-0badf00d")); // an interrupted undo
+    await writeFile(join(app, ".current.atomkit-file"), "not a link: not ours");
+    await symlink("releases/1", join(app, ".current2.atomkit-1a2b3c4d")); // another link's temp
+    await symlink("releases/1", join(app, "current.atomkit-1")); // not a hidden temp name
+    const params = { link: join(app, "current"), target: "releases/2", mustExist: true };
+    const ctx = ctxFor(fx.host);
+    const before = await swapSymlink.definition.observe(ctx, params);
+    await swapSymlink.definition.cleanup!(ctx, params);
+    expect((await readdir(app)).sort()).toEqual(
+      [
+        ".current.atomkit-file",
+        ".current2.atomkit-1a2b3c4d",
+        "current",
+        "current.atomkit-1",
+        "releases",
+      ].sort(),
+    );
+    expect(await swapSymlink.definition.observe(ctx, params)).toEqual(before);
+    await swapSymlink.definition.cleanup!(ctx, { ...params, link: join(app, "no", "such", "current") });
+  });
+
+  it("undo of a committed swap works after a later swap was rolled back (no drift)", async () => {
+    await mkdir(join(fx.dir, "app", "releases", "3"));
+    const link = join(fx.dir, "app", "current");
+    const trail = fileTrail({ dir: join(fx.dir, "trails") });
+    const boom = defineStep({
+      kind: "test.boom",
+      params: (p: null) => p,
+      observe: async () => null,
+      apply: async () => {
+        throw new Error("injected");
+      },
+      undo: async () => {},
+    });
+    const first = await run(atom("a", { steps: [swapSymlink({ link, target: "releases/2" })] }), {
+      host: fx.host,
+      trail,
+      lock: false,
+    });
+    expect(first.status).toBe("committed");
+    const second = await run(
+      atom("b", { steps: [swapSymlink({ link, target: "releases/3" }), boom(null)] }),
+      {
+        host: fx.host,
+        trail,
+        lock: false,
+      },
+    );
+    expect(second.status).toBe("rolled-back");
+    expect(await readlink(link)).toBe("releases/2");
+    const undone = await undoRun(trail, first.runId, { host: fx.host, lock: false, steps: [...steps, boom] });
+    expect(undone.error).toBeUndefined();
+    expect(undone.steps[0]).toMatchObject({ status: "undone", verified: true });
+    expect(await readlink(link)).toBe("releases/1");
+  });
+});
+
+function ctxFor(host: Host): StepContext {
+  return { host, signal: new AbortController().signal, log: () => {}, runId: "test", step: "swap" };
+}
