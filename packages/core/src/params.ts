@@ -42,14 +42,32 @@ export async function checkWith(schema: ParamsSchema<unknown, unknown>, value: u
   });
 }
 
-/** Validates every step; throws one ParamsError listing every issue, naming step and field. */
+/**
+ * Validates every step, then runs its kind's preflight; throws one ParamsError listing every issue,
+ * naming step and field.
+ */
 export async function validateAll(steps: readonly Step[], context: { atom: string; host?: string }) {
   const values: unknown[] = [];
   const issues: ParamsIssue[] = [];
   for (const step of steps) {
     const r = await validateParams(step);
-    if (r.issues) issues.push(...r.issues);
-    else values.push(r.value);
+    if (r.issues) {
+      issues.push(...r.issues);
+      continue;
+    }
+    values.push(r.value);
+    if (!step.definition.preflight) continue;
+    try {
+      await step.definition.preflight(r.value);
+    } catch (error) {
+      const path = (error as { path?: unknown })?.path;
+      issues.push({
+        step: step.name,
+        kind: step.kind,
+        path: typeof path === "string" ? path : "",
+        message: messageOf(error),
+      });
+    }
   }
   if (issues.length) {
     const lines = issues.map(

@@ -4,7 +4,7 @@ import { type Atom, stepsOf } from "./atom";
 import type { BoundStep } from "./engine";
 import { AtomError, TrailError } from "./errors";
 import { checkWith, validateParams } from "./params";
-import type { Redactor } from "./redact";
+import { MASK, type Redactor } from "./redact";
 import { resolveKind } from "./registry";
 import { bind } from "./run";
 import type { AnyStepKind, Step, StepKindDefinition } from "./step";
@@ -143,9 +143,22 @@ async function fromTrail(
     },
     definition,
   };
-  const v = await validateParams(step);
+  let v = await validateParams(step);
+  const missing = secretPathsOf(step).filter((path) => getPath(params, path) === undefined);
+  if (
+    v.issues &&
+    missing.length &&
+    v.issues.every((i) => missing.some((m) => i.path === m || i.path.startsWith(`${m}.`)))
+  ) {
+    // Only secrets the trail never holds are missing: the recorded params are checked with a stand-in
+    // there, and the step is bound without them. A kind whose undo needs a secret checks it is there.
+    const stand = await validateParams({
+      ...step,
+      params: withPaths(params, Object.fromEntries(missing.map((m) => [m, MASK]))),
+    });
+    if (!stand.issues) v = { value: params };
+  }
   if (v.issues) {
-    const missing = (definition.secret ?? []).filter((path) => !secrets || !(path in secrets));
     throw refusal(
       view,
       s,

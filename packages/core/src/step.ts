@@ -46,6 +46,13 @@ export interface StepKindDefinition<In, P, S> {
   /** The npm package exporting this kind, named in the error when a trail needs it and it is not loaded. */
   package?: string;
   /**
+   * Checks of the world a run needs beyond its params' shape (a local artifact exists), made by `run`
+   * and `plan` after params validation and before any step acts; throw to refuse (a `path` on the error
+   * names the field). Never made for undo or recover: a rollback must not depend on an artifact that
+   * was cleaned up since. Params validation itself stays pure, so a trail's params validate again.
+   */
+  preflight?(params: P): void | Promise<void>;
+  /**
    * Checks a state read back from a trail before it drives an undo (recover, `undo <runId>` in a new
    * process): returns the state or throws, like a params function (or a Standard Schema). A trail is
    * evidence, never a command: without this, only the trail's integrity MAC vouches for its states.

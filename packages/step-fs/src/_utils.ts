@@ -37,14 +37,19 @@ export const PACKAGE = "@atomkit/step-fs";
 // --- Params validation (a tiny validator: providers do not depend on zod) ---
 
 /**
- * A file on the machine running Atomkit (an artifact to send). Resolved against the working directory
- * and checked now, so a missing artifact fails validation before any step of the atom runs.
+ * A path to a file on the machine running Atomkit (an artifact to send), resolved against the working
+ * directory. Only its shape is checked here: that the file exists is the kind's preflight
+ * (`requireLocalFile`), made before a run but never before an undo, which does not need the artifact.
  */
 export function localFile(value: unknown, field: string): string {
   if (typeof value !== "string" || value === "" || value.includes("\0")) {
     throw new ParamsFieldError(field, `expected a path to a local file, found ${show(value)}`);
   }
-  const path = resolveLocal(value);
+  return resolveLocal(value);
+}
+
+/** Preflight: the local artifact exists and is a regular file, so a run fails before any step acts. */
+export function requireLocalFile(path: string, field: string): void {
   let isFile = false;
   try {
     isFile = statSync(path).isFile();
@@ -52,7 +57,6 @@ export function localFile(value: unknown, field: string): string {
     throw new ParamsFieldError(field, `the local file ${show(path)} does not exist`);
   }
   if (!isFile) throw new ParamsFieldError(field, `${show(path)} is not a regular file`);
-  return path;
 }
 
 /** Permission bits as a number (`0o640`) or an octal string (`"640"`, `"0640"`). */

@@ -5,6 +5,7 @@ import {
   clip,
   integer,
   localFile,
+  requireLocalFile,
   PACKAGE,
   ParamsFieldError,
   paramsObject,
@@ -117,6 +118,7 @@ export const untar = defineStep({
       ...(o.extractWith ? { extractWith: o.extractWith } : {}),
     };
   },
+  preflight: (p) => requireLocalFile(p.archive, "archive"),
   describe: (p) => `untar ${posix.basename(p.archive)} → ${p.path}`,
   observe: (ctx, p) => observeRelease(ctx.host, p.path),
   state: (input: unknown): UntarState =>

@@ -4,6 +4,7 @@ import {
   checkFileState,
   fileMode,
   localFile,
+  requireLocalFile,
   observeFile,
   PACKAGE,
   ParamsFieldError,
@@ -61,6 +62,7 @@ export const uploadFile = defineStep({
       ...(o.sha256 ? { sha256: o.sha256.toLowerCase() } : {}),
     };
   },
+  preflight: (p) => requireLocalFile(p.source, "source"),
   describe: (p) => `upload ${p.source} → ${p.path}`,
   observe: (ctx, p) => observeFile(ctx.host, p.path),
   state: checkFileState,
