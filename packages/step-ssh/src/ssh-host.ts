@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { homedir, userInfo } from "node:os";
@@ -15,11 +15,13 @@ import {
   type HostErrorReason,
   isNotFound,
   shellQuote,
+  tempBeside,
   type UploadResult,
 } from "@atomkit/core";
 import { SSHConfig } from "ssh-config";
 import type { Attributes, ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
 import { Connection, type HostKeyPolicy, type Link } from "./_connection";
+import { linkOverExec } from "./_link";
 import {
   call,
   expandPath,
@@ -298,6 +300,16 @@ export function sshHost(options: SshHostOptions): SshHost {
     }
   };
 
+  /** link(2) `from` to `to`: fails EEXIST when anything is at `to`, where a rename would replace it. */
+  const linkInto = async (sftp: SFTPWrapper, from: string, to: string): Promise<void> => {
+    if (!hasExtension(sftp, "hardlink@openssh.com")) return linkOverExec(host, from, to);
+    try {
+      await call((cb) => sftp.ext_openssh_hardlink(from, to, cb));
+    } catch (error) {
+      return explain(sftp, "writeFile", to, error, (st) => (st ? "EEXIST" : undefined));
+    }
+  };
+
   // --- exec ---
 
   const execOnce = (
@@ -487,21 +499,18 @@ export function sshHost(options: SshHostOptions): SshHost {
     writeFile: (path, data, opts = {}) =>
       sftpOp("writeFile", path, async (sftp) => {
         const buffer = typeof data === "string" ? Buffer.from(data) : Buffer.from(data);
-        if (opts.exclusive) {
-          await writeHandle("writeFile", sftp, path, "wx", [buffer], opts.mode);
-          return;
-        }
-        const tmp = posix.join(
-          posix.dirname(path),
-          `.${posix.basename(path)}.atomkit-${randomBytes(4).toString("hex")}`,
-        );
+        // the whole content goes to a temp name first: `path` is never seen empty or partial
+        const tmp = tempBeside(path);
         try {
           await writeHandle("writeFile", sftp, tmp, "wx", [buffer], opts.mode);
-          await renameOn(sftp, tmp, path);
+          if (opts.exclusive) await linkInto(sftp, tmp, path);
+          else await renameOn(sftp, tmp, path);
         } catch (error) {
           await call((cb) => sftp.unlink(tmp, cb)).catch(() => {});
           throw error;
         }
+        // `path` is created: a temp name left by a drop here is only a leftover (cleanup finds its prefix)
+        if (opts.exclusive) await call((cb) => sftp.unlink(tmp, cb)).catch(() => {});
       }),
 
     readdir: (path) =>
