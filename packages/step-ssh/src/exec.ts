@@ -107,13 +107,16 @@ function options(ctx: StepContext, p: ExecCommandParams) {
   };
 }
 
+/** What identifies a command without `check`: a digest, since argv may hold secrets. */
+function commandDigest(p: ExecCommandParams): string {
+  return createHash("sha256")
+    .update(JSON.stringify({ command: p.command, undo: p.undo, cwd: p.cwd ?? null }))
+    .digest("hex");
+}
+
 /** The marker of a command without `check`: keyed by what it runs, not by run, so `undo <runId>` finds it. */
 function markerPath(host: Host, p: ExecCommandParams): string {
-  const id = createHash("sha256")
-    .update(JSON.stringify({ command: p.command, undo: p.undo, cwd: p.cwd ?? null }))
-    .digest("hex")
-    .slice(0, 32);
-  return `${host.stateDir}/ssh-exec/${id}.json`;
+  return `${host.stateDir}/ssh-exec/${commandDigest(p).slice(0, 32)}.json`;
 }
 
 async function readMarker(host: Host, p: ExecCommandParams): Promise<string | null> {
@@ -135,7 +138,8 @@ async function writeMarker(host: Host, p: ExecCommandParams, appliedBy: string |
     return;
   }
   await host.mkdir(`${host.stateDir}/ssh-exec`, { recursive: true });
-  await host.writeFile(path, JSON.stringify({ appliedBy, command: p.command }));
+  // never argv or env: they may hold secrets, and a host file outlives the run's redaction
+  await host.writeFile(path, JSON.stringify({ appliedBy, sha256: commandDigest(p) }));
 }
 
 function argvOf(value: unknown, field: string): string[] {
