@@ -66,6 +66,7 @@ export class Connection {
   private active = 0;
   private readonly queue: Array<() => void> = [];
   private readonly warned = new Set<string>();
+  private readonly drops = new WeakSet<HostError>();
   /** Called once per new link, before it is handed out (e.g. to learn the remote home directory). */
   onLink: ((link: Link) => Promise<void>) | undefined;
 
@@ -135,13 +136,23 @@ export class Connection {
   linkError(what: string, error: unknown, link?: Link): HostError {
     if (error instanceof HostError) return error;
     const message = error instanceof Error ? error.message : String(error);
-    return new HostError("CONNECTION", `${what} failed: the SSH connection dropped (${message})`, {
+    const failure = new HostError("CONNECTION", `${what} failed: the SSH connection dropped (${message})`, {
       host: this.s.name,
       cause: error,
       hint: link
         ? "the next operation reconnects; whether the interrupted operation took effect is unknown, so observe (check) before trusting it"
         : "check that the host is up and sshd is running",
     });
+    if (link) this.drops.add(failure);
+    return failure;
+  }
+
+  /**
+   * Whether `error` says a link dropped under a call that had it (so a new link may well work), not
+   * that no link could be opened (reconnecting was tried already, with its retries).
+   */
+  droppedUnder(error: unknown): boolean {
+    return error instanceof HostError && this.drops.has(error);
   }
 
   /** True when `error` came from a link that dropped (or looks like it). */
