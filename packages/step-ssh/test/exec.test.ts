@@ -213,6 +213,8 @@ describe("ssh.exec params", () => {
     [{ command: ["true"], undo: ["true"], check: [1] }, "check.0"],
     [{ command: ["true"], undo: ["true"], env: { "A B": "x" } }, "env.A B"],
     [{ command: ["true"], undo: ["true"], cwd: "" }, "cwd"],
+    [{ command: ["true"], undo: ["true"], chek: ["true"] }, "chek"],
+    ["true", ""],
   ])("refuses %j before anything runs (field %s)", async (params, field) => {
     const w = await workDir();
     try {
