@@ -66,6 +66,7 @@ export class Connection {
   private active = 0;
   private readonly queue: Array<() => void> = [];
   private readonly warned = new Set<string>();
+  private readonly drops = new WeakSet<HostError>();
   /** Called once per new link, before it is handed out (e.g. to learn the remote home directory). */
   onLink: ((link: Link) => Promise<void>) | undefined;
 
@@ -135,13 +136,23 @@ export class Connection {
   linkError(what: string, error: unknown, link?: Link): HostError {
     if (error instanceof HostError) return error;
     const message = error instanceof Error ? error.message : String(error);
-    return new HostError("CONNECTION", `${what} failed: the SSH connection dropped (${message})`, {
+    const failure = new HostError("CONNECTION", `${what} failed: the SSH connection dropped (${message})`, {
       host: this.s.name,
       cause: error,
       hint: link
         ? "the next operation reconnects; whether the interrupted operation took effect is unknown, so observe (check) before trusting it"
         : "check that the host is up and sshd is running",
     });
+    if (link) this.drops.add(failure);
+    return failure;
+  }
+
+  /**
+   * Whether `error` says a link dropped under a call that had it (so a new link may well work), not
+   * that no link could be opened (reconnecting was tried already, with its retries).
+   */
+  droppedUnder(error: unknown): boolean {
+    return error instanceof HostError && this.drops.has(error);
   }
 
   /** True when `error` came from a link that dropped (or looks like it). */
@@ -191,7 +202,7 @@ export class Connection {
       credentials = s.credentials();
     } catch (error) {
       return Promise.reject(
-        new HostError("EACCES", `cannot read the credentials for ${s.name}: ${(error as Error).message}`, {
+        new HostError("AUTH", `cannot read the credentials for ${s.name}: ${(error as Error).message}`, {
           host: s.name,
           cause: error,
           hint: "pass privateKey, privateKeyPath, agent or password in sshHost options",
@@ -267,7 +278,7 @@ export class Connection {
     }
     if (s.hostKey.startsWith("SHA256:")) {
       if (fp === s.hostKey) return undefined;
-      return new HostError("EACCES", `host key of ${s.name} does not match the pinned fingerprint`, {
+      return new HostError("HOST_KEY", `host key of ${s.name} does not match the pinned fingerprint`, {
         host: s.name,
         expected: s.hostKey,
         found: `${type} ${fp}`,
@@ -280,24 +291,28 @@ export class Connection {
       case "known":
         return undefined;
       case "revoked":
-        return new HostError("EACCES", `host key of ${s.name} is marked @revoked in known_hosts`, {
+        return new HostError("HOST_KEY", `host key of ${s.name} is marked @revoked in known_hosts`, {
           host: s.name,
           found: `${type} ${fp} (${verdict.entry.file}:${verdict.entry.line})`,
           hint: "this key must not be trusted; ask the host's admin",
         });
       case "unknown":
-        return new HostError("EACCES", `host key of ${s.name} is unknown: ${type} ${fp} is not in ${files}`, {
-          host: s.name,
-          expected: `an entry for ${lookup} in ${files}`,
-          found: `${type} ${fp}`,
-          hint: `check the fingerprint out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_${type.replace(/^ssh-|-.*$/g, "")}_key.pub), then trust it by adding this line to ${s.knownHosts[0]}: ${line} — or run \`ssh-keyscan -p ${s.port} -t ${type} ${s.host} >> ${s.knownHosts[0]}\` (which trusts whatever answers now)`,
-        });
+        return new HostError(
+          "HOST_KEY",
+          `host key of ${s.name} is unknown: ${type} ${fp} is not in ${files}`,
+          {
+            host: s.name,
+            expected: `an entry for ${lookup} in ${files}`,
+            found: `${type} ${fp}`,
+            hint: `check the fingerprint out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_${type.replace(/^ssh-|-.*$/g, "")}_key.pub), then trust it by adding this line to ${s.knownHosts[0]}: ${line} — or run \`ssh-keyscan -p ${s.port} -t ${type} ${s.host} >> ${s.knownHosts[0]}\` (which trusts whatever answers now)`,
+          },
+        );
       case "changed": {
         const was = verdict.entries
           .map((e) => `${e.type} ${safeFingerprint(e.key)} (${e.file}:${e.line})`)
           .join(", ");
         return new HostError(
-          "EACCES",
+          "HOST_KEY",
           `HOST KEY CHANGED for ${s.name}: the server offers ${type} ${fp}, known_hosts has ${was}. Someone may be intercepting the connection (man in the middle), or the host was reinstalled`,
           {
             host: s.name,
@@ -315,7 +330,7 @@ export class Connection {
     const e = error as Error & { level?: string; code?: string };
     const message = e?.message ?? String(error);
     if (e?.level === "client-authentication") {
-      return new HostError("EACCES", `authentication as ${s.username} on ${s.name} failed (${message})`, {
+      return new HostError("AUTH", `authentication as ${s.username} on ${s.name} failed (${message})`, {
         host: s.name,
         expected: `${s.credentialsShown} accepted by the server`,
         found: "every method refused",
@@ -324,7 +339,7 @@ export class Connection {
       });
     }
     if (/privateKey|passphrase|Cannot parse/i.test(message)) {
-      return new HostError("EACCES", `cannot use the private key for ${s.name}: ${message}`, {
+      return new HostError("AUTH", `cannot use the private key for ${s.name}: ${message}`, {
         host: s.name,
         hint: "pass an OpenSSH or PEM private key (and its passphrase if it is encrypted)",
         cause: error,

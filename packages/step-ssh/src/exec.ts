@@ -1,12 +1,18 @@
 import { createHash } from "node:crypto";
 import {
+  clip,
   deepEqual,
   defineStep,
   type Host,
   HostError,
   isNotFound,
+  ParamsFieldError,
+  paramsObject,
   type StepContext,
   shellQuote,
+  show,
+  stepError,
+  tempPrefix,
 } from "@atomkit/core";
 
 export interface ExecCommandParams {
@@ -30,37 +36,41 @@ export type ExecCommandState = { stdout: string; code: number | null } | { appli
 
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+const KIND = "ssh.exec";
+
 /**
  * `ssh.exec`: a command paired with its undo command, for changes no provider covers yet. It runs
  * through `ctx.host`, so on any host (local or SSH).
  */
 export const execCommand = defineStep({
-  kind: "ssh.exec",
+  kind: KIND,
   package: "@atomkit/step-ssh",
   params: (input: ExecCommandParams): ExecCommandParams => {
-    if (input === null || typeof input !== "object") throw invalid("", "params must be an object");
-    argvOf(input.command, "command");
-    argvOf(input.undo, "undo");
-    if (input.check !== undefined) argvOf(input.check, "check");
-    if (input.cwd !== undefined && (typeof input.cwd !== "string" || !input.cwd)) {
-      throw invalid("cwd", "cwd must be a non-empty string");
-    }
-    if (input.env !== undefined) {
-      if (input.env === null || typeof input.env !== "object" || Array.isArray(input.env)) {
-        throw invalid("env", "env must be an object of strings");
+    const o = paramsObject(input, ["command", "undo", "check", "cwd", "env"]);
+    const out: ExecCommandParams = { command: argvOf(o.command, "command"), undo: argvOf(o.undo, "undo") };
+    if (o.check !== undefined) out.check = argvOf(o.check, "check");
+    if (o.cwd !== undefined) {
+      if (typeof o.cwd !== "string" || !o.cwd) {
+        throw new ParamsFieldError("cwd", `cwd must be a non-empty string, found ${show(o.cwd)}`);
       }
-      for (const [k, v] of Object.entries(input.env)) {
-        if (!ENV_NAME_RE.test(k)) throw invalid(`env.${k}`, "not a valid environment variable name");
-        if (typeof v !== "string") throw invalid(`env.${k}`, "must be a string");
-      }
+      out.cwd = o.cwd;
     }
-    const out: ExecCommandParams = { command: [...input.command], undo: [...input.undo] };
-    if (input.check) out.check = [...input.check];
-    if (input.cwd !== undefined) out.cwd = input.cwd;
-    if (input.env) out.env = { ...input.env };
+    if (o.env !== undefined) {
+      if (o.env === null || typeof o.env !== "object" || Array.isArray(o.env)) {
+        throw new ParamsFieldError("env", "env must be an object of strings");
+      }
+      for (const [k, v] of Object.entries(o.env)) {
+        if (!ENV_NAME_RE.test(k))
+          throw new ParamsFieldError(`env.${k}`, "not a valid environment variable name");
+        if (typeof v !== "string") throw new ParamsFieldError(`env.${k}`, "must be a string");
+      }
+      out.env = { ...(o.env as Record<string, string>) };
+    }
     return out;
   },
-  describe: (p) => `run ${show(p.command)} (undo: ${show(p.undo)})`,
+  // a state read back from a trail is evidence: only the exact shapes observe returns
+  state: (input: unknown): ExecCommandState => checkState(input),
+  describe: (p) => `run ${argvShown(p.command)} (undo: ${argvShown(p.undo)})`,
 
   observe: (ctx, p) => observeState(ctx, p),
 
@@ -71,10 +81,32 @@ export const execCommand = defineStep({
 
   // Cannot restore more than the undo command restores; without `check`, drift is invisible.
   async undo(ctx, p, before) {
+    if (!!p.check !== "stdout" in before) {
+      throw stepError(ctx, KIND, "undo", "the recorded state does not fit the step's params", {
+        expected: p.check ? "the output of check ({ stdout, code })" : "a marker state ({ appliedBy })",
+        found: before,
+        hint: "the trail does not belong to this step's params (was `check` added or removed?); undo it by hand",
+      });
+    }
     // undo runs at most once per change: a state already back at `before` is left alone
     if (deepEqual(await observeState(ctx, p), before)) return;
     await ctx.host.exec(p.undo, options(ctx, p));
     if (!p.check && "appliedBy" in before) await writeMarker(ctx.host, p, before.appliedBy);
+  },
+
+  // writing the marker goes through a temp name beside it: an interrupted write leaves that behind
+  async cleanup(ctx, p) {
+    if (p.check) return;
+    const path = markerPath(ctx.host, p);
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    const prefix = tempPrefix(path);
+    const names = await ctx.host.readdir(dir).catch((error: unknown) => {
+      if (isNotFound(error)) return [];
+      throw error;
+    });
+    for (const name of names.filter((n) => n.startsWith(prefix))) {
+      await ctx.host.rm(`${dir}/${name}`, { force: true });
+    }
   },
 });
 
@@ -107,13 +139,16 @@ function options(ctx: StepContext, p: ExecCommandParams) {
   };
 }
 
+/** What identifies a command without `check`: a digest, since argv may hold secrets. */
+function commandDigest(p: ExecCommandParams): string {
+  return createHash("sha256")
+    .update(JSON.stringify({ command: p.command, undo: p.undo, cwd: p.cwd ?? null }))
+    .digest("hex");
+}
+
 /** The marker of a command without `check`: keyed by what it runs, not by run, so `undo <runId>` finds it. */
 function markerPath(host: Host, p: ExecCommandParams): string {
-  const id = createHash("sha256")
-    .update(JSON.stringify({ command: p.command, undo: p.undo, cwd: p.cwd ?? null }))
-    .digest("hex")
-    .slice(0, 32);
-  return `${host.stateDir}/ssh-exec/${id}.json`;
+  return `${host.stateDir}/ssh-exec/${commandDigest(p).slice(0, 32)}.json`;
 }
 
 async function readMarker(host: Host, p: ExecCommandParams): Promise<string | null> {
@@ -135,24 +170,65 @@ async function writeMarker(host: Host, p: ExecCommandParams, appliedBy: string |
     return;
   }
   await host.mkdir(`${host.stateDir}/ssh-exec`, { recursive: true });
-  await host.writeFile(path, JSON.stringify({ appliedBy, command: p.command }));
+  // never argv or env: they may hold secrets, and a host file outlives the run's redaction
+  await host.writeFile(path, JSON.stringify({ appliedBy, sha256: commandDigest(p) }));
 }
 
 function argvOf(value: unknown, field: string): string[] {
   if (!Array.isArray(value) || !value.length) {
-    throw invalid(field, `${field} must be a non-empty argv array, e.g. ["systemctl", "reload", "nginx"]`);
+    throw new ParamsFieldError(
+      field,
+      `${field} must be a non-empty argv array, e.g. ["systemctl", "reload", "nginx"], found ${show(value)}`,
+    );
   }
   value.forEach((word, i) => {
-    if (typeof word !== "string") throw invalid(`${field}.${i}`, "every argv word must be a string");
+    if (typeof word !== "string")
+      throw new ParamsFieldError(`${field}.${i}`, "every argv word must be a string");
   });
-  if (!value[0]) throw invalid(`${field}.0`, "the program name must not be empty");
-  return value as string[];
+  if (!value[0]) throw new ParamsFieldError(`${field}.0`, "the program name must not be empty");
+  return [...value];
 }
 
-function invalid(path: string, message: string): Error {
-  return Object.assign(new Error(message), { path });
+/** The exact shapes `observeState` returns; anything else in a trail is refused. */
+function checkState(input: unknown): ExecCommandState {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw new ParamsFieldError(
+      "",
+      `expected { stdout, code } or { appliedBy }, found ${clip(show(input), 200)}`,
+    );
+  }
+  const keys = Object.keys(input).sort().join(",");
+  const o = input as Record<string, unknown>;
+  if (keys === "code,stdout") {
+    if (typeof o.stdout !== "string" || o.stdout !== o.stdout.trim()) {
+      throw new ParamsFieldError(
+        "stdout",
+        `expected check's trimmed output, found ${clip(show(o.stdout), 200)}`,
+      );
+    }
+    const code = o.code;
+    if (code !== null && !(typeof code === "number" && Number.isInteger(code) && code >= 0 && code <= 255)) {
+      throw new ParamsFieldError("code", `expected an exit code 0-255 or null (killed), found ${show(code)}`);
+    }
+    return { stdout: o.stdout, code };
+  }
+  if (keys === "appliedBy") {
+    const by = o.appliedBy;
+    // `<runId>/<step>`: one line, as run ids and step names are
+    if (
+      by !== null &&
+      !(typeof by === "string" && /^[^/\0\r\n]+\/[^\0\r\n]+$/.test(by) && by.length <= 512)
+    ) {
+      throw new ParamsFieldError("appliedBy", `expected "<runId>/<step>" or null, found ${show(by)}`);
+    }
+    return { appliedBy: by };
+  }
+  throw new ParamsFieldError(
+    "",
+    `expected { stdout, code } or { appliedBy }, found keys ${show(Object.keys(input))}`,
+  );
 }
 
-function show(argv: readonly string[]): string {
+function argvShown(argv: readonly string[]): string {
   return argv.map(shellQuote).join(" ");
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { homedir, userInfo } from "node:os";
@@ -15,11 +15,13 @@ import {
   type HostErrorReason,
   isNotFound,
   shellQuote,
+  tempBeside,
   type UploadResult,
 } from "@atomkit/core";
 import { SSHConfig } from "ssh-config";
 import type { Attributes, ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
 import { Connection, type HostKeyPolicy, type Link } from "./_connection";
+import { linkOverExec } from "./_link";
 import {
   call,
   expandPath,
@@ -195,22 +197,31 @@ export function sshHost(options: SshHostOptions): SshHost {
     return fail("OTHER", op, path, error);
   };
 
-  /** One SFTP operation; read-only ones are retried once on a fresh link if the old one dropped. */
+  /** One SFTP operation on the current link; its errors become HostErrors naming `op` and `path`. */
   const sftpOp = async <T>(
     op: string,
     path: string,
     fn: (sftp: SFTPWrapper, link: Link) => Promise<T>,
-    readOnly = false,
   ): Promise<T> => {
-    for (let attempt = 0; ; attempt++) {
-      const link = await conn.get();
-      try {
-        return await fn(await conn.sftp(link), link);
-      } catch (error) {
-        const failure = toHostError(op, path, error, link);
-        if (readOnly && attempt === 0 && failure.reason === "CONNECTION") continue;
-        throw failure;
-      }
+    const link = await conn.get();
+    try {
+      return await fn(await conn.sftp(link), link);
+    } catch (error) {
+      throw toHostError(op, path, error, link);
+    }
+  };
+
+  /**
+   * A read-only call, run once more on a new link when the link dropped under it: it changed nothing,
+   * so running it again is safe. (A call that changes something fails CONNECTION instead, since whether
+   * it landed is unknown; a host that cannot be reached at all is not tried again either.)
+   */
+  const readOnly = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!conn.droppedUnder(error)) throw error;
+      return fn();
     }
   };
 
@@ -234,19 +245,47 @@ export function sshHost(options: SshHostOptions): SshHost {
   };
 
   const statOrNull = (op: "stat" | "lstat", path: string) =>
-    sftpOp(
-      op,
-      path,
-      async (sftp) => {
-        try {
-          return toFileStat(await call<Attributes>((cb) => sftp[op](path, cb)));
-        } catch (error) {
-          if (sftpCode(error) === SFTP_NO_SUCH_FILE) return null;
-          throw error;
-        }
-      },
-      true,
-    );
+    sftpOp(op, path, async (sftp) => {
+      try {
+        return toFileStat(await call<Attributes>((cb) => sftp[op](path, cb)));
+      } catch (error) {
+        if (sftpCode(error) === SFTP_NO_SUCH_FILE) return null;
+        throw error;
+      }
+    });
+
+  const readFileOnce = (path: string) =>
+    sftpOp("readFile", path, async (sftp) => {
+      try {
+        return await call<Buffer>((cb) => sftp.readFile(path, cb));
+      } catch (error) {
+        // gone by now (e.g. /proc/<pid>/stat of a process that exited between open and read): ENOENT
+        return explain(sftp, "readFile", path, error, (st) =>
+          !st ? "ENOENT" : st.type === "directory" ? "EISDIR" : undefined,
+        );
+      }
+    });
+
+  const hashOnce = async (path: string): Promise<string> => {
+    const r = await host.exec(["sha256sum", "--", path], { reject: false }).catch((error: unknown) => {
+      if (error instanceof HostError && error.reason === "ENOENT") return null; // no sha256sum there
+      throw error;
+    });
+    if (r && r.code === 0) {
+      const m = /^\\?([0-9a-f]{64})\b/.exec(r.stdout);
+      if (m?.[1]) return m[1];
+    }
+    if (r && r.code !== 0) {
+      const st = await statOrNull("stat", path);
+      if (!st) throw fail("ENOENT", "hash", path, new Error(r.stderr.trim() || "No such file or directory"));
+      if (st.type === "directory") throw fail("EISDIR", "hash", path, new Error(r.stderr.trim()));
+      if (/Permission denied/.test(r.stderr)) throw fail("EACCES", "hash", path, new Error(r.stderr.trim()));
+    }
+    // no usable sha256sum on the host: hash the bytes here
+    return createHash("sha256")
+      .update(await readFileOnce(path))
+      .digest("hex");
+  };
 
   /** Opens `path`, writes `source`, applies `mode`, fsyncs (when the server can) and closes. */
   const writeHandle = async (
@@ -295,6 +334,16 @@ export function sshHost(options: SshHostOptions): SshHost {
       }
       if (dst && src.type === "directory") throw fail("ENOTDIR", "rename", `${from} -> ${to}`, error);
       throw error;
+    }
+  };
+
+  /** link(2) `from` to `to`: fails EEXIST when anything is at `to`, where a rename would replace it. */
+  const linkInto = async (sftp: SFTPWrapper, from: string, to: string): Promise<void> => {
+    if (!hasExtension(sftp, "hardlink@openssh.com")) return linkOverExec(host, from, to);
+    try {
+      await call((cb) => sftp.ext_openssh_hardlink(from, to, cb));
+    } catch (error) {
+      return explain(sftp, "writeFile", to, error, (st) => (st ? "EEXIST" : undefined));
     }
   };
 
@@ -464,51 +513,32 @@ export function sshHost(options: SshHostOptions): SshHost {
       );
     },
 
-    stat: (path) => statOrNull("stat", path),
-    lstat: (path) => statOrNull("lstat", path),
-
-    readFile: (path) =>
-      sftpOp(
-        "readFile",
-        path,
-        async (sftp) => {
-          try {
-            return await call<Buffer>((cb) => sftp.readFile(path, cb));
-          } catch (error) {
-            // gone by now (e.g. /proc/<pid>/stat of a process that exited between open and read): ENOENT
-            return explain(sftp, "readFile", path, error, (st) =>
-              !st ? "ENOENT" : st.type === "directory" ? "EISDIR" : undefined,
-            );
-          }
-        },
-        true,
-      ),
+    // read-only: retried once on a new link when the link drops under them
+    stat: (path) => readOnly(() => statOrNull("stat", path)),
+    lstat: (path) => readOnly(() => statOrNull("lstat", path)),
+    readFile: (path) => readOnly(() => readFileOnce(path)),
+    hash: (path) => readOnly(() => hashOnce(path)),
 
     writeFile: (path, data, opts = {}) =>
       sftpOp("writeFile", path, async (sftp) => {
         const buffer = typeof data === "string" ? Buffer.from(data) : Buffer.from(data);
-        if (opts.exclusive) {
-          await writeHandle("writeFile", sftp, path, "wx", [buffer], opts.mode);
-          return;
-        }
-        const tmp = posix.join(
-          posix.dirname(path),
-          `.${posix.basename(path)}.atomkit-${randomBytes(4).toString("hex")}`,
-        );
+        // the whole content goes to a temp name first: `path` is never seen empty or partial
+        const tmp = tempBeside(path);
         try {
           await writeHandle("writeFile", sftp, tmp, "wx", [buffer], opts.mode);
-          await renameOn(sftp, tmp, path);
+          if (opts.exclusive) await linkInto(sftp, tmp, path);
+          else await renameOn(sftp, tmp, path);
         } catch (error) {
           await call((cb) => sftp.unlink(tmp, cb)).catch(() => {});
           throw error;
         }
+        // `path` is created: a temp name left by a drop here is only a leftover (cleanup finds its prefix)
+        if (opts.exclusive) await call((cb) => sftp.unlink(tmp, cb)).catch(() => {});
       }),
 
     readdir: (path) =>
-      sftpOp(
-        "readdir",
-        path,
-        async (sftp) => {
+      readOnly(() =>
+        sftpOp("readdir", path, async (sftp) => {
           try {
             const list = await call<Array<{ filename: string }>>((cb) => sftp.readdir(path, cb));
             return list.map((e) => e.filename);
@@ -517,8 +547,7 @@ export function sshHost(options: SshHostOptions): SshHost {
               st && st.type !== "directory" ? "ENOTDIR" : undefined,
             );
           }
-        },
-        true,
+        }),
       ),
 
     mkdir: (path, opts = {}) =>
@@ -588,32 +617,9 @@ export function sshHost(options: SshHostOptions): SshHost {
       }),
 
     readlink: (path) =>
-      sftpOp("readlink", path, (sftp) => call<string>((cb) => sftp.readlink(path, cb)), true),
+      readOnly(() => sftpOp("readlink", path, (sftp) => call<string>((cb) => sftp.readlink(path, cb)))),
 
     chmod: (path, mode) => sftpOp("chmod", path, (sftp) => call((cb) => sftp.chmod(path, mode, cb))),
-
-    async hash(path) {
-      const r = await host.exec(["sha256sum", "--", path], { reject: false }).catch((error: unknown) => {
-        if (error instanceof HostError && error.reason === "ENOENT") return null; // no sha256sum there
-        throw error;
-      });
-      if (r && r.code === 0) {
-        const m = /^\\?([0-9a-f]{64})\b/.exec(r.stdout);
-        if (m?.[1]) return m[1];
-      }
-      if (r && r.code !== 0) {
-        const st = await host.stat(path);
-        if (!st)
-          throw fail("ENOENT", "hash", path, new Error(r.stderr.trim() || "No such file or directory"));
-        if (st.type === "directory") throw fail("EISDIR", "hash", path, new Error(r.stderr.trim()));
-        if (/Permission denied/.test(r.stderr))
-          throw fail("EACCES", "hash", path, new Error(r.stderr.trim()));
-      }
-      // no usable sha256sum on the host: hash the bytes here
-      return createHash("sha256")
-        .update(await host.readFile(path))
-        .digest("hex");
-    },
 
     upload: (localPath, path, opts = {}) =>
       sftpOp("upload", path, async (sftp) => {

@@ -1,5 +1,5 @@
 // Settings of the real sshd instances started by scripts/testbed/sshd.sh, and helpers shared by the tests.
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,6 +56,34 @@ export async function sessionPid(host: SshHost): Promise<number> {
 /** Cuts the SSH connection from the server side, as a crashed link would. */
 export function killSession(pid: number): void {
   process.kill(pid, "SIGKILL");
+}
+
+/** The pid of `parent`'s child process named `name` (e.g. the session's `sftp-server`). */
+export function childProcess(parent: number, name: string): number {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split at the last ')'
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const ppid = Number(stat.slice(close + 2).split(" ")[1]);
+    if (ppid === parent && comm === name) return Number(entry);
+  }
+  throw new Error(`no child process ${name} of ${parent}`);
+}
+
+/** Waits until `fn()` holds, polling; fails after `ms`. */
+export async function waitFor(fn: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** The same host and connection, with Atomkit's state in `stateDir` (a per-test sandbox). */

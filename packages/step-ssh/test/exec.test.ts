@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { atom, fileTrail, type Host, localHost, ParamsError, run, undoRun } from "@atomkit/core";
 import { describeStepContract, HOSTILE_STRINGS, hashTree } from "@atomkit/testkit";
@@ -8,6 +9,20 @@ import { noSshd, tempDir, testHost } from "./_testbed";
 /** The same host (and connection) with its state in a throwaway directory. */
 function withStateDir(host: Host, stateDir: string): Host {
   return Object.create(host, { stateDir: { value: stateDir } }) as Host;
+}
+
+/** The files under `dir` whose bytes contain `text`. */
+function filesHolding(dir: string, text: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const path = `${d}/${name}`;
+      if (statSync(path).isDirectory()) walk(path);
+      else if (readFileSync(path).includes(text) || name.includes(text)) out.push(path);
+    }
+  };
+  walk(dir);
+  return out;
 }
 
 /** A work dir whose name a shell would mangle, holding `config` = "old". */
@@ -120,6 +135,40 @@ describe.skipIf(noSshd)("ssh.exec over SSH", () => {
     }
   });
 
+  it("a secret in the command never reaches a file under the host's state dir (marker, lease)", async () => {
+    const w = await workDir();
+    try {
+      const secret = "s3cr3t-T0KEN-4f9a";
+      const host = withStateDir(ssh, w.state);
+      const leaks: string[] = [];
+      const seen: string[] = [];
+      const scan = () => {
+        seen.push(...filesHolding(w.state, ""));
+        leaks.push(...filesHolding(w.state, secret));
+      };
+      const steps = [
+        execCommand(
+          { command: ["sh", "-c", 'printf %s "$1" > "$2"', "sh", secret, `${w.dir}/token`], undo: ["true"] },
+          { name: "with a secret", secret: ["command.3"] },
+        ),
+        execCommand({ command: ["false"], undo: ["true"] }, { name: "fails" }),
+      ];
+      const r = await run(atom("secret", { steps }), {
+        host,
+        onEvent: (e) => {
+          if (e.type === "step:applied") scan(); // the marker and the lease are there now
+        },
+      });
+      expect(r.status, r.error?.message).toBe("rolled-back");
+      expect(await readFile(`${w.dir}/token`, "utf8")).toBe(secret); // it did run (and its undo is `true`)
+      expect(seen.filter((f) => f.includes("/ssh-exec/"))).not.toHaveLength(0); // it saw the marker
+      scan();
+      expect(leaks).toEqual([]);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
   it("a failing command without check is recorded as unchanged (its documented limit)", async () => {
     const w = await workDir();
     try {
@@ -164,6 +213,8 @@ describe("ssh.exec params", () => {
     [{ command: ["true"], undo: ["true"], check: [1] }, "check.0"],
     [{ command: ["true"], undo: ["true"], env: { "A B": "x" } }, "env.A B"],
     [{ command: ["true"], undo: ["true"], cwd: "" }, "cwd"],
+    [{ command: ["true"], undo: ["true"], chek: ["true"] }, "chek"],
+    ["true", ""],
   ])("refuses %j before anything runs (field %s)", async (params, field) => {
     const w = await workDir();
     try {

@@ -27,14 +27,14 @@ const fingerprintOf = (p: number) =>
   }).split(" ")[1] as string;
 
 describe.skipIf(noSshd)("faults: refused connections", () => {
-  it("a wrong key is refused at once with reason EACCES, naming the user and what was tried", async () => {
+  it("a wrong key is refused at once with reason AUTH, naming the user and what was tried", async () => {
     const wrong = utils.generateKeyPairSync("ed25519");
     const h = testHost({ privateKey: wrong.private, privateKeyPath: undefined as unknown as string });
     const started = Date.now();
     const err = await h.exec(["true"]).catch((e: unknown) => e);
     await h.close();
     expect(err).toBeInstanceOf(HostError);
-    expect(err).toMatchObject({ reason: "EACCES", code: "ATOM_HOST" });
+    expect(err).toMatchObject({ reason: "AUTH", code: "ATOM_HOST" });
     expect(String(err)).toMatch(/authentication as root .* failed/);
     expect(String(err)).not.toContain("PRIVATE KEY");
     expect(Date.now() - started).toBeLessThan(5_000); // not retried: a refused key stays refused
@@ -47,7 +47,7 @@ describe.skipIf(noSshd)("faults: refused connections", () => {
       const h = testHost({ knownHosts: `${dir}/known_hosts` });
       const err = (await h.exec(["true"]).catch((e: unknown) => e)) as HostError;
       await h.close();
-      expect(err).toMatchObject({ reason: "EACCES" });
+      expect(err).toMatchObject({ reason: "HOST_KEY" });
       expect(err.message).toContain("is unknown");
       expect(err.message).toContain(fingerprintOf(port));
       expect(err.hint).toContain(`[${sshHostAddress}]:${port} ${hostKeyLine(port)}`);
@@ -68,7 +68,7 @@ describe.skipIf(noSshd)("faults: refused connections", () => {
         const h = testHost({ knownHosts: `${dir}/known_hosts` });
         const err = (await h.exec(["true"]).catch((e: unknown) => e)) as HostError;
         await h.close();
-        expect(err).toMatchObject({ reason: "EACCES" });
+        expect(err).toMatchObject({ reason: "HOST_KEY" });
         expect(err.message).toContain("HOST KEY CHANGED");
         expect(err.message).toContain(fingerprintOf(port));
         expect(err.message).toContain(fingerprintOf(other));
@@ -78,6 +78,42 @@ describe.skipIf(noSshd)("faults: refused connections", () => {
       }
     },
   );
+
+  it("a revoked or wrongly pinned host key is refused with reason HOST_KEY, not retried", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      await writeFile(`${dir}/known_hosts`, `@revoked [${sshHostAddress}]:${port} ${hostKeyLine(port)}\n`);
+      const revoked = testHost({ knownHosts: `${dir}/known_hosts` });
+      const err = (await revoked.exec(["true"]).catch((e: unknown) => e)) as HostError;
+      await revoked.close();
+      expect(err).toMatchObject({ reason: "HOST_KEY" });
+      expect(err.message).toContain("@revoked");
+      const wrongPin = `SHA256:${Buffer.alloc(32, 1).toString("base64").replace(/=+$/, "")}` as const;
+      const pinned = testHost({ hostKey: wrongPin });
+      const started = Date.now();
+      const err2 = (await pinned.exec(["true"]).catch((e: unknown) => e)) as HostError;
+      await pinned.close();
+      expect(err2).toMatchObject({ reason: "HOST_KEY", expected: wrongPin });
+      expect(err2.message).toContain("pinned fingerprint");
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("an unusable private key (garbage, or a key file that is not there) fails with reason AUTH", async () => {
+    const garbage = testHost({ privateKey: "not a key", privateKeyPath: undefined as unknown as string });
+    const err = (await garbage.exec(["true"]).catch((e: unknown) => e)) as HostError;
+    await garbage.close();
+    expect(err).toMatchObject({ reason: "AUTH" });
+    expect(err.message).toContain("private key");
+    expect(err.message).not.toContain("not a key");
+    const missing = testHost({ privateKeyPath: "/nonexistent/atomkit-key" });
+    const err2 = (await missing.exec(["true"]).catch((e: unknown) => e)) as HostError;
+    await missing.close();
+    expect(err2).toMatchObject({ reason: "AUTH" });
+    expect(err2.message).toContain("/nonexistent/atomkit-key");
+  });
 
   it("a host that is down fails with reason CONNECTION after a bounded, short retry", async () => {
     const closed = await freePort();
