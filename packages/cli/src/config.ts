@@ -1,35 +1,64 @@
 import { existsSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import {
   type AnyStepKind,
   type Atom,
   AtomError,
-  atomSecrets,
   fileTrail,
   type Host,
   type LockSettings,
   localHost,
   registerSteps,
-  type SecretValues,
-  stepsOf,
   type TrailStore,
 } from "@atomkit/core";
 import { createJiti } from "jiti";
+import type { VarSpecs, Vars } from "./vars";
 
-/** Variables from `--var key=value`, for atoms that are functions of the release (version, tarball…). */
-export type Vars = Record<string, string>;
+export type { VarSpec, VarSpecs, Vars } from "./vars";
+
+/** A host of the deploy file: a Host, a function that opens one, or either with per-host vars. */
+export type HostEntry = HostLike | { host: HostLike; vars?: Vars };
+type HostLike = Host | (() => Host | Promise<Host>);
+
+/** What builds an atom: the resolved vars, and the host (its key in `hosts`) it is built for. */
+export type AtomFactory = (vars: Vars, context: { host: string }) => Atom | Promise<Atom>;
+
+/** An atom with declared vars: `atomkit list` shows them; a missing or unknown var is invalid input. */
+export interface DeclaredAtom {
+  description?: string;
+  vars?: VarSpecs;
+  atom: Atom | AtomFactory;
+}
+
+export type AtomEntry = Atom | AtomFactory | DeclaredAtom;
 
 export interface AtomkitConfig {
-  /** Hosts by name. A function is called only when the host is used (e.g. to open an SSH connection). */
-  hosts?: Record<string, Host | (() => Host | Promise<Host>)>;
-  /** Atoms by name; a function receives the `--var` values. */
-  atoms: Record<string, Atom | ((vars: Vars) => Atom | Promise<Atom>)>;
-  /** Default `{ dir: ".atomkit/trails" }` next to the config file; or any TrailStore. */
-  trail?: { dir?: string } | TrailStore;
+  /**
+   * Hosts by name. A function is called only when the host is used (e.g. to open an SSH connection).
+   * `{ host, vars }` gives the host its own values of the atoms' vars (a port, a path).
+   */
+  hosts?: Record<string, HostEntry>;
+  /** Atoms by name: an atom, a function of the vars and host, or `defineAtom({ vars, atom })`. */
+  atoms: Record<string, AtomEntry>;
+  /**
+   * Default `{ dir: ".atomkit/trails" }` next to the config file, sealed with the key in
+   * `ATOMKIT_TRAIL_KEY` or `.atomkit/trail.key`; or any TrailStore.
+   */
+  trail?: { dir?: string; keyFile?: string } | TrailStore;
   /** Step kinds to register for `undo`/`recover` besides those used by the atoms (e.g. retired ones). */
   steps?: readonly AnyStepKind[];
   /** The host lock for runs. Default `{ name: "deploy" }`. */
   lock?: LockSettings | false;
+  /**
+   * Absolute paths the atoms' steps may change on the hosts (e.g. `["/srv/app"]`). `undo`, `rollback`
+   * and `recover` refuse a trail record whose step would change anything outside them.
+   */
+  roots?: readonly string[];
+}
+
+/** Types an atom with declared vars: `defineAtom({ vars: { version: {} }, atom: ({ version }) => atom(…) })`. */
+export function defineAtom(definition: DeclaredAtom): DeclaredAtom {
+  return definition;
 }
 
 /** Identity function that types a deploy file: `export default defineConfig({ hosts, atoms })`. */
@@ -45,6 +74,15 @@ export const CONFIG_NAMES = [
   "atomkit.config.cjs",
 ];
 
+/** The deploy file in `dir` or the nearest parent directory that has one (like git, npm). */
+function findConfig(dir: string): string | undefined {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const found = CONFIG_NAMES.map((n) => join(d, n)).find((p) => existsSync(p));
+    if (found) return found;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
 export interface LoadedConfig {
   path: string;
   dir: string;
@@ -53,15 +91,11 @@ export interface LoadedConfig {
 
 /** Loads a deploy file written in TypeScript or JavaScript (jiti: no build step for the user). */
 export async function loadConfig(cwd: string, explicit?: string): Promise<LoadedConfig> {
-  const path = explicit
-    ? isAbsolute(explicit)
-      ? explicit
-      : resolve(cwd, explicit)
-    : CONFIG_NAMES.map((n) => join(cwd, n)).find((p) => existsSync(p));
+  const path = explicit ? (isAbsolute(explicit) ? explicit : resolve(cwd, explicit)) : findConfig(cwd);
   if (!path || !existsSync(path)) {
     throw new AtomError(
       "ATOM_PARAMS_INVALID",
-      explicit ? `no deploy file at ${path}` : `no deploy file in ${cwd}`,
+      explicit ? `no deploy file at ${path}` : `no deploy file in ${cwd} or any parent directory`,
       {
         expected: CONFIG_NAMES.join(", "),
         found: explicit ?? "none",
@@ -94,69 +128,17 @@ export async function loadConfig(cwd: string, explicit?: string): Promise<Loaded
   return { path, dir: resolve(path, ".."), config };
 }
 
-export async function resolveAtom(loaded: LoadedConfig, name: string, vars: Vars): Promise<Atom> {
-  const entry = loaded.config.atoms[name];
-  if (!entry) {
-    throw new AtomError("ATOM_PARAMS_INVALID", `no atom "${name}" in ${loaded.path}`, {
-      expected: Object.keys(loaded.config.atoms).join(", ") || "at least one atom",
-      found: name,
-      hint: "run `atomkit trail` or check the atoms in the deploy file",
-    });
-  }
-  let a: Atom;
-  try {
-    a = typeof entry === "function" ? await entry(vars) : entry;
-  } catch (error) {
-    throw new AtomError(
-      "ATOM_PARAMS_INVALID",
-      `atom "${name}" of ${loaded.path} could not be built: ${(error as Error)?.message ?? error}`,
-      {
-        cause: error,
-        found: `--var ${
-          Object.entries(vars)
-            .map(([k, v]) => `${k}=${v}`)
-            .join(" ") || "(none)"
-        }`,
-        hint: "pass the --var values the atom needs, or fix the atom in the deploy file",
-      },
-    );
-  }
-  // make its kinds known for undo/recover in this process
-  for (const { step } of stepsOf(a)) {
-    registerSteps({ kind: step.kind, definition: step.definition } as unknown as AnyStepKind);
-  }
-  return a;
-}
-
-/**
- * Registers the step kinds of every atom in the deploy file, so `undo` and `recover` can rebuild steps
- * from the trail. An atom factory that cannot be built without its `--var`s is skipped: list such
- * kinds in `steps` (the error for a missing kind says so).
- */
-export async function registerAll(
-  loaded: LoadedConfig,
-  vars: Vars,
-): Promise<{ secrets: Map<string, SecretValues>; failures: string[] }> {
-  const secrets = new Map<string, SecretValues>();
-  const failures: string[] = [];
-  for (const name of Object.keys(loaded.config.atoms)) {
-    try {
-      const a = await resolveAtom(loaded, name, vars);
-      secrets.set(a.name, await atomSecrets(a));
-    } catch (error) {
-      // see above; said when a kind then turns out to be missing
-      failures.push(`atom "${name}": ${(error as AtomError).shortMessage ?? String(error)}`);
-    }
-  }
-  return { secrets, failures };
-}
-
-export function trailOf(loaded: LoadedConfig, override?: string): TrailStore {
-  if (override) return fileTrail({ dir: resolve(process.cwd(), override) });
+/** The trail: `--trail <dir>` (from where the command was started), the config's, or `.atomkit/trails`. */
+export function trailOf(loaded: LoadedConfig, override?: string, cwd = process.cwd()): TrailStore {
+  if (override) return fileTrail({ dir: resolve(cwd, override) });
   const t = loaded.config.trail;
   if (t && typeof (t as TrailStore).append === "function") return t as TrailStore;
-  const dir = (t as { dir?: string } | undefined)?.dir ?? ".atomkit/trails";
-  return fileTrail({ dir: isAbsolute(dir) ? dir : join(loaded.dir, dir) });
+  const o = (t ?? {}) as { dir?: string; keyFile?: string };
+  const dir = o.dir ?? ".atomkit/trails";
+  return fileTrail({
+    dir: isAbsolute(dir) ? dir : join(loaded.dir, dir),
+    ...(o.keyFile ? { keyFile: isAbsolute(o.keyFile) ? o.keyFile : join(loaded.dir, o.keyFile) } : {}),
+  });
 }
 
 /** Hosts opened by this command, closed at exit. */
@@ -164,21 +146,33 @@ export class HostPool {
   private readonly open = new Map<string, Host>();
   constructor(private readonly loaded: LoadedConfig) {}
 
+  /** The config keys of the hosts. */
   names(): string[] {
     return Object.keys(this.loaded.config.hosts ?? {});
   }
 
+  /** The per-host vars of a host, by config key. */
+  vars(key: string): Vars {
+    const entry = this.loaded.config.hosts?.[key];
+    return entry && isWithVars(entry) ? { ...(entry.vars ?? {}) } : {};
+  }
+
   /** By config key; then by a host's own `name` (what the trail records). */
   async get(name: string): Promise<Host> {
+    return (await this.entry(name)).host;
+  }
+
+  /** The host and its config key. */
+  async entry(name: string): Promise<{ key: string; host: Host }> {
     const cached = this.open.get(name);
-    if (cached) return cached;
+    if (cached) return { key: name, host: cached };
     const hosts = this.loaded.config.hosts ?? {};
     if (!Object.keys(hosts).length && (name === "local" || name === "localhost"))
-      return this.keep(name, localHost());
-    if (hosts[name]) return this.keep(name, await make(hosts[name]));
+      return { key: name, host: this.keep(name, localHost()) };
+    if (hosts[name]) return { key: name, host: this.keep(name, await make(hosts[name])) };
     for (const [key, value] of Object.entries(hosts)) {
       const h = this.open.get(key) ?? this.keep(key, await make(value));
-      if (h.name === name) return h;
+      if (h.name === name) return { key, host: h };
     }
     throw new AtomError("ATOM_PARAMS_INVALID", `no host "${name}" in ${this.loaded.path}`, {
       expected: this.names().join(", ") || "hosts: { … } in the deploy file",
@@ -197,6 +191,11 @@ export class HostPool {
   }
 }
 
-async function make(value: Host | (() => Host | Promise<Host>)): Promise<Host> {
-  return typeof value === "function" ? await value() : value;
+function isWithVars(entry: HostEntry): entry is { host: HostLike; vars?: Vars } {
+  return typeof entry === "object" && entry !== null && "host" in entry && !("exec" in entry);
+}
+
+async function make(value: HostEntry): Promise<Host> {
+  const h = isWithVars(value) ? value.host : value;
+  return typeof h === "function" ? await h() : h;
 }

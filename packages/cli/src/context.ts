@@ -1,14 +1,17 @@
-import type { Atom, SecretValues } from "@atomkit/core";
 import {
-  HostPool,
-  type LoadedConfig,
-  loadConfig,
-  registerAll,
-  resolveAtom,
-  trailOf,
-  type Vars,
-} from "./config";
+  AtomError,
+  checkFleetOptions,
+  type FleetFailurePolicy,
+  type FleetSpread,
+  type Host,
+  type LockSettings,
+  readFleet,
+  type TrailStore,
+} from "@atomkit/core";
+import { Atoms } from "./atoms";
+import { HostPool, type LoadedConfig, loadConfig, trailOf } from "./config";
 import { createRenderer, pickMode, type Renderer } from "./render";
+import type { Vars } from "./vars";
 
 export interface Flags {
   config?: string;
@@ -16,13 +19,17 @@ export interface Flags {
   json: boolean;
   "dry-run": boolean;
   force: boolean;
+  "allow-later-runs": boolean;
   "break-stale": boolean;
   "rollback-committed": boolean;
+  history: boolean;
   yes: boolean;
   batch?: string;
   "max-failures"?: string;
   "on-failure"?: string;
   concurrency?: string;
+  to?: string;
+  steps?: string;
   trail?: string;
   lock?: string;
   var: string[];
@@ -35,11 +42,12 @@ export interface Io {
   cwd: string;
 }
 
-/** What every command gets: the deploy file, its hosts and trail, a renderer, the abort signal. */
+/** What every command gets: the deploy file, its hosts, atoms and trail, a renderer, the abort signal. */
 export class Context {
   readonly renderer: Renderer;
   private loadedConfig?: LoadedConfig;
   private pool?: HostPool;
+  private trailStore?: TrailStore;
 
   constructor(
     readonly flags: Flags,
@@ -49,8 +57,17 @@ export class Context {
     this.renderer = createRenderer(pickMode(io.stdout, flags.json, io.env));
   }
 
+  /**
+   * The deploy file. Once loaded, relative paths in it resolve from its own directory (the process
+   * works there), as the trail does: running from a subdirectory with --config ../x finds the same files.
+   */
   async loaded(): Promise<LoadedConfig> {
-    this.loadedConfig ??= await loadConfig(this.io.cwd, this.flags.config);
+    if (!this.loadedConfig) {
+      this.loadedConfig = await loadConfig(this.io.cwd, this.flags.config);
+      // --trail is resolved from where the command was started, before the move
+      this.trailStore = trailOf(this.loadedConfig, this.flags.trail, this.io.cwd);
+      if (process.cwd() !== this.loadedConfig.dir) process.chdir(this.loadedConfig.dir);
+    }
     return this.loadedConfig;
   }
 
@@ -59,25 +76,13 @@ export class Context {
     return this.pool;
   }
 
-  async trail() {
-    return trailOf(await this.loaded(), this.flags.trail);
+  async trail(): Promise<TrailStore> {
+    await this.loaded();
+    return this.trailStore!;
   }
 
-  /**
-   * For undo/recover: make every kind the deploy file uses known to this process, building its atoms
-   * with the `--var`s the run was made with (recorded in the trail), overridden by any given now.
-   */
-  async registerKinds(recorded: Vars = {}): Promise<(atom: string) => SecretValues | undefined> {
-    const { secrets, failures } = await registerAll(await this.loaded(), { ...recorded, ...this.vars() });
-    this.buildFailures.push(...failures);
-    return (atom) => secrets.get(atom);
-  }
-
-  /** Atoms that could not be built for undo/recover: the likely reason a step kind is "not registered". */
-  readonly buildFailures: string[] = [];
-
-  async atom(name: string): Promise<Atom> {
-    return resolveAtom(await this.loaded(), name, this.vars());
+  async atoms(): Promise<Atoms> {
+    return new Atoms(await this.loaded(), await this.hosts(), this.io.env);
   }
 
   vars(): Vars {
@@ -89,17 +94,41 @@ export class Context {
     return out;
   }
 
-  /** `--host a --host b,c`; default every host of the deploy file (or the local machine). */
-  async hostNames(): Promise<string[]> {
+  /** `--host a --host b,c` (config keys); default every host of the deploy file (or the local machine). */
+  async hostKeys(): Promise<string[]> {
     const given = this.flags.host.flatMap((h) => h.split(",")).filter(Boolean);
-    if (given.length) return given;
+    if (given.length) return [...new Set(given)];
     const names = (await this.hosts()).names();
     return names.length ? names : ["local"];
   }
 
-  lockSettings() {
+  /** The selected hosts, opened, with their config keys. */
+  async selectedHosts(): Promise<Array<{ key: string; host: Host }>> {
+    const pool = await this.hosts();
+    const out: Array<{ key: string; host: Host }> = [];
+    for (const key of await this.hostKeys()) out.push({ key, host: (await pool.entry(key)).host });
+    const seen = new Map<string, string>();
+    for (const { key, host } of out) {
+      const other = seen.get(host.name);
+      if (other !== undefined) {
+        throw new AtomError(
+          "ATOM_PARAMS_INVALID",
+          `hosts "${other}" and "${key}" are the same host "${host.name}"`,
+          {
+            expected: "one entry per host: runs, locks and trails are kept by the host's name",
+            found: `${other} and ${key} both named "${host.name}"`,
+            hint: `give each a distinct name (e.g. localHost({ name: "${key}" })) or drop one`,
+          },
+        );
+      }
+      seen.set(host.name, key);
+    }
+    return out;
+  }
+
+  lockSettings(): LockSettings | false {
     const configured = this.loadedConfig?.config.lock;
-    if (configured === false) return false as const;
+    if (configured === false) return false;
     return {
       ...(configured ?? {}),
       ...(this.flags.lock ? { name: this.flags.lock } : {}),
@@ -107,8 +136,59 @@ export class Context {
     };
   }
 
+  /** --batch, --concurrency: how a command spreads over hosts. Bad values are invalid input (exit 2). */
+  spread(): FleetSpread {
+    const out: FleetSpread = {};
+    if (this.flags.batch !== undefined) out.batch = parseBatch(this.flags.batch);
+    if (this.flags.concurrency !== undefined)
+      out.concurrency = count(this.flags.concurrency, "--concurrency", 1);
+    checkFleetOptions(out);
+    out.onBatch = (b) => this.renderer.note(`batch ${b.index + 1}: ${b.hosts.join(", ")}`);
+    return out;
+  }
+
+  /** --max-failures, --on-failure. */
+  failurePolicy(): { maxFailures?: number; onFailure?: FleetFailurePolicy } {
+    const out: { maxFailures?: number; onFailure?: FleetFailurePolicy } = {};
+    if (this.flags["max-failures"] !== undefined)
+      out.maxFailures = count(this.flags["max-failures"], "--max-failures", 0);
+    if (this.flags["on-failure"] !== undefined)
+      out.onFailure = this.flags["on-failure"] as FleetFailurePolicy;
+    checkFleetOptions(out);
+    return out;
+  }
+
+  /** Whether an id names a fleet run (its own records) rather than a host run. */
+  async isFleet(id: string): Promise<boolean> {
+    return (await readFleet(await this.trail(), id).catch(() => undefined)) !== undefined;
+  }
+
   async close(): Promise<void> {
     this.renderer.done();
     await this.pool?.closeAll();
+    await this.trailStore?.close?.();
   }
+}
+
+/** `--batch 2` or `--batch 1,25%,100%`. */
+export function parseBatch(text: string): number | Array<number | `${number}%`> {
+  const parts = text.split(",").map((p) => p.trim());
+  const parsed = parts.map((p) => (p.endsWith("%") ? (p as `${number}%`) : strictNumber(p)));
+  return parsed.length === 1 && typeof parsed[0] === "number" ? parsed[0] : parsed;
+}
+
+function strictNumber(text: string): number {
+  return /^\d+$/.test(text) ? Number(text) : Number.NaN;
+}
+
+function count(text: string, flag: string, min: number): number {
+  const n = strictNumber(text);
+  if (!Number.isInteger(n) || n < min) {
+    throw new AtomError("ATOM_PARAMS_INVALID", `invalid ${flag}`, {
+      expected: `a whole number of at least ${min}`,
+      found: JSON.stringify(text),
+      hint: `e.g. ${flag} ${min + 1}`,
+    });
+  }
+  return n;
 }

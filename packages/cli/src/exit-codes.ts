@@ -1,19 +1,27 @@
+import { errorReason } from "@atomkit/core";
+
 /** Exit codes scripts can rely on. */
 export const EXIT = {
   /** The run committed (or the command succeeded). */
   ok: 0,
   /** An unexpected error. */
   error: 1,
-  /** Invalid input: usage, deploy file, params. Nothing ran. */
+  /** Invalid input: usage, deploy file, params, vars. Nothing ran. */
   invalid: 2,
   /** The run failed and was rolled back, verified: the host is as before. */
   rolledBack: 3,
   /** Rollback failed: the host is in a mixed state; see the steps still applied. */
   rollbackFailed: 4,
-  /** Another run holds the host lock. Nothing ran. */
+  /** Another run holds the host lock, or an unfinished run must be recovered first. Nothing ran. */
   locked: 5,
-  /** Undo refused: the host changed since the run (drift). Nothing was undone. */
+  /** Refused: the host changed since the run (drift), or later runs left changes. Nothing was undone. */
   drift: 6,
+  /** A host could not be reached (connection refused, timed out, dropped). Nothing ran there. */
+  unreachable: 7,
+  /** A host was refused: its key is unknown, changed or revoked, or it refused the credentials. */
+  hostRefused: 8,
+  /** The trail cannot be trusted or written (integrity check failed, a record differs from the deploy file, disk full). */
+  trail: 9,
   /** Stopped at once by a second Ctrl-C; the trail is left for `atomkit recover`. */
   interrupted: 130,
 } as const;
@@ -34,6 +42,14 @@ export function exitCodeOf(error: unknown): number {
       return EXIT.drift;
     case "ATOM_ROLLBACK_FAILED":
       return EXIT.rollbackFailed;
+    case "ATOM_TRAIL_INVALID":
+      return EXIT.trail;
+    case "ATOM_HOST": {
+      const reason = errorReason(error);
+      if (reason === "CONNECTION") return EXIT.unreachable;
+      if (reason === "HOST_KEY" || reason === "AUTH") return EXIT.hostRefused;
+      return EXIT.error;
+    }
     default:
       return EXIT.error;
   }

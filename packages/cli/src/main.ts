@@ -1,7 +1,10 @@
 import { parseArgs } from "node:util";
 import { AtomError, isAtomError } from "@atomkit/core";
+import { listCommand } from "./commands/list";
 import { planCommand } from "./commands/plan";
+import { rollbackCommand } from "./commands/rollback";
 import { runCommand } from "./commands/run";
+import { statusCommand } from "./commands/status";
 import { trailCommand } from "./commands/trail";
 import { recoverCommand, undoCommand } from "./commands/undo";
 import { unlockCommand } from "./commands/unlock";
@@ -15,23 +18,37 @@ export const HELP = `atomkit — run deploys as atoms: every step undone and ver
 
 usage:
   atomkit run <atom> [--host h ...] [--var k=v ...] [--dry-run] [--json] [--force]
-                     [--batch 1,25%,100%] [--max-failures n] [--on-failure rollback-all|rollback-host|halt]
+                     [--batch 1,25%,100%] [--concurrency n] [--max-failures n]
+                     [--on-failure rollback-all|rollback-host|halt]
+                                            one host: a run; several: one fleet run (its own id)
   atomkit plan <atom> [--host h ...] [--var k=v ...]
                                             observe every step read-only; nothing changes
-  atomkit undo <runId> [--force]            roll back a committed run (refuses on drift unless --force)
-  atomkit recover [runId] [--rollback-committed] [--force]
-                                            finish runs whose process died
-  atomkit trail [runId] [--json]            list runs, or show one run's steps
+  atomkit rollback [<atom>] [--host h ...] [--to <runId|fleetId> | --steps n]
+                                            the previous release (or the one named) serves again,
+                                            every undo verified; on every selected host at once
+  atomkit undo <runId|fleetId>              roll back a committed run (all hosts of a fleet run)
+  atomkit recover [runId|fleetId] [--rollback-committed]
+                                            finish runs whose process died; named, also finish a
+                                            rollback that stopped (rollback-failed) once fixed
+  atomkit status [--host h ...] [--history] what serves on each host: atom, vars, when, by whom,
+                                            and whether the host still holds it
+  atomkit list                              the deploy file's atoms, their vars, and its hosts
+  atomkit trail [runId|fleetId] [--json]    list runs, or show one run's (or fleet's) steps
   atomkit unlock <host> [--yes]             show who holds the host lock; remove it with --yes
 
 options:
-  --config <file>   deploy file (default: atomkit.config.{ts,mts,js,mjs,cjs} here)
+  --config <file>   deploy file (default: atomkit.config.{ts,mts,js,mjs,cjs} here or in a parent)
   --trail <dir>     trail directory (default: .atomkit/trails next to the deploy file)
+  --var k=v         a var of the atom (\`atomkit list\` shows declared ones); undo, rollback and
+                    recover take secret vars again this way (they never reach the trail)
+  --force           undo/rollback/recover through drift (a state neither left by the run nor before it)
+  --allow-later-runs  undo/recover although later runs left changes on the host
   --lock <name>     host lock name (default: deploy)    --break-stale   take over a stale lock
-  --concurrency <n> fleet runs at once within a batch   --force   undo/rollback through drift
   --version, --help
 
-exit codes: 0 ok · 2 invalid input · 3 rolled back · 4 rollback failed · 5 locked · 6 drift · 130 stopped
+exit codes: 0 ok · 2 invalid input · 3 rolled back · 4 rollback failed · 5 locked or unfinished run
+            6 drift or later runs · 7 host unreachable · 8 host key or credentials refused
+            9 trail cannot be trusted or written · 130 stopped
 Ctrl-C once: abort and roll back. Twice: stop at once, leaving the trail for \`atomkit recover\`.`;
 
 export async function main(argv: string[], io: Io, installSignals = true): Promise<number> {
@@ -39,7 +56,9 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
   try {
     parsed = parse(argv);
   } catch (error) {
-    io.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
+    // node's own wording is long and suggests `--`: the first sentence says what is wrong
+    const first = (error as Error).message.split(/\. |\n/)[0];
+    io.stderr.write(`${first}\nsee: atomkit --help\n`);
     return EXIT.invalid;
   }
   const { values, positionals } = parsed;
@@ -53,7 +72,7 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
   }
   const badVar = values.var.find((v) => !/^[^=]+=/.test(v));
   if (badVar !== undefined) {
-    io.stderr.write(`--var needs key=value; found "${badVar}"\n`);
+    io.stderr.write(`--var needs key=value; found "${badVar.split("=")[0]}"\n`);
     return EXIT.invalid;
   }
   const [command, arg] = positionals;
@@ -75,8 +94,14 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
         return await planCommand(ctx, need("atom"));
       case "undo":
         return await undoCommand(ctx, need("runId"));
+      case "rollback":
+        return await rollbackCommand(ctx, arg);
       case "recover":
         return await recoverCommand(ctx, arg);
+      case "status":
+        return await statusCommand(ctx);
+      case "list":
+        return await listCommand(ctx);
       case "trail":
         return await trailCommand(ctx, arg);
       case "unlock":
@@ -111,6 +136,10 @@ function parse(argv: string[]) {
       json: { type: "boolean", default: false },
       "dry-run": { type: "boolean", default: false },
       force: { type: "boolean", default: false },
+      "allow-later-runs": { type: "boolean", default: false },
+      history: { type: "boolean", default: false },
+      to: { type: "string" },
+      steps: { type: "string" },
       "break-stale": { type: "boolean", default: false },
       "rollback-committed": { type: "boolean", default: false },
       yes: { type: "boolean", short: "y", default: false },
@@ -161,9 +190,9 @@ function errorJson(error: unknown) {
 function printError(io: Io, error: unknown, ctx?: Context): void {
   if (isAtomError(error)) {
     io.stderr.write(`\n✗ ${error.message}\n`);
-    if (error.code === "ATOM_UNKNOWN_KIND" && ctx?.buildFailures.length) {
+    if (error.code === "ATOM_UNKNOWN_KIND" && ctx) {
       io.stderr.write(
-        `  note: these atoms of the deploy file could not be built, so their kinds were not registered:\n    ${ctx.buildFailures.join("\n    ")}\n`,
+        "  note: list retired kinds in the deploy file's `steps: [...]` so undo and recover can rebuild them\n",
       );
     }
     if (io.env.ATOMKIT_DEBUG) io.stderr.write(`${error.stack}\n`);

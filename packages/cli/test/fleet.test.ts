@@ -53,7 +53,7 @@ describe("atomkit run on a fleet", () => {
     const r = await atomkit(dir, ["run", "release", "--batch", "1,100%"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/batch 1: a\n[\s\S]*batch 2: b, c/);
-    expect(r.stderr).toMatch(/fleet committed \(0 failed\)/);
+    expect(r.stderr).toMatch(/fleet \S+ committed \(0 failed\)/);
     expect(await pages()).toEqual(["v1", "v1", "v1"]);
   });
 
@@ -73,7 +73,7 @@ describe("atomkit run on a fleet", () => {
     ]);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(
-      /fleet rolled-back \(1 failed\)\n\s+a\s+rolled-back\n\s+b\s+rolled-back\n\s+c\s+not-run/,
+      /fleet \S+ rolled-back \(1 failed\)\n\s+a\s+rolled-back\n\s+b\s+rolled-back\n\s+c\s+not-run/,
     );
     expect(r.stderr).toMatch(/health check failed on b/);
     expect(await pages()).toEqual(["v1", "v1", "v1"]);
@@ -94,7 +94,7 @@ describe("atomkit run on a fleet", () => {
       "1",
     ]);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/fleet partial \(1 failed\)/);
+    expect(r.stderr).toMatch(/fleet \S+ partial \(1 failed\)/);
     expect(await pages()).toEqual(["v2", "v1", "v2"]);
   });
 });

@@ -634,6 +634,32 @@ export class Engine {
     }
   }
 
+  /**
+   * Read-only: each live step's state now against what the run left (`final`, else its after). For
+   * `atomkit status`: does the host still serve what the run left?
+   */
+  async compareLeft(
+    final: Record<string, Json> = {},
+  ): Promise<Array<{ step: string; matches: boolean; left?: Json; now?: Json; error?: ErrorInfo }>> {
+    const out: Array<{ step: string; matches: boolean; left?: Json; now?: Json; error?: ErrorInfo }> = [];
+    for (const entry of [...this.toUndo()].reverse()) {
+      const left = final[entry.step.name] ?? entry.rec.after;
+      if (left === undefined) continue;
+      try {
+        const now = await this.observe(entry, "observe");
+        out.push({
+          step: entry.step.name,
+          matches: this.matches(entry, now, left),
+          left,
+          now: this.o.redactor.scrub(now),
+        });
+      } catch (error) {
+        out.push({ step: entry.step.name, matches: false, left, error: this.info(error) });
+      }
+    }
+    return out;
+  }
+
   /** Entries whose change may be live, newest first. */
   toUndo(): Entry[] {
     return this.entries.filter(({ rec }) => isLive(rec)).reverse();

@@ -34,7 +34,9 @@ export interface FleetSpread {
   fleetId?: string;
 }
 
-export interface FleetOptions extends Omit<RunOptions, "host" | "runId" | "fleet">, FleetSpread {
+export interface FleetOptions extends Omit<RunOptions, "host" | "runId" | "fleet" | "meta">, FleetSpread {
+  /** Recorded with each host's run (a function: per host, e.g. its own vars). */
+  meta?: Json | ((host: Host) => Json);
   /** Failed hosts tolerated before the fleet stops. Default 0. */
   maxFailures?: number;
   /**
@@ -114,7 +116,9 @@ export async function runFleet(
       maxFailures,
       onFailure,
     },
-    ...(runOptions.meta !== undefined ? { meta: runOptions.meta } : {}),
+    ...(runOptions.meta !== undefined && typeof runOptions.meta !== "function"
+      ? { meta: runOptions.meta }
+      : {}),
   });
 
   const results = new Map<Host, FleetHostResult>(hosts.map((h) => [h, { host: h.name, state: "not-run" }]));
@@ -126,8 +130,10 @@ export async function runFleet(
   const runOne = async (host: Host) => {
     const entry = results.get(host)!;
     try {
+      const { meta, ...rest } = runOptions;
       const result = await run(atomFor(host), {
-        ...runOptions,
+        ...rest,
+        ...(meta !== undefined ? { meta: typeof meta === "function" ? meta(host) : meta } : {}),
         trail,
         host,
         signal: outer,
@@ -260,19 +266,26 @@ export async function undoFleet(
 export async function rollback(
   store: TrailStore,
   hosts: readonly string[],
-  options: FleetTrailOptions & { atomName?: string; to?: string; steps?: number },
+  options: FleetTrailOptions & {
+    /** Only runs of this atom. */
+    atomName?: string;
+    /** The run to serve again: one id, or one per host (e.g. a fleet run's host runs). */
+    to?: string | Readonly<Record<string, string>>;
+    /** How many live releases to undo on each host. Default 1: the previous one serves again. */
+    count?: number;
+  },
 ): Promise<FleetResult> {
   uniqueHosts(hosts);
+  const { to, count, atomName, ...rest } = options;
   const runs = await store.listRuns();
+  const toOf = (host: string) => (typeof to === "string" ? to : to?.[host]);
   // every host is planned before any is touched: one that cannot roll back refuses the whole command
   const plans = hosts.map((host) => ({
     host,
-    runIds: rollbackPlan(runs, { host, atom: options.atomName, to: options.to, steps: options.steps }).map(
-      (r) => r.runId,
-    ),
+    runIds: rollbackPlan(runs, { host, atom: atomName, to: toOf(host), steps: count }).map((r) => r.runId),
   }));
-  const atom = options.atomName ?? runs.find((r) => r.runId === plans[0]?.runIds[0])?.atom ?? "?";
-  return acrossHosts(store, atom, plans, options);
+  const atom = atomName ?? runs.find((r) => r.runId === plans[0]?.runIds[0])?.atom ?? "?";
+  return acrossHosts(store, atom, plans, rest);
 }
 
 /** Recovers the host runs of a fleet that are unfinished or ended rollback-failed. */
@@ -345,7 +358,12 @@ async function acrossHosts(
     });
   }
   const list = [...results.values()];
-  const status = fleetStatus(list.map((r) => (r.state === "refused" ? "rollback-failed" : r.state)));
+  // an undo fleet: every host back, some host mixed, or some hosts refused (nothing changed there)
+  const status: FleetStatus = list.every((r) => r.state === "rolled-back")
+    ? "rolled-back"
+    : list.some((r) => r.state === "rollback-failed")
+      ? "rollback-failed"
+      : "partial";
   await writeFleetEnd(store, fleetId, status, list);
   return {
     fleetId,

@@ -115,4 +115,4 @@ export type {
 export { foldRun, memoryTrail, summarize } from "./trail";
 export { lockRecord } from "./trail-lock";
 export type { Json, MaybePromise, StandardSchemaV1 } from "./types";
-export { undoRun } from "./undo";
+export { compareRun, undoRun } from "./undo";

@@ -68,11 +68,10 @@ export async function rebuildSteps(
   }
   const out: BoundStep[] = [];
   for (const s of recorded) {
-    const definition = resolveKind(
-      s.kind,
-      { step: s.name, runId: view.run.runId, package: s.package },
-      options.steps ?? (atom ? kindsOf(atom) : []),
-    );
+    const definition = resolveKind(s.kind, { step: s.name, runId: view.run.runId, package: s.package }, [
+      ...(options.steps ?? []),
+      ...(atom ? kindsOf(atom) : []),
+    ]);
     const bound = atom
       ? await fromDeployFile(view, s, fromAtom.get(s.name), redactor)
       : await fromTrail(view, s, definition, secretsOf(options, view.run.atom)?.[s.name], redactor);

@@ -2,7 +2,7 @@ import { hostname, userInfo } from "node:os";
 import { newRunId, omitPaths, viaJson } from "./_utils";
 import { type Atom, stepsOf } from "./atom";
 import { type BoundStep, Engine, type StepRecord } from "./engine";
-import type { AtomError } from "./errors";
+import { type AtomError, LockedError } from "./errors";
 import type { RunEvent } from "./events";
 import { refuseUnfinished } from "./history";
 import type { Host, Lease } from "./host";
@@ -96,7 +96,14 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
   const redactor = redactorFor(placed.map((p, i) => ({ step: p.step, params: values[i] })));
   const bound = placed.map(({ step, phase }, i) => bind(step, phase, values[i], redactor));
 
-  const lease = await takeLock(host, options.lock, `run ${runId} of atom ${atom.name}`);
+  const lease = await takeLock(host, options.lock, `run ${runId} of atom ${atom.name}`).catch(
+    async (error) => {
+      // a dead holder whose run the trail knows is better named by that run, with the command to finish it
+      if (error instanceof LockedError && error.stale && options.trail && options.refuseUnfinished !== false)
+        await refuseUnfinished(options.trail, [host.name]);
+      throw error;
+    },
+  );
   const started = Date.now();
   try {
     // after the lock: a live holder is named by the lock; only a dead run's trail is left to refuse on

@@ -1,13 +1,15 @@
 import { newRunId } from "./_utils";
 import { Engine, isLive } from "./engine";
+import type { ErrorInfo } from "./errors";
 import { AtomError, type AtomErrorCode } from "./errors";
 import { changesAfter } from "./history";
 import { loadRun, rebuildSteps } from "./rebuild";
 import { addRecorded, hostFor, type TrailRunOptions } from "./recover";
 import { Redactor } from "./redact";
 import type { RunResult } from "./run";
-import type { RunStatus, RunView, StepView, TrailStore } from "./trail";
+import { memoryTrail, type RunStatus, type RunView, type StepView, type TrailStore } from "./trail";
 import { lockLikeRun, lockRecord } from "./trail-lock";
+import type { Json } from "./types";
 
 /**
  * Rolls back a committed run later ("back to the previous release"): newest step first, each undo
@@ -151,4 +153,35 @@ async function refuseLaterRuns(store: TrailStore, view: RunView): Promise<void> 
       hint: `undo those first, or go back past them in one command: \`atomkit rollback ${view.run.atom} --to <the run to serve>\`; --allow-later-runs undoes this one anyway`,
     },
   );
+}
+
+/**
+ * Read-only: whether the host still holds what a committed run left, step by step (no lock, nothing
+ * written). What `atomkit status` shows next to the live release.
+ */
+export async function compareRun(
+  store: TrailStore,
+  runId: string,
+  options: Pick<TrailRunOptions, "host" | "atom" | "steps" | "secrets" | "roots">,
+): Promise<Array<{ step: string; matches: boolean; left?: Json; now?: Json; error?: ErrorInfo }>> {
+  const view = await loadRun(store, runId);
+  const host = await hostFor(options.host, view.run.host);
+  const live = view.steps.filter((s) => isLive(s));
+  const redactor = new Redactor();
+  const bound = await rebuildSteps(view, live, options, redactor);
+  const engine = new Engine({
+    runId,
+    atom: view.run.atom,
+    host,
+    trail: memoryTrail(),
+    redactor,
+    backoffMs: 0,
+    abortGraceMs: 5_000,
+  });
+  for (const [i, s] of live.entries())
+    addRecorded(engine, bound[i]!, s, view.end?.final?.[s.name] ?? s.final, {
+      status: "applied",
+      changed: true,
+    });
+  return engine.compareLeft(view.end?.final);
 }

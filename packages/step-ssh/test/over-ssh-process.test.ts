@@ -95,7 +95,8 @@ async function sandbox(ssh: SshHost) {
         cwd: t.dir,
         detached: true,
         stdio: ["ignore", fd, fd],
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+        // as an init script starts it: from a shell that `cd`ed there (PWD: where it was started)
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PWD: t.dir },
       });
       closeSync(fd);
       child.unref();

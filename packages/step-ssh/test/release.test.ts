@@ -124,7 +124,8 @@ describe.skipIf(noSshd)("the release of DESIGN.md over SSH", () => {
       cwd: join(app, "current"),
       detached: true,
       stdio: ["ignore", fd, fd],
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      // as an init script starts it: from a shell that `cd`ed there (PWD: where it was started)
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PWD: join(app, "current") },
     });
     closeSync(fd);
     child.unref();

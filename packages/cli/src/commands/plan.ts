@@ -5,25 +5,35 @@ import { EXIT } from "../exit-codes";
 import { pickMode } from "../render";
 
 const short = (v: unknown) => {
-  const s = JSON.stringify(v);
+  const s = JSON.stringify(v, (_k, x) => x);
   return s && s.length > 120 ? `${s.slice(0, 117)}…` : s;
 };
 
 /** A real dry run: observe every step read-only, on every host; nothing changes, no lock, no trail. */
 export async function planCommand(ctx: Context, atomName: string): Promise<number> {
-  const atom = await ctx.atom(atomName);
-  const pool = await ctx.hosts();
+  const hosts = await ctx.selectedHosts();
+  const built = await (await ctx.atoms()).forHosts(
+    atomName,
+    hosts.map((h) => h.key),
+    ctx.vars(),
+  );
   const { color } = pickMode(ctx.io.stdout, false, ctx.io.env);
   const c = createColors(color);
   let failed = false;
-  for (const name of await ctx.hostNames()) {
-    const host = await pool.get(name);
+  for (const { key, host } of hosts) {
+    const { atom, meta } = built.get(key)!;
     const result = await plan(atom, { host, signal: ctx.signal });
     if (ctx.flags.json) {
-      ctx.io.stdout.write(`${JSON.stringify({ type: "plan", ...result })}\n`);
+      ctx.io.stdout.write(
+        `${JSON.stringify({ type: "plan", vars: meta.vars, secretVars: meta.secretVars ?? [], ...result })}\n`,
+      );
       continue;
     }
-    ctx.io.stdout.write(`${c.bold(c.cyan(host.name))} plan of ${atom.name} (nothing is changed)\n`);
+    const vars = Object.entries(meta.vars).map(([k, v]) => `${k}=${v}`);
+    for (const s of meta.secretVars ?? []) vars.push(`${s}=***`);
+    ctx.io.stdout.write(
+      `${c.bold(c.cyan(host.name))} plan of ${atom.name}${vars.length ? ` (${vars.join(" ")})` : ""} (nothing is changed)\n`,
+    );
     for (const s of result.steps) {
       ctx.io.stdout.write(
         `  ${s.error ? c.red("✗") : "•"} ${s.name} ${c.dim(`[${s.phase}] ${s.kind}`)}: ${s.title}\n`,

@@ -1,5 +1,6 @@
-import { foldRun } from "@atomkit/core";
+import { foldRun, readFleet } from "@atomkit/core";
 import { createColors } from "picocolors";
+import type { RunMeta } from "../atoms";
 import type { Context } from "../context";
 import { EXIT } from "../exit-codes";
 import { pickMode } from "../render";
@@ -29,18 +30,41 @@ export async function trailCommand(ctx: Context, runId?: string): Promise<number
     }
     out(
       c.bold(
-        `${"RUN".padEnd(26)} ${"ATOM".padEnd(16)} ${"HOST".padEnd(24)} ${"MODE".padEnd(5)} ${"STATUS".padEnd(16)} STARTED                   TIME`,
+        `${"RUN".padEnd(24)} ${"ATOM".padEnd(12)} ${"HOST".padEnd(16)} ${"MODE".padEnd(5)} ${"STATUS".padEnd(15)} ${"STARTED".padEnd(20)} VARS`,
       ),
     );
     for (const r of runs) {
       const color = r.status === "committed" ? c.green : r.status === "rolled-back" ? c.yellow : c.red;
+      const meta = (r.meta ?? {}) as Partial<RunMeta>;
+      const vars = [
+        ...Object.entries(meta.vars ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...(meta.secretVars ?? []).map((k) => `${k}=***`),
+      ].join(" ");
       out(
-        `${r.runId.padEnd(26)} ${r.atom.padEnd(16)} ${r.host.padEnd(24)} ${r.mode.padEnd(5)} ${color(r.status.padEnd(16))} ${r.startedAt} ${dur(r.startedAt, r.endedAt)}${r.undoOf ? c.dim(` undo of ${r.undoOf}`) : ""}${r.recovered ? c.dim(" (recovered)") : ""}`,
+        `${r.runId.padEnd(24)} ${r.atom.padEnd(12)} ${r.host.padEnd(16)} ${r.mode.padEnd(5)} ${color(r.status.padEnd(15))} ${r.startedAt.slice(0, 19).padEnd(20)} ${vars}${r.undoOf ? c.dim(` undo of ${r.undoOf}`) : ""}${r.fleet ? c.dim(` fleet ${r.fleet}`) : ""}${r.recovered ? c.dim(" (recovered)") : ""}${r.problem ? c.red(` ${r.problem}`) : ""} ${c.dim(dur(r.startedAt, r.endedAt))}`,
       );
     }
     return EXIT.ok;
   }
-  const view = foldRun(await trail.readRun(runId));
+  const fleet = await readFleet(trail, runId).catch(() => undefined);
+  if (fleet) {
+    if (ctx.flags.json) {
+      out(JSON.stringify(fleet));
+      return EXIT.ok;
+    }
+    out(
+      `${c.bold(runId)} fleet ${fleet.fleet.mode} of ${fleet.fleet.atom} on ${fleet.fleet.hosts.length} host(s), started ${fleet.fleet.at}${fleet.fleet.undoOf ? `, undo of ${fleet.fleet.undoOf}` : ""}`,
+    );
+    out(`status: ${fleet.end?.status ?? c.red("unfinished")}`);
+    for (const host of fleet.fleet.hosts) {
+      const r = fleet.runs.filter((x) => x.host === host);
+      out(
+        `  ${host.padEnd(24)} ${r.map((x) => `${x.runId} ${x.mode} ${x.status}`).join("; ") || c.dim("not run")}`,
+      );
+    }
+    return EXIT.ok;
+  }
+  const view = foldRun(await trail.readRun(runId), runId);
   if (!view) {
     ctx.io.stderr.write(`no run ${runId} in the trail\n`);
     return EXIT.invalid;
@@ -49,9 +73,13 @@ export async function trailCommand(ctx: Context, runId?: string): Promise<number
     out(JSON.stringify(view));
     return EXIT.ok;
   }
+  const meta = (view.run.meta ?? {}) as Partial<RunMeta>;
   out(
-    `${c.bold(view.run.runId)} ${view.run.mode} of ${view.run.atom} on ${view.run.host}, started ${view.run.at} by pid ${view.run.pid} on ${view.run.machine}`,
+    `${c.bold(view.run.runId)} ${view.run.mode} of ${view.run.atom} on ${view.run.host}, started ${view.run.at} by ${view.run.lock?.owner ?? "?"} (pid ${view.run.pid} on ${view.run.machine})${view.run.fleet ? `, fleet ${view.run.fleet}` : ""}`,
   );
+  const vars = Object.entries(meta.vars ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const k of meta.secretVars ?? []) vars.push(`${k}=***`);
+  if (vars.length) out(`vars: ${vars.join(" ")}`);
   out(
     `status: ${view.end?.status ?? c.red("unfinished (run `atomkit recover`)")}${view.end?.recovered ? " (decided by recover)" : ""}`,
   );

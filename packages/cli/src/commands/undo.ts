@@ -1,59 +1,75 @@
-import { foldRun, recover, type TrailStore, undoRun } from "@atomkit/core";
-import type { Vars } from "../config";
+import { recover, recoverFleet, type TrailRunOptions, undoFleet, undoRun } from "@atomkit/core";
 import type { Context } from "../context";
 import { EXIT } from "../exit-codes";
+import { reportFleet, reportRun } from "../report";
 
-/** `atomkit undo <runId>`: roll back a committed run, refusing on drift unless --force. */
-export async function undoCommand(ctx: Context, runId: string): Promise<number> {
-  const trail = await ctx.trail();
-  const secrets = await ctx.registerKinds(await recordedVars(trail, runId));
+/** What undo, rollback and recover share: the hosts, the deploy file's atoms, the roots, the flags. */
+export async function trailOptions(
+  ctx: Context,
+): Promise<
+  Omit<TrailRunOptions, "host"> & { host: (name: string) => Promise<import("@atomkit/core").Host> }
+> {
   const pool = await ctx.hosts();
-  const result = await undoRun(trail, runId, {
-    secrets,
+  const atoms = await ctx.atoms();
+  const loaded = await ctx.loaded();
+  const given = ctx.vars();
+  return {
     host: (name) => pool.get(name),
+    // undo and recover act on steps rebuilt from the deploy file, checked against the trail
+    atom: (view) => atoms.forRun(view, given),
+    ...(loaded.config.roots ? { roots: loaded.config.roots } : {}),
     force: ctx.flags.force,
+    allowLaterRuns: ctx.flags["allow-later-runs"],
     lock: ctx.lockSettings(),
     onEvent: (e) => ctx.renderer.event(e),
-  });
-  ctx.renderer.done();
-  if (result.status === "rolled-back") return EXIT.ok;
-  if (result.error) ctx.io.stderr.write(`\n${result.error.message}\n`);
-  return EXIT.rollbackFailed;
+  };
 }
 
-/** `atomkit recover [runId]`: finish runs whose process died. */
-export async function recoverCommand(ctx: Context, runId?: string): Promise<number> {
+/** `atomkit undo <runId | fleetId>`: roll back a committed run (every host of a fleet run). */
+export async function undoCommand(ctx: Context, id: string): Promise<number> {
+  const spread = ctx.spread();
   const trail = await ctx.trail();
-  const ids = runId
-    ? [runId]
-    : (await trail.listRuns()).filter((r) => r.status === "unfinished").map((r) => r.runId);
-  let secrets = await ctx.registerKinds();
-  for (const id of ids) secrets = await ctx.registerKinds(await recordedVars(trail, id));
-  const pool = await ctx.hosts();
-  const results = await recover(trail, {
-    secrets,
-    host: (name) => pool.get(name),
-    ...(runId ? { runId } : {}),
-    force: ctx.flags.force,
-    rollbackCommitted: ctx.flags["rollback-committed"],
-    lock: ctx.lockSettings(),
-    onEvent: (e) => ctx.renderer.event(e),
-  });
+  const options = await trailOptions(ctx);
+  if (await ctx.isFleet(id)) {
+    const fleet = await undoFleet(trail, id, { ...options, ...spread });
+    ctx.renderer.done();
+    return reportFleet(ctx, fleet, "undo");
+  }
+  const result = await undoRun(trail, id, options);
+  ctx.renderer.done();
+  return reportRun(ctx, result, "undo");
+}
+
+/**
+ * `atomkit recover [runId | fleetId]`: finish runs whose process died; named, also runs whose rollback
+ * stopped (rollback-failed), once what stopped it is fixed.
+ */
+export async function recoverCommand(ctx: Context, id?: string): Promise<number> {
+  const spread = ctx.spread();
+  const trail = await ctx.trail();
+  const options = { ...(await trailOptions(ctx)), rollbackCommitted: ctx.flags["rollback-committed"] };
+  const out = (s: string) => ctx.io.stderr.write(`${s}\n`);
+  let code: number = EXIT.ok;
+  if (id && (await ctx.isFleet(id))) {
+    const results = await recoverFleet(trail, id, { ...options, ...spread });
+    ctx.renderer.done();
+    if (!results.length) out(`fleet ${id} has no unfinished or rollback-failed host run`);
+    for (const r of results) {
+      out(
+        `${r.runId} on ${r.host}: ${r.result ? `${r.result.found.replace(/-/g, " ")} → ${r.result.status}` : `refused: ${r.error?.shortMessage}`}`,
+      );
+      if (r.error) out(r.error.message);
+      if (r.result?.status === "rollback-failed" || r.error) code = EXIT.rollbackFailed;
+    }
+    return code;
+  }
+  const results = await recover(trail, { ...options, ...(id ? { runId: id } : {}) });
   ctx.renderer.done();
   if (!results.length) ctx.renderer.note("no unfinished runs");
-  let code: number = EXIT.ok;
   for (const r of results) {
-    ctx.io.stderr.write(`${r.runId} on ${r.host}: ${r.found.replace(/-/g, " ")} → ${r.status}\n`);
-    if (r.status === "rollback-failed") {
-      if (r.error) ctx.io.stderr.write(`${r.error.message}\n`);
-      code = EXIT.rollbackFailed;
-    }
+    out(`${r.runId} on ${r.host}: ${r.found.replace(/-/g, " ")} → ${r.status}`);
+    const c = reportRun(ctx, r, "recover");
+    if (c !== EXIT.ok) code = c;
   }
   return code;
-}
-
-/** The `--var`s a run was made with, as `atomkit run` recorded them in the trail. */
-async function recordedVars(trail: TrailStore, runId: string): Promise<Vars> {
-  const meta = foldRun(await trail.readRun(runId))?.run.meta as { vars?: Vars } | undefined;
-  return meta?.vars ?? {};
 }
