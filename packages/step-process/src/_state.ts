@@ -181,7 +181,7 @@ function checkLaunch(value: unknown): void {
   count(l.uid, "launch.uid", 0);
   count(l.gid, "launch.gid", 0);
   if (!Array.isArray(l.groups)) throw new ParamsFieldError("launch.groups", "expected a list of group ids");
-  l.groups.forEach((g, i) => count(g, `launch.groups.${i}`, 0));
+  for (const [i, g] of l.groups.entries()) count(g, `launch.groups.${i}`, 0);
   const env = object(l.env, "launch.env");
   for (const [k, v] of Object.entries(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))

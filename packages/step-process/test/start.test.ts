@@ -254,7 +254,7 @@ describe("process.start", () => {
     const params = { command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) };
     const first = await once(startProcess(params));
     expect(first.status).toBe("committed");
-    const pid = (first.steps[0]?.after as { pid: number }).pid;
+    const pid = (first.steps[0]!.after as { pid: number }).pid;
     const again = await once(startProcess(params));
     expect(again.status).toBe("committed");
     expect(again.steps[0]?.changed).toBe(false);
