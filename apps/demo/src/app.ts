@@ -25,7 +25,8 @@ http
       res.writeHead(503);
       return res.end("draining (" + version + ")\\n");
     }
-    res.end("hello from " + version + "\\n");
+    if (req.url === "/env") return res.end(JSON.stringify({ greeting: process.env.GREETING ?? null, token: process.env.TOKEN ? "set" : null }));
+    res.end("hello from " + version + (process.env.GREETING ? " (" + process.env.GREETING + ")" : "") + "\\n");
   })
   .listen(Number(port), "127.0.0.1");
 process.on("SIGTERM", () => process.exit(0));

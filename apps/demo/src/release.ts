@@ -14,6 +14,10 @@ export interface ReleaseOptions {
   failAt?: string;
   /** The node binary on the host. */
   node?: string;
+  /** Environment of the app (kept through every rollback: it is part of the launch). */
+  env?: Record<string, string>;
+  /** Secret environment of the app: set at start, never in the trail; stop's undo gets it back from here. */
+  secretEnv?: Record<string, string>;
 }
 
 /**
@@ -32,17 +36,22 @@ export function releaseAtom(o: ReleaseOptions): Atom {
   const steps: Step[] = [
     uploadFile({ source: o.tarball, path: `${b}/uploads/app-${o.version}.tar.gz` }, { name: "upload" }),
     untar({ archive: o.tarball, path: `${b}/releases/${o.version}` }, { name: "unpack" }),
-    stopProcess({ pidFile, graceMs: 3_000 }, { name: "stop" }),
+    // a process.start launch is restarted from its launch record: argv, release dir, env (secrets from here)
+    stopProcess(
+      { pidFile, graceMs: 3_000, ...(o.secretEnv ? { secretEnv: o.secretEnv } : {}) },
+      { name: "stop" },
+    ),
     swapSymlink({ link: `${b}/current`, target: `${b}/releases/${o.version}` }, { name: "link" }),
     startProcess(
       {
         command: [o.node ?? process.execPath, "server.cjs", String(o.port), `${b}/drain`],
         cwd: `${b}/current`,
+        env: { ...(o.env ?? {}), ...(o.secretEnv ?? {}) },
         pidFile,
         logFile: `${b}/app.log`,
         health: { http: { port: o.port, path: "/health" }, timeoutMs: 2_000, intervalMs: 100 },
       },
-      { name: "start" },
+      { name: "start", secret: Object.keys(o.secretEnv ?? {}).map((k) => `env.${k}`) },
     ),
   ];
   const pre = [writeFile({ path: `${b}/drain`, content: `draining for ${o.version}\n` }, { name: "drain" })];
