@@ -51,12 +51,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Time-sortable, unique run id: `20261127T001502Z-3f9a1c`. */
+let lastMs = 0;
+
+/**
+ * Time-sortable, unique run id with milliseconds: `20261127T001502123Z-3f9a1c`. Strictly increasing
+ * within a process (runs started in the same millisecond still sort in start order), so "the latest
+ * run" is never decided by the random suffix.
+ */
 export function newRunId(now = new Date()): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
+  const ms = Math.max(now.getTime(), lastMs + 1);
+  lastMs = ms;
+  const stamp = new Date(ms).toISOString().replace(/[-:.]/g, "");
   return `${stamp}-${randomBytes(3).toString("hex")}`;
 }
 

@@ -5,6 +5,14 @@ import type { RunSummary, TrailStore } from "./trail";
 // the host changed, which release is live. A rolled-back run whose every undo verified, and a committed
 // run together with the undo that reversed it, are net zero: they are never drift for anything else.
 
+/** Start order: by start time, then by run id (time-sortable and strictly increasing within a process). */
+export function startedAfter(
+  a: { startedAt: string; runId: string },
+  b: { startedAt: string; runId: string },
+): boolean {
+  return a.startedAt > b.startedAt || (a.startedAt === b.startedAt && a.runId > b.runId);
+}
+
 /** Forward runs that an undo run reversed completely (ended rolled-back), by run id → undo run id. */
 export function undoneRuns(runs: readonly RunSummary[]): Map<string, string> {
   const out = new Map<string, string>();
@@ -15,7 +23,8 @@ export function undoneRuns(runs: readonly RunSummary[]): Map<string, string> {
 
 /**
  * Runs on the target's host, started after it, that left changes on the host: every run but those that
- * are net zero among themselves (a rolled-back run; a committed run whose undo is also later; that undo).
+ * are net zero among themselves (a rolled-back run; a run that changed nothing; a committed run whose
+ * undo is also later; that undo).
  * Unfinished, rollback-failed and corrupt runs always count: nobody knows what they left.
  */
 export function changesAfter(
@@ -28,7 +37,7 @@ export function changesAfter(
       r.host === target.host &&
       r.runId !== target.runId &&
       r.undoOf !== target.runId &&
-      r.startedAt > target.startedAt &&
+      startedAfter(r, target) &&
       filter(r),
   );
   const laterIds = new Set(later.map((r) => r.runId));
@@ -36,7 +45,7 @@ export function changesAfter(
   return later.filter((r) => {
     if (r.status === "unfinished" || r.status === "rollback-failed" || r.status === "corrupt") return true;
     if (r.mode === "run") {
-      if (r.status === "rolled-back") return false;
+      if (r.status === "rolled-back" || r.changed === 0) return false;
       const undo = undone.get(r.runId);
       return !(undo && laterIds.has(undo));
     }
@@ -46,8 +55,9 @@ export function changesAfter(
 }
 
 /**
- * Committed forward runs on a host (of one atom, if given) that no undo has reversed, newest first: the
- * first is what serves now, the second is what `rollback` brings back.
+ * Committed forward runs on a host (of one atom, if given) that changed something and that no undo has
+ * reversed, newest first: the first is what serves now, the second is what `rollback` brings back. (A
+ * run that found everything already as it asked changed nothing: it is no release of its own.)
  */
 export function liveRuns(
   runs: readonly RunSummary[],
@@ -60,6 +70,7 @@ export function liveRuns(
         r.host === where.host &&
         r.mode === "run" &&
         r.status === "committed" &&
+        r.changed > 0 &&
         !undone.has(r.runId) &&
         (where.atom === undefined || r.atom === where.atom),
     )

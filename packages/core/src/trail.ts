@@ -1,4 +1,5 @@
 import type { AtomPhase } from "./atom";
+import { isLive } from "./engine";
 import type { ErrorInfo } from "./errors";
 import type { Json } from "./types";
 
@@ -154,6 +155,8 @@ export interface RunSummary {
   status: RunStatus | "unfinished" | "corrupt";
   recovered?: boolean;
   steps: number;
+  /** Steps whose change is live after the run (a committed run that changed nothing has none). */
+  changed: number;
   /** `corrupt` only: what is wrong with the file. */
   problem?: string;
   /** What the caller recorded with the run (the CLI's `--var`s). */
@@ -237,13 +240,24 @@ export function summarize(view: RunView): RunSummary {
     status: view.end?.status ?? "unfinished",
     ...(view.end?.recovered ? { recovered: true } : {}),
     steps: view.steps.length,
+    changed: view.steps.filter((s) => isLive(s)).length,
     ...(view.run.meta !== undefined ? { meta: view.run.meta } : {}),
   };
 }
 
 /** A run whose trail cannot be read, as `listRuns` reports it. */
 export function corruptSummary(runId: string, problem: string, at = ""): RunSummary {
-  return { runId, atom: "?", host: "?", mode: "run", startedAt: at, status: "corrupt", steps: 0, problem };
+  return {
+    runId,
+    atom: "?",
+    host: "?",
+    mode: "run",
+    startedAt: at,
+    status: "corrupt",
+    steps: 0,
+    changed: 0,
+    problem,
+  };
 }
 
 /** Summaries of the run files among `ids`, oldest first; a file that fails to read is listed as corrupt. */

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -251,7 +251,6 @@ describe("recover", () => {
     const r = await run(atom("rel", { steps: [m.kind({ id: "a" }, { name: "a" })] }), { host, trail });
     // simulate the death: drop the end record
     const file = join(dir, "trails", `${r.runId}.jsonl`);
-    const { writeFile } = await import("node:fs/promises");
     const lines = (await readFile(file, "utf8")).trim().split("\n");
     await writeFile(file, `${lines.slice(0, -1).join("\n")}\n`);
     const [left] = await recover(trail, { host, steps: [m.kind] });
@@ -269,7 +268,6 @@ describe("recover", () => {
     const host = testHost(dir);
     const dead = await run(atom("rel", { steps: [m.kind({ id: "a" }, { name: "a" })] }), { host, trail });
     const file = join(dir, "trails", `${dead.runId}.jsonl`);
-    const { writeFile } = await import("node:fs/promises");
     const lines = (await readFile(file, "utf8")).trim().split("\n");
     await writeFile(file, `${lines.slice(0, -1).join("\n")}\n`); // it "died" before its end record
     await new Promise((r) => setTimeout(r, 5));
@@ -310,31 +308,45 @@ describe("recover", () => {
 });
 
 describe("host locks across processes", () => {
-  it("of two concurrent runs on one lock exactly one wins; the other fails with ATOM_LOCKED", async () => {
-    const stateDir = join(dir, "state");
-    const script = `
+  it(
+    "of two concurrent runs on one lock exactly one wins; the other fails with ATOM_LOCKED",
+    async () => {
+      const stateDir = join(dir, "state");
+      // the winner holds the lock until the test lets it go: the overlap never depends on timing
+      const script = (go: string) =>
+        `
+      import { existsSync } from "node:fs";
       import { atom, defineStep, localHost, run } from ${JSON.stringify(join(__dirname, "../dist/index.js"))};
       const wait = defineStep({ kind: "t.wait", params: (p) => p, observe: async () => null,
-        apply: () => new Promise((r) => setTimeout(r, 400)), undo: async () => {} });
+        apply: async () => { while (!existsSync(${JSON.stringify("GO")})) await new Promise((r) => setTimeout(r, 20)); },
+        undo: async () => {} });
       try {
         const r = await run(atom("a", { steps: [wait(null)] }), { host: localHost({ stateDir: ${JSON.stringify(stateDir)} }) });
         console.log(r.status);
       } catch (e) { console.log(e.code); }
-    `;
-    const once = () =>
-      new Promise<string>((resolve) => {
-        const child = spawn(process.execPath, ["--input-type=module", "-e", script]);
-        let out = "";
-        child.stdout.on("data", (d: Buffer) => {
-          out += d;
+    `.replace('"GO"', JSON.stringify(go));
+      const once = (go: string) =>
+        new Promise<string>((resolve) => {
+          const child = spawn(process.execPath, ["--input-type=module", "-e", script(go)]);
+          let out = "";
+          child.stdout.on("data", (d: Buffer) => {
+            out += d;
+          });
+          child.on("close", () => resolve(out.trim()));
         });
-        child.on("close", () => resolve(out.trim()));
-      });
-    for (let round = 0; round < 3; round++) {
-      const results = (await Promise.all([once(), once()])).sort();
-      expect(results).toEqual(["ATOM_LOCKED", "committed"]);
-    }
-  });
+      for (let round = 0; round < 3; round++) {
+        const go = join(dir, `go-${round}`);
+        const a = once(go);
+        const b = once(go);
+        // the loser ends on its own; then the winner may finish
+        const first = await Promise.race([a, b]);
+        expect(first).toBe("ATOM_LOCKED");
+        await writeFile(go, "");
+        expect([await a, await b].sort()).toEqual(["ATOM_LOCKED", "committed"]);
+      }
+    },
+    5 * 60_000,
+  );
 
   it("breaking a stale lease is compare-and-swap: a fresh lease that took its place survives", async () => {
     const base = localHost({ stateDir: join(dir, "state") });
