@@ -46,6 +46,8 @@ export type RunEvent =
       durationMs: number;
       stillApplied: string[];
       error?: ErrorInfo;
+      /** The trail could not record everything: the run's outcome may be missing there (see `recover`). */
+      trailError?: ErrorInfo;
     });
 
 export type RunEventType = RunEvent["type"];
