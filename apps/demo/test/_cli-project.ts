@@ -12,6 +12,29 @@ const PACKAGES = resolve(__dirname, "../../../packages");
 const DEMO = resolve(__dirname, "..");
 export const BIN = join(PACKAGES, "cli/dist/bin.js");
 
+/** The built `atomkit` in `cwd`, as a user runs it (plain output, CI mode). */
+export function runCli(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { ...process.env, NO_COLOR: "1", CI: "true", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d;
+    });
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
 export interface SshTarget {
   port: number;
   host: string;
@@ -122,22 +145,7 @@ ${hostEntries}
 });
 `,
   );
-  const atomkit: Project["atomkit"] = (args, env = {}) =>
-    new Promise((done) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        cwd: dir,
-        env: { ...process.env, NO_COLOR: "1", CI: "true", ...env },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d;
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d;
-      });
-      child.on("close", (code) => done({ code, stdout, stderr }));
-    });
+  const atomkit: Project["atomkit"] = (args, env = {}) => runCli(dir, args, env);
   return {
     dir,
     hosts,

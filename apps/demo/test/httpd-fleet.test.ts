@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,6 +5,7 @@ import { join, resolve } from "node:path";
 import { freePort, serviceMissing, testbedEnv } from "@atomkit/testkit";
 import { create } from "tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "./_cli-project";
 
 // The field report of issue 11: busybox httpd changes into `public/` (-h public) after it starts. A
 // restart from the directory it is in *now* failed on 8/8 hosts and left the app down. Here: 8 hosts
@@ -28,29 +28,13 @@ const skip =
   );
 const BUSYBOX = existsSync("/usr/bin/busybox") ? "/usr/bin/busybox" : "/bin/busybox";
 const PACKAGES = resolve(__dirname, "../../../packages");
-const BIN = join(PACKAGES, "cli/dist/bin.js");
 const HOSTS = 8;
 const LONG = 15 * 60_000;
 
 describe.skipIf(skip)("busybox httpd -h public on 8 SSH hosts, through the CLI", () => {
   let dir: string;
   const appPorts: number[] = [];
-  const cli = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        cwd: dir,
-        env: { ...process.env, NO_COLOR: "1", CI: "true" },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d;
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d;
-      });
-      child.on("close", (code) => done({ code, stdout, stderr }));
-    });
+  const cli = (args: string[]) => runCli(dir, args);
   const serving = () =>
     Promise.all(
       appPorts.map(async (port) => {

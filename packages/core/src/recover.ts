@@ -1,4 +1,4 @@
-import { type BoundStep, Engine, type Entry } from "./engine";
+import { type BoundStep, Engine, type EngineOptions, type Entry } from "./engine";
 import { AtomError, DriftError } from "./errors";
 import type { RunEvent } from "./events";
 import { changesAfter } from "./history";
@@ -126,21 +126,10 @@ async function recoverOne(
         },
       );
     }
-    const redactor = new Redactor();
-    const bound = await rebuildSteps(view, view.steps, options, redactor);
-    const engine = new Engine({
+    const engine = await trailEngine(view, view.steps, host, store, options, {
       runId: view.run.runId,
-      atom: view.run.atom,
-      host,
-      trail: store,
-      redactor,
-      onEvent: options.onEvent,
-      backoffMs: options.backoffMs ?? 200,
-      abortGraceMs: options.abortGraceMs ?? 5_000,
       recovering: true,
     });
-    for (const [i, s] of view.steps.entries())
-      addRecorded(engine, bound[i]!, s, view.end?.final?.[s.name] ?? s.final);
 
     const resuming = view.end?.status === "rollback-failed";
     const undoing =
@@ -204,6 +193,38 @@ async function recoverOne(
   } finally {
     await lease?.release().catch(() => {});
   }
+}
+
+/**
+ * An engine over recorded steps, each rebuilt and checked (`rebuildSteps`) and added in the state the
+ * trail knows it in; `override` sets their status (an undo run starts from "applied").
+ */
+export async function trailEngine(
+  view: RunView,
+  recorded: readonly StepView[],
+  host: Host,
+  trail: TrailStore,
+  options: Omit<TrailRunOptions, "host">,
+  o: Pick<EngineOptions, "runId" | "recovering" | "lock" | "fleet"> & { override?: Partial<Entry["rec"]> },
+): Promise<Engine> {
+  const redactor = new Redactor();
+  const bound = await rebuildSteps(view, recorded, options, redactor);
+  const engine = new Engine({
+    atom: view.run.atom,
+    host,
+    trail,
+    redactor,
+    onEvent: options.onEvent,
+    backoffMs: options.backoffMs ?? 200,
+    abortGraceMs: options.abortGraceMs ?? 5_000,
+    runId: o.runId,
+    recovering: o.recovering,
+    lock: o.lock,
+    fleet: o.fleet,
+  });
+  for (const [i, s] of recorded.entries())
+    addRecorded(engine, bound[i]!, s, view.end?.final?.[s.name] ?? s.final, o.override);
+  return engine;
 }
 
 /** Adds a recorded step to an engine in the state the trail knows it in. */

@@ -1,11 +1,10 @@
 import { newRunId } from "./_utils";
-import { Engine, isLive } from "./engine";
+import { isLive } from "./engine";
 import type { ErrorInfo } from "./errors";
 import { AtomError, type AtomErrorCode } from "./errors";
 import { changesAfter } from "./history";
-import { loadRun, rebuildSteps } from "./rebuild";
-import { addRecorded, hostFor, type TrailRunOptions } from "./recover";
-import { Redactor } from "./redact";
+import { loadRun } from "./rebuild";
+import { hostFor, type TrailRunOptions, trailEngine } from "./recover";
 import type { RunResult } from "./run";
 import { memoryTrail, type RunStatus, type RunView, type StepView, type TrailStore } from "./trail";
 import { lockLikeRun, lockRecord } from "./trail-lock";
@@ -32,25 +31,12 @@ export async function undoRun(
     // every check on the trail as it is once we hold the lock (another undo may have won the race)
     const view = await loadRun(store, runId);
     const live = await undoable(store, view);
-    const redactor = new Redactor();
-    const bound = await rebuildSteps(view, live, options, redactor);
-    const engine = new Engine({
+    const engine = await trailEngine(view, live, host, store, options, {
       runId: newId,
-      atom: view.run.atom,
-      host,
-      trail: store,
-      redactor,
-      onEvent: options.onEvent,
-      backoffMs: options.backoffMs ?? 200,
-      abortGraceMs: options.abortGraceMs ?? 5_000,
       lock: lockRecord(lease),
       fleet: options.fleet,
+      override: { status: "applied", changed: true },
     });
-    for (const [i, s] of live.entries())
-      addRecorded(engine, bound[i]!, s, view.end?.final?.[s.name] ?? s.final, {
-        status: "applied",
-        changed: true,
-      });
     if (!options.allowLaterRuns) await refuseLaterRuns(store, view);
     // refuse before changing anything (or opening an undo run) when someone changed the host since
     if (!options.force) await engine.refuseDrift(view.end?.final);
@@ -65,7 +51,7 @@ export async function undoRun(
         ...(s.masked ? { masked: true } : {}),
         ...(s.package ? { package: s.package } : {}),
         ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
-        undoRetries: bound[i]!.undoRetries,
+        undoRetries: engine.entries[i]!.step.undoRetries,
         status: "applied",
         ...(view.end?.final?.[s.name] !== undefined ? { final: view.end.final[s.name] } : {}),
         ...(s.before !== undefined ? { before: s.before } : {}),
@@ -167,21 +153,9 @@ export async function compareRun(
   const view = await loadRun(store, runId);
   const host = await hostFor(options.host, view.run.host);
   const live = view.steps.filter((s) => isLive(s));
-  const redactor = new Redactor();
-  const bound = await rebuildSteps(view, live, options, redactor);
-  const engine = new Engine({
+  const engine = await trailEngine(view, live, host, memoryTrail(), options, {
     runId,
-    atom: view.run.atom,
-    host,
-    trail: memoryTrail(),
-    redactor,
-    backoffMs: 0,
-    abortGraceMs: 5_000,
+    override: { status: "applied", changed: true },
   });
-  for (const [i, s] of live.entries())
-    addRecorded(engine, bound[i]!, s, view.end?.final?.[s.name] ?? s.final, {
-      status: "applied",
-      changed: true,
-    });
   return engine.compareLeft(view.end?.final);
 }
