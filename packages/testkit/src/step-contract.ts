@@ -62,7 +62,8 @@ const viaTrail = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
  * observe is read-only and JSON; apply changes the state (idempotent kinds: a second apply changes
  * nothing); undo restores `before` and verify passes; undo works from JSON round-tripped states on a
  * fresh step instance; undo twice is safe; a failure in the middle of apply is classified by check and
- * rolled back; and the engine commits it and rolls it back when a later step fails.
+ * rolled back; and the engine commits it and rolls it back when a later step fails. Params validate
+ * again as a trail holds them, and observed states pass the kind's own `state` check.
  */
 export function describeStepContract(options: StepContractOptions): void {
   let f: StepFixture | undefined;
@@ -113,6 +114,37 @@ export function describeStepContract(options: StepContractOptions): void {
       expect(viaTrail(a)).toEqual(a);
       expect(s.isSame(a, b)).toBe(true);
       expect(await snapshot()).toEqual(picture);
+    });
+
+    it("params validate again as the trail holds them, and recorded states pass the kind's state check", async () => {
+      // recover and undo re-validate the params a trail holds (the validated ones, secret paths left
+      // out) and check every recorded state: a kind must accept its own output
+      const step = fixture().step();
+      const first = await validateParams(step);
+      if (first.issues) throw new Error(`testkit: fixture params invalid: ${JSON.stringify(first.issues)}`);
+      const d = step.definition;
+      const secret = [...(d.secret ?? []), ...(step.options.secret ?? [])];
+      const recorded = viaTrail(first.value) as Record<string, unknown>;
+      const again = await validateParams({ ...step, params: recorded });
+      if (!secret.length) {
+        expect(again.issues, "the params validator must accept its own output").toBeUndefined();
+        if (!again.issues) expect(viaTrail(again.value)).toEqual(recorded);
+      }
+      const s = await bind();
+      const before = viaTrail(await s.observe());
+      if (d.state) {
+        const check = d.state as
+          | ((v: unknown) => unknown)
+          | { "~standard": { validate: (v: unknown) => Promise<{ issues?: Array<{ message: string }> }> } };
+        const checkState = async (v: unknown) => {
+          if (typeof check === "function") return check(v);
+          const r = await check["~standard"].validate(v);
+          if (r.issues) throw new Error(`state check: ${r.issues[0]?.message}`);
+        };
+        await checkState(before);
+        await s.apply(before);
+        await checkState(viaTrail(await s.observe()));
+      }
     });
 
     it("apply changes the observed state", async () => {
