@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createRenderer, pickMode } from "@atomkit/cli";
-import { fileTrail, type Host, localHost, runFleet, type TrailStore } from "@atomkit/core";
+import { fileTrail, type Host, localHost, rollback, runFleet, type TrailStore } from "@atomkit/core";
 import { sshHost } from "@atomkit/step-ssh";
 import { createColors } from "picocolors";
 import { buildRelease } from "./app";
@@ -121,7 +121,14 @@ try {
           ...(d.failAt ? { failAt: d.failAt } : {}),
         }),
       hosts,
-      { trail, onEvent: (e) => renderer.event(e), onFailure: "rollback-host", maxFailures: hosts.length },
+      {
+        trail,
+        onEvent: (e) => renderer.event(e),
+        onFailure: "rollback-host",
+        maxFailures: hosts.length,
+        // what undo and rollback rebuild the atom from, as the CLI records --vars
+        meta: { vars: { version: d.version } },
+      },
     );
     renderer.done();
     const seen = await Promise.all(watchers.map((w) => w.stop()));
@@ -147,6 +154,38 @@ try {
       serving = d.version;
       story.push(d.version);
     } else story.push(`${label} rolled back to ${serving}`);
+  }
+  // ④ across runs: the previous release serves again, every undo verified (what `atomkit rollback` does)
+  if (story.filter((s) => !s.includes("rolled back")).length >= 2) {
+    say();
+    say(c.bold("④ rollback — the release before serves again"));
+    const renderer = createRenderer(mode);
+    const back = await rollback(
+      trail,
+      hosts.map((h) => h.name),
+      {
+        host: (name) => hosts.find((h) => h.name === name)!,
+        atomName: "release",
+        atom: (view) => {
+          const h = hosts.find((x) => x.name === view.run.host)!;
+          const version = (view.run.meta as { vars: { version: "v1" | "v2" | "v3" } }).vars.version;
+          return releaseAtom({ base: baseOf(h), version, tarball: tarballs[version], port: portOf(h) });
+        },
+        onEvent: (e) => renderer.event(e),
+      },
+    );
+    renderer.done();
+    for (const [k, h] of hosts.entries()) {
+      const r = back.hosts[k]!;
+      const ok = r.state === "rolled-back";
+      if (!ok) exitCode = 1;
+      say(
+        `  ${ok ? c.green("✓") : c.red("✗")} ${h.name}: ${r.state}${ok ? c.green(" (every undo verified)") : ""} — GET / now answers ${c.bold(JSON.stringify(await probe(h, portOf(h))))}`,
+      );
+      const error = r.undo?.error ?? r.error;
+      if (!ok && error) say(c.red(error.message));
+    }
+    story.push(`rollback to v1`);
   }
   say();
   say(

@@ -22,7 +22,12 @@ describe("the demo, as `npm run demo` runs it", () => {
     expect(r.stdout).toMatch(
       /③ deploy v3[\s\S]*✓ local: rolled-back \(every undo verified\) — GET \/ now answers "200 hello from v2"/,
     );
-    expect(r.stdout).toContain("demo finished: v1 → v2 → broken v3 rolled back to v2, verified");
+    expect(r.stdout).toContain(
+      "demo finished: v1 → v2 → broken v3 rolled back to v2 → rollback to v1, verified",
+    );
+    expect(r.stdout).toMatch(
+      /④ rollback[\s\S]*✓ local: rolled-back \(every undo verified\) — GET \/ now answers "200 hello from v1"/,
+    );
   });
 
   it.each(["unpack", "link"])("--fail-at %s rolls the v2 deploy back to v1", (step) => {
