@@ -59,7 +59,14 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
         prev = macOf(k, prev, rest);
         return { ...rest, mac: prev } as TrailRecord;
       });
-      await inner.append(runId, sealed, options);
+      try {
+        await inner.append(runId, sealed, options);
+      } catch (error) {
+        // A store may keep the records of a failed write for its next attempt (fileTrail does, so a
+        // full disk loses nothing) or drop them: the next record is chained to what it holds, read back.
+        last.delete(runId);
+        throw error;
+      }
       last.set(runId, prev);
     },
     readRun: verified,
