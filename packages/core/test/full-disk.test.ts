@@ -206,6 +206,47 @@ describe.skipIf(skip)("a full trail disk (real tmpfs)", () => {
   });
 });
 
+describe.skipIf(skip)("a trail that cannot start on a full disk (real tmpfs)", () => {
+  it("creating the trail key fails as a trail error naming the key file, and nothing runs", async () => {
+    const dir = join(disk.dir, "trails");
+    disk.fill();
+    const root = join(work.dir, "tree-key");
+    await mkdir(root, { recursive: true });
+    const steps = [put({ path: join(root, "a"), content: "v2" }, { name: "a" })];
+    const trail = fileTrail({ dir }); // the key file beside the trail dir is created on the first write
+    const err = await run(atom("rel", { steps }), {
+      host: localHost({ stateDir: join(work.dir, "s-key") }),
+      trail,
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ATOM_TRAIL_INVALID", found: "ENOSPC" });
+    expect(String((err as Error).message)).toContain(join(disk.dir, "trail.key"));
+    expect((err as { hint?: string }).hint).toMatch(/disk is full/);
+    expect(applied).toEqual([]);
+    expect(await readdir(disk.dir)).not.toContain("trail.key");
+  });
+
+  it("a run whose first record does not fit leaves no file behind (no run, no corrupt entry)", async () => {
+    const dir = join(disk.dir, "trails");
+    const trail = fileTrail({ dir, key: KEY });
+    const root = join(work.dir, "tree-first");
+    await mkdir(root, { recursive: true });
+    const steps = [put({ path: join(root, "a"), content: "v2" }, { name: "a" })];
+    const host = localHost({ stateDir: join(work.dir, "s-first") });
+    await mkdir(dir);
+    disk.fill();
+    await expect(run(atom("rel", { steps }), { host, trail })).rejects.toMatchObject({
+      code: "ATOM_TRAIL_INVALID",
+      found: "ENOSPC",
+    });
+    expect(applied).toEqual([]);
+    expect(await readdir(dir)).toEqual([]);
+    expect(await trail.listRuns()).toEqual([]);
+    disk.free();
+    expect((await run(atom("rel", { steps }), { host, trail })).status).toBe("committed");
+    expect((await trail.listRuns()).map((r) => r.status)).toEqual(["committed"]);
+  });
+});
+
 describe.skipIf(skip)("a lease created on a full disk (real tmpfs)", () => {
   it("leaves no lock file, empty or partial, and the next run takes the lock at once", async () => {
     const stateDir = join(disk.dir, "state-lease");
