@@ -287,7 +287,7 @@ async function keyFromFile(file: string, create: boolean): Promise<Uint8Array> {
   try {
     return keyFrom((await readFile(file, "utf8")).trim());
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw keyFileError(file, "read", error);
     if (!create) {
       throw new TrailError(`no trail key at ${file}`, {
         expected:
@@ -311,8 +311,23 @@ async function keyFromFile(file: string, create: boolean): Promise<Uint8Array> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST")
       return keyFrom((await readFile(file, "utf8")).trim());
-    throw error;
+    throw keyFileError(file, "create", error);
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/** A key file that cannot be read or written is a trail that cannot be written: a TrailError. */
+function keyFileError(file: string, what: "read" | "create", error: unknown): unknown {
+  if (error instanceof TrailError) return error;
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return new TrailError(`cannot ${what} the trail key ${file}: ${(error as Error)?.message ?? error}`, {
+    expected: what === "read" ? "a readable key file" : "the key file written (nothing ran)",
+    found: code ?? "an error",
+    hint:
+      code === "ENOSPC"
+        ? "the trail's disk is full: free space there, then run again"
+        : "check the permissions of the key file and its directory, or set ATOMKIT_TRAIL_KEY",
+    cause: error,
+  });
 }
