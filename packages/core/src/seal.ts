@@ -62,8 +62,8 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
       try {
         await inner.append(runId, sealed, options);
       } catch (error) {
-        // A store may keep the records of a failed write for its next attempt (fileTrail does, so a
-        // full disk loses nothing) or drop them: the next record is chained to what it holds, read back.
+        // The contract says a failed append leaves the store as before it, but a store may keep the
+        // records for its next attempt: the next record is chained to what it holds, read back.
         last.delete(runId);
         throw error;
       }
