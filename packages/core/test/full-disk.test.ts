@@ -156,9 +156,11 @@ describe.skipIf(skip)("a full trail disk (real tmpfs)", () => {
       ["b", "failed-unchanged"],
       ["c", "pending"],
     ]);
-    expect(result.steps[1]?.error?.message).toMatch(
-      /trail could not record the intent, so apply was not started/,
-    );
+    const why = result.steps[1]?.error;
+    expect(why?.message).toMatch(/trail could not record the intent, so apply was not started: cannot write/);
+    // one error, said once: the trail error's own details are the step error's, not repeated inside it
+    expect(why?.message.match(/\[atomkit\]|expected:|fix:/g)).toEqual(["[atomkit]", "expected:", "fix:"]);
+    expect(why?.hint).toMatch(/disk is full/);
     expect(await hashTree(root)).toBe(before);
 
     // the trail on disk lacks the outcome: a new process sees an unfinished run, and recover (which
