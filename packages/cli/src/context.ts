@@ -152,8 +152,17 @@ export class Context {
     const out: { maxFailures?: number; onFailure?: FleetFailurePolicy } = {};
     if (this.flags["max-failures"] !== undefined)
       out.maxFailures = count(this.flags["max-failures"], "--max-failures", 0);
-    if (this.flags["on-failure"] !== undefined)
-      out.onFailure = this.flags["on-failure"] as FleetFailurePolicy;
+    const onFailure = this.flags["on-failure"];
+    if (onFailure !== undefined) {
+      if (!POLICIES.includes(onFailure as FleetFailurePolicy)) {
+        throw new AtomError("ATOM_PARAMS_INVALID", "invalid --on-failure", {
+          expected: POLICIES.join(", "),
+          found: JSON.stringify(onFailure),
+          hint: "e.g. --on-failure rollback-host",
+        });
+      }
+      out.onFailure = onFailure as FleetFailurePolicy;
+    }
     checkFleetOptions(out);
     return out;
   }
@@ -170,10 +179,24 @@ export class Context {
   }
 }
 
-/** `--batch 2` or `--batch 1,25%,100%`. */
+const POLICIES: readonly FleetFailurePolicy[] = ["rollback-all", "rollback-host", "halt"];
+
+/** `--batch 2` or `--batch 1,25%,100%`; anything else is invalid input naming the flag and the text. */
 export function parseBatch(text: string): number | Array<number | `${number}%`> {
   const parts = text.split(",").map((p) => p.trim());
-  const parsed = parts.map((p) => (p.endsWith("%") ? (p as `${number}%`) : strictNumber(p)));
+  const parsed = parts.map((p) => {
+    if (/^\d+(\.\d+)?%$/.test(p) && Number.parseFloat(p) > 0 && Number.parseFloat(p) <= 100)
+      return p as `${number}%`;
+    const n = strictNumber(p);
+    if (!(Number.isInteger(n) && n >= 1)) {
+      throw new AtomError("ATOM_PARAMS_INVALID", "invalid --batch", {
+        expected: "batch sizes separated by commas: whole numbers of at least 1, or percentages up to 100%",
+        found: JSON.stringify(text),
+        hint: "e.g. --batch 1,25%,100% (one host, then a quarter, then the rest)",
+      });
+    }
+    return n;
+  });
   return parsed.length === 1 && typeof parsed[0] === "number" ? parsed[0] : parsed;
 }
 

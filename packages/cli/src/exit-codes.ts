@@ -20,7 +20,11 @@ export const EXIT = {
   unreachable: 7,
   /** A host was refused: its key is unknown, changed or revoked, or it refused the credentials. */
   hostRefused: 8,
-  /** The trail cannot be trusted or written (integrity check failed, a record differs from the deploy file, disk full). */
+  /**
+   * The trail cannot be trusted or written (integrity check failed, a record differs from the deploy
+   * file, disk full). Also a run, undo or recover that finished on the host but whose trail lacks the
+   * outcome: `atomkit recover <runId>` once the trail can be written (the next run is refused until then).
+   */
   trail: 9,
   /** Stopped at once by a second Ctrl-C; the trail is left for `atomkit recover`. */
   interrupted: 130,

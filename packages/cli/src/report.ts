@@ -5,15 +5,18 @@ import { EXIT, exitCodeOf } from "./exit-codes";
 /** What a run or undo's outcome means for the user, on stderr, with commands that work; its exit code. */
 export function reportRun(ctx: Context, result: RunResult, verb: "run" | "undo" | "recover"): number {
   const err = (s: string) => ctx.io.stderr.write(`${s}\n`);
-  trailProblem(ctx, result.trailError, result.runId);
-  if (result.status === "committed") return EXIT.ok;
-  if (result.error && !(verb === "undo" && result.status === "rolled-back")) err(`\n${result.error.message}`);
+  if (result.status !== "committed" && result.error && !(verb === "undo" && result.status === "rolled-back"))
+    err(`\n${result.error.message}`);
   if (result.status === "rollback-failed") {
     err(
       `\nthe host is in a mixed state; still applied: ${result.stillApplied.join(", ") || "unknown"}\nfix what stopped it, then: atomkit recover ${result.runId}`,
     );
-    return EXIT.rollbackFailed;
   }
+  // last, where it is seen: the trail lacks the outcome, and the next run is refused until it has it
+  trailProblem(ctx, result.trailError, result.runId);
+  if (result.status === "rollback-failed") return EXIT.rollbackFailed;
+  if (result.trailError) return EXIT.trail;
+  if (result.status === "committed") return EXIT.ok;
   return verb === "run" ? EXIT.rolledBack : EXIT.ok;
 }
 
@@ -40,6 +43,7 @@ export function reportFleet(ctx: Context, fleet: FleetResult, verb: "run" | "und
     err(`\nsome hosts are in a mixed state; fix what stopped them, then: atomkit recover ${fleet.fleetId}`);
     return EXIT.rollbackFailed;
   }
+  if (fleet.hosts.some((h) => (h.undo ?? h.result)?.trailError)) return EXIT.trail;
   if (verb === "run") {
     if (fleet.status === "committed") {
       err(`to roll every host back later: atomkit undo ${fleet.fleetId}`);
@@ -57,6 +61,6 @@ export function reportFleet(ctx: Context, fleet: FleetResult, verb: "run" | "und
 function trailProblem(ctx: Context, error: AtomError | undefined, runId: string): void {
   if (!error) return;
   ctx.io.stderr.write(
-    `\n! the trail could not record everything: ${error.shortMessage}\n  the host is as reported above; once the trail can be written, run: atomkit recover ${runId}\n`,
+    `\n! the trail could not record everything: ${error.shortMessage}\n${error.hint ? `  fix: ${error.hint}\n` : ""}  the host is as reported above; once the trail can be written, run: atomkit recover ${runId}\n`,
   );
 }

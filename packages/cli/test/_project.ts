@@ -94,12 +94,15 @@ export interface Cli {
 export function atomkit(
   cwd: string,
   args: string[],
-  opts: { onStdout?: (text: string, kill: (s: NodeJS.Signals) => void) => void } = {},
+  opts: {
+    onStdout?: (text: string, kill: (s: NodeJS.Signals) => void) => void;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Cli> {
   return new Promise((resolvePromise) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd,
-      env: { ...process.env, NO_COLOR: "1", CI: "true" },
+      env: { ...process.env, NO_COLOR: "1", CI: "true", ...opts.env },
     });
     let stdout = "";
     let stderr = "";

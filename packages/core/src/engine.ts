@@ -484,7 +484,7 @@ export class Engine {
             entry,
             "apply",
             "ATOM_STEP_FAILED",
-            `the trail could not record the intent, so apply was not started: ${messageOf(error)}`,
+            `the trail could not record the intent, so apply was not started: ${isAtomError(error) ? error.shortMessage : messageOf(error)}`,
             error,
           ),
           t0,

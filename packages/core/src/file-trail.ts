@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { type FileHandle, link, mkdir, open, readdir, readFile, rm, truncate } from "node:fs/promises";
+import { type FileHandle, link, mkdir, open, readdir, readFile, rm, stat, truncate } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AtomError, TrailError } from "./errors";
 import { sealTrail } from "./seal";
@@ -60,7 +60,9 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
   const handles = new Map<string, Promise<Handle>>();
   // Records appended without `sync` wait here and go out with the next synced append, in one write:
   // a crash loses only unsynced records, which the contract allows (recover re-observes those steps).
-  // They leave this map only once written: a failed write keeps them for the next attempt.
+  // They leave this map only once written: a failed write keeps them for the next attempt, but drops the
+  // records of the append that failed (its caller was told; written later, a run record of a run that
+  // never started would turn up as an unfinished run).
   const pending = new Map<string, Buffer[]>();
 
   const fileOf = (runId: string) => {
@@ -83,23 +85,47 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
     return h;
   };
 
-  /** Writes what waits for `runId` (all of it or nothing: a short or failed write is cut back). */
-  const write = async (runId: string, sync: boolean) => {
+  /**
+   * Writes what waits for `runId` (all of it or nothing: a short or failed write is cut back). On a
+   * failure the last `own` records (those of the failing append) are dropped, the others kept.
+   */
+  const write = async (runId: string, sync: boolean, own = 0) => {
     const chunks = pending.get(runId);
-    const h = await handleOf(runId);
+    const keep = () => {
+      const earlier = chunks?.slice(0, chunks.length - own) ?? [];
+      if (earlier.length) pending.set(runId, earlier);
+      else pending.delete(runId);
+    };
+    let h: Handle;
+    try {
+      h = await handleOf(runId);
+    } catch (error) {
+      keep();
+      throw error;
+    }
     if (chunks?.length) {
       const data = Buffer.concat(chunks);
       try {
         await writeAll(h.fh, data);
       } catch (error) {
+        keep();
         // no torn line may stay in the middle of the file: later records would follow it
         await h.fh.truncate(h.size).catch(() => {});
+        // a run none of whose records reached the disk is no run: its empty file would read as corrupt
+        if (h.size === 0) await dropEmpty(runId, h);
         throw trailWriteError(fileOf(runId), error);
       }
       h.size += data.length;
       pending.delete(runId);
     }
     if (sync) await h.fh.sync().catch((error) => Promise.reject(trailWriteError(fileOf(runId), error)));
+  };
+
+  const dropEmpty = async (runId: string, h: Handle) => {
+    handles.delete(runId);
+    await h.fh.close().catch(() => {});
+    const file = fileOf(runId);
+    if ((await stat(file).catch(() => null))?.size === 0) await rm(file, { force: true });
   };
 
   return {
@@ -120,7 +146,7 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
       pending.set(runId, [...list, ...lines]);
       const ending = records.some((r) => r.t === "end" || r.t === "fleet-end");
       if (!opts.sync && !ending) return;
-      await write(runId, opts.sync === true);
+      await write(runId, opts.sync === true, lines.length);
       if (ending) {
         const h = handles.get(runId);
         handles.delete(runId);
@@ -287,7 +313,7 @@ async function keyFromFile(file: string, create: boolean): Promise<Uint8Array> {
   try {
     return keyFrom((await readFile(file, "utf8")).trim());
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw keyFileError(file, "read", error);
     if (!create) {
       throw new TrailError(`no trail key at ${file}`, {
         expected:
@@ -311,8 +337,23 @@ async function keyFromFile(file: string, create: boolean): Promise<Uint8Array> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST")
       return keyFrom((await readFile(file, "utf8")).trim());
-    throw error;
+    throw keyFileError(file, "create", error);
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/** A key file that cannot be read or written is a trail that cannot be written: a TrailError. */
+function keyFileError(file: string, what: "read" | "create", error: unknown): unknown {
+  if (error instanceof TrailError) return error;
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return new TrailError(`cannot ${what} the trail key ${file}: ${(error as Error)?.message ?? error}`, {
+    expected: what === "read" ? "a readable key file" : "the key file written (nothing ran)",
+    found: code ?? "an error",
+    hint:
+      code === "ENOSPC"
+        ? "the trail's disk is full: free space there, then run again"
+        : "check the permissions of the key file and its directory, or set ATOMKIT_TRAIL_KEY",
+    cause: error,
+  });
 }

@@ -59,7 +59,14 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
         prev = macOf(k, prev, rest);
         return { ...rest, mac: prev } as TrailRecord;
       });
-      await inner.append(runId, sealed, options);
+      try {
+        await inner.append(runId, sealed, options);
+      } catch (error) {
+        // The contract says a failed append leaves the store as before it, but a store may keep the
+        // records for its next attempt: the next record is chained to what it holds, read back.
+        last.delete(runId);
+        throw error;
+      }
       last.set(runId, prev);
     },
     readRun: verified,
