@@ -143,7 +143,10 @@ export function describeStepContract(options: StepContractOptions): void {
         };
         await checkState(before);
         await s.apply(before);
-        await checkState(viaTrail(await s.observe()));
+        const after = viaTrail(await s.observe());
+        // put it back: a fixture may share state with the next test (a daemon's image tags)
+        await s.undo(before, after);
+        await checkState(after);
       }
     });
 
