@@ -157,11 +157,21 @@ export const untar = defineStep({
     const { host } = ctx;
     const now = await observeRelease(host, p.path);
     if (now.type === "missing") return;
-    if (now.type !== "directory" || (after.type === "directory" && now.archive !== after.archive)) {
+    // apply writes the release marker before the rename into place: a directory without one was never
+    // extracted by this step, whatever a trail says (a forged record must not make undo delete it)
+    if (
+      now.type !== "directory" ||
+      now.archive === null ||
+      (after.type === "directory" && now.archive !== after.archive)
+    ) {
       throw stepError(ctx, KIND, "undo", `${show(p.path)} is not the directory this step extracted`, {
         expected: after.type === "directory" ? `a directory from archive ${after.archive}` : "that directory",
         found:
-          now.type === "directory" ? `a directory from archive ${now.archive ?? "unknown"}` : `a ${now.type}`,
+          now.type !== "directory"
+            ? `a ${now.type}`
+            : now.archive === null
+              ? `a directory without a release marker (${MARKER})`
+              : `a directory from archive ${now.archive}`,
         hint: "someone replaced it; inspect it and remove it by hand if it should go",
       });
     }
