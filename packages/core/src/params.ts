@@ -1,5 +1,6 @@
 import { messageOf } from "./_utils";
 import { ParamsError, type ParamsIssue } from "./errors";
+import { Redactor } from "./redact";
 import type { ParamsSchema, Step } from "./step";
 import type { StandardSchemaV1 } from "./types";
 
@@ -49,12 +50,18 @@ export async function checkWith(schema: ParamsSchema<unknown, unknown>, value: u
 export async function validateAll(steps: readonly Step[], context: { atom: string; host?: string }) {
   const values: unknown[] = [];
   const issues: ParamsIssue[] = [];
+  // A refusal quotes what it refuses (a url holding a token, a preflight naming the credential it
+  // tried): every step's secrets, as given and as validated, are masked in the messages.
+  const redactor = new Redactor();
+  const secretPaths = (step: Step) => [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
+  for (const step of steps) redactor.add(step.params, secretPaths(step));
   for (const step of steps) {
     const r = await validateParams(step);
     if (r.issues) {
       issues.push(...r.issues);
       continue;
     }
+    redactor.add(r.value, secretPaths(step));
     values.push(r.value);
     if (!step.definition.preflight) continue;
     try {
@@ -70,6 +77,7 @@ export async function validateAll(steps: readonly Step[], context: { atom: strin
     }
   }
   if (issues.length) {
+    for (const i of issues) i.message = redactor.text(i.message);
     const lines = issues.map(
       (i) => `step "${i.step}" (${i.kind}) ${i.path ? `field "${i.path}"` : "params"}: ${i.message}`,
     );
