@@ -118,7 +118,15 @@ export default defineConfig({
     }),
     // an atom whose build fails quoting its declared secret var
     vault: defineAtom({
-      vars: { key: { secret: true } },
+      vars: {
+        key: { secret: true },
+        // a schema whose refusal quotes the value it refuses
+        key2: {
+          secret: true,
+          default: "ok",
+          schema: { "~standard": { version: 1, vendor: "test", validate: (v: unknown) => (v === "ok" ? { value: v } : { issues: [{ message: \`"\${v}" is not a vault key\` }] }) } },
+        },
+      },
       atom: (v) => {
         throw new Error(\`the vault refused key "\${v.key}"\`);
       },
@@ -321,6 +329,10 @@ describe("refusals before anything runs quote no secret", () => {
         ],
         [["run", "vault", "--var", `key=${viaVar}`], /the vault refused key "\*\*\*"/],
         [["plan", "vault", "--var", `key=${direct}`, "--json"], /the vault refused key/],
+        [
+          ["run", "vault", "--var", `key=${direct}`, "--var", `key2=${viaVar}`],
+          /var "key2": "\*\*\*" is not a vault key/,
+        ],
       ] as const) {
         const r = await atomkit(p.dir, [...args]);
         expect(r.code, `${args.join(" ")}\n${r.stderr}`).toBe(2);
