@@ -4,6 +4,7 @@ import {
   AtomError,
   atomSecrets,
   isAtomError,
+  Redactor,
   type RunView,
   registerSteps,
   stepsOf,
@@ -154,9 +155,12 @@ export class Atoms {
       atom = await e.build(vars, { host: hostKey });
     } catch (error) {
       if (isAtomError(error) && error.code === "ATOM_PARAMS_INVALID") throw error;
+      // the deploy file's own message may quote a var it could not use: never a secret one
+      const mask = new Redactor();
+      mask.addValues(Object.entries(vars).flatMap(([k, v]) => (e.specs?.[k]?.secret ? [v] : [])));
       throw new AtomError(
         "ATOM_PARAMS_INVALID",
-        `atom "${name}" of ${this.loaded.path} could not be built: ${(error as Error)?.message ?? error}`,
+        `atom "${name}" of ${this.loaded.path} could not be built: ${mask.text(String((error as Error)?.message ?? error))}`,
         {
           cause: error,
           // names only: a var's value may be a secret

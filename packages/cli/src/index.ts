@@ -5,9 +5,9 @@ export type {
   DeclaredAtom,
   HostEntry,
   LoadedConfig,
-  Vars,
   VarSpec,
   VarSpecs,
+  Vars,
 } from "./config";
 export { CONFIG_NAMES, defineAtom, defineConfig, loadConfig } from "./config";
 export { EXIT } from "./exit-codes";

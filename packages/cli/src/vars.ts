@@ -3,6 +3,7 @@ import {
   type AtomError,
   ParamsError,
   type ParamsIssue,
+  Redactor,
   type StandardSchemaV1,
 } from "@atomkit/core";
 
@@ -61,7 +62,11 @@ export async function resolveVars(
     if (spec.schema) {
       const r = await spec.schema["~standard"].validate(value);
       if (r.issues) {
-        issues.push(`var "${name}": ${r.issues[0]?.message ?? "invalid"}`);
+        const message = r.issues[0]?.message ?? "invalid";
+        // a schema's message may quote the value it refuses
+        const mask = new Redactor();
+        if (spec.secret) mask.addValues([value]);
+        issues.push(`var "${name}": ${mask.text(message)}`);
         continue;
       }
     }
