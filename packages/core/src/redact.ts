@@ -5,6 +5,10 @@ export const MASK = "***";
 /** Below this length a secret is masked only where it stands whole (a word, or a whole value). */
 const SUBSTRING_MIN = 4;
 
+/** Run ids (`20261127T001502123Z-3f9a1c`, older ones without the milliseconds) and ISO timestamps. */
+const STRUCTURE =
+  /(?<![A-Za-z0-9])\d{8}T\d{6}(?:\d{3})?Z-[0-9a-f]{6}(?![A-Za-z0-9])|(?<!\d)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})(?!\d)/g;
+
 /**
  * Masks secret values inside the *values* of what leaves the engine (states, titles, messages, params
  * outside the secret paths, errors). It never touches keys, and the engine applies it field by field, so
@@ -50,13 +54,36 @@ export class Redactor {
     return this.walk(value) as T;
   }
 
-  /** Masks every secret in a piece of free text. */
+  /**
+   * Masks every secret in a piece of free text; a run id or timestamp the text quotes is structure and
+   * stays whole around a secret that is only part of it (a year `2026`: the id tells nothing secret).
+   */
   text(s: string): string {
     if (this.empty || !s) return s;
-    let out = s;
-    for (const v of this.forms.substrings) if (out.includes(v)) out = out.split(v).join(MASK);
-    if (this.forms.words) out = out.replace(this.forms.words, MASK);
-    return out;
+    const hits: Array<[number, number]> = [];
+    for (const v of this.forms.substrings)
+      for (let i = s.indexOf(v); i !== -1; i = s.indexOf(v, i + v.length)) hits.push([i, i + v.length]);
+    if (this.forms.words)
+      for (const m of s.matchAll(this.forms.words)) hits.push([m.index, m.index + m[0].length]);
+    if (!hits.length) return s;
+    const kept = [...s.matchAll(STRUCTURE)].map((m) => [m.index, m.index + m[0].length] as const);
+    const masked = kept.length
+      ? hits.filter(([a, b]) => !kept.some(([x, y]) => x <= a && b <= y && b - a < y - x))
+      : hits;
+    // each stretch covered by one or more (overlapping) secrets becomes one mask
+    masked.sort((p, q) => p[0] - q[0] || q[1] - p[1]);
+    let out = "";
+    let at = 0;
+    for (const [a, b] of masked) {
+      if (b <= at) continue;
+      if (a < at) {
+        at = b; // overlaps the stretch just masked: extend it
+        continue;
+      }
+      out += `${s.slice(at, a)}${MASK}`;
+      at = b;
+    }
+    return out + s.slice(at);
   }
 
   private walk(value: unknown): unknown {
