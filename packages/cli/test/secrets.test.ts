@@ -195,9 +195,20 @@ describe("secrets never reach the trail, the output or the host's files", () => 
       await cli(["plan", "sec", ...token], 0);
       await cli(["plan", "sec", ...token, "--json"], 0);
 
+      const hostFiles = () =>
+        filesUnder(
+          p.dir,
+          (rel) => rel === "node_modules" || rel === "atomkit.config.ts" || rel === "deploy/config.env",
+        );
+      const leaks: Leak[] = [];
+
       // run committing (plain), then what the trail and status show of it
       const committed = runIdOf(await cli(["run", "sec", ...token], 0));
       expect((await environOf(join(deploy, "run/app.pid"))).APP_TOKEN).toBe(direct);
+      // the files a committed deploy leaves (the app's launch record among them), before undo removes them
+      const live = await hostFiles();
+      expect(live.some((f) => f.endsWith("app.pid.launch.json"))).toBe(true);
+      leaks.push(...(await fileLeaks(live, secrets)));
       for (const args of [
         ["trail"],
         ["trail", "--json"],
@@ -225,10 +236,11 @@ describe("secrets never reach the trail, the output or the host's files", () => 
       expect(await legacyToken()).toBe(viaVar);
       expect(await hashTree(deploy)).not.toBe(stopped);
 
-      // run committing (--json) and undo (--json)
+      // run committing (--json) and undo (--json); list
       const second = runIdOf(await cli(["run", "sec", ...token, "--json"], 0));
       await cli(["undo", second, ...token, "--json"], 0);
       expect(await legacyToken()).toBe(viaVar);
+      await cli(["list"], 0);
 
       // runs failing and rolled back: the live TTY tree, and --json
       const tty = await atomkitTty(p.dir, ["run", "sec", ...token, "--var", "fail=1"]);
@@ -252,6 +264,7 @@ describe("secrets never reach the trail, the output or the host's files", () => 
       });
       expect(dead.signal).toBe("SIGKILL");
       const deadId = runIdOf(dead);
+      leaks.push(...(await fileLeaks(await hostFiles(), secrets))); // what a crash leaves
       const noVar = await cli(["recover"], 2);
       expect(noVar.stderr).toMatch(/secret var\(s\) token/);
       const rec = await cli(["recover", ...token], 0);
@@ -277,15 +290,11 @@ describe("secrets never reach the trail, the output or the host's files", () => 
       }
 
       // the sinks: every stream of every command, every file the project and the steps left
-      const leaks: Leak[] = [];
       for (const { cmd, r } of outputs) {
         leaks.push(...leaksIn(`stdout of \`${cmd}\``, r.stdout, secrets));
         leaks.push(...leaksIn(`stderr of \`${cmd}\``, r.stderr, secrets));
       }
-      const files = await filesUnder(
-        p.dir,
-        (rel) => rel === "node_modules" || rel === "atomkit.config.ts" || rel === "deploy/config.env",
-      );
+      const files = await hostFiles();
       expect(files.some((f) => f.includes(".atomkit/trails/"))).toBe(true);
       expect(files.some((f) => f.endsWith("legacy.pid.launch.json"))).toBe(true);
       leaks.push(...(await fileLeaks(files, secrets)));
