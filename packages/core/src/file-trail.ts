@@ -19,7 +19,8 @@ export interface FileTrailOptions {
   /**
    * Where the key is kept when none is given: default `trail.key` beside the trail directory (outside
    * it, so whoever can drop a file into the trail directory cannot sign it). Created with mode 0600 on
-   * the first write; keep it out of version control, and copy it with the trails you move.
+   * the first write to a trail that holds no runs yet (a trail with runs and no key refuses to write:
+   * the key is lost); keep it out of version control, and copy it with the trails you move.
    */
   keyFile?: string;
 }
@@ -46,7 +47,10 @@ export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readon
     given !== undefined && given !== ""
       ? keyFrom(given)
       : (purpose: "read" | "write") =>
-          keyFromFile(options.keyFile ?? join(dirname(dir), "trail.key"), purpose === "write");
+          keyFromFile(
+            options.keyFile ?? join(dirname(dir), "trail.key"),
+            purpose === "write" ? dir : undefined,
+          );
   return Object.assign(sealTrail(store, key), { dir });
 }
 
@@ -309,18 +313,30 @@ function keyFrom(given: Uint8Array | string): Uint8Array {
   return Buffer.from(given, "utf8");
 }
 
-async function keyFromFile(file: string, create: boolean): Promise<Uint8Array> {
+/** The key in `file`; created for a new trail (`createFor`: its directory) that holds no runs yet. */
+async function keyFromFile(file: string, createFor: string | undefined): Promise<Uint8Array> {
   try {
     return keyFrom((await readFile(file, "utf8")).trim());
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw keyFileError(file, "read", error);
-    if (!create) {
-      throw new TrailError(`no trail key at ${file}`, {
+    const missing = (found: string, more = "") =>
+      new TrailError(`no trail key at ${file}${found}`, {
         expected:
           "the key the trail was sealed with (the trail.key file beside the trail directory, or ATOMKIT_TRAIL_KEY)",
         found: "no key file",
-        hint: "copy trail.key along with the trails, or set ATOMKIT_TRAIL_KEY to the key they were written with",
+        hint: `copy trail.key along with the trails, or set ATOMKIT_TRAIL_KEY to the key they were written with${more}`,
       });
+    if (createFor === undefined) throw missing("");
+    // runs sealed with a key that is gone: a new key would make all of them unreadable (a crashed one
+    // would no longer block a deploy, nor be recoverable), so the key is lost, not yet to be made
+    const runs = (
+      await listIds(createFor).catch((e: unknown) => Promise.reject(keyFileError(file, "create", e)))
+    ).length;
+    if (runs) {
+      throw missing(
+        `, but the trail ${createFor} holds ${runs} run(s) sealed with one`,
+        "; to start a new trail instead, move those runs out of the directory first",
+      );
     }
   }
   // written whole to a temporary file, then linked into place: a racing process reads all of it or none
