@@ -143,8 +143,12 @@ describe("atomkit recover / undo on a forged trail (the built binary)", () => {
       expect(r.stderr).toMatch(/trail record 1 of run \S+ fails its integrity check \(it has no mac\)/);
       expect(r.stderr).toMatch(/nothing acts on it/);
     }
+    // recover of every unfinished run acts on none, and says which file it could not read
     const all = await atomkit(p.dir, ["recover"]);
     expect(all.code, all.stderr).toBe(0);
+    expect(all.stderr).toMatch(
+      new RegExp(`! trail file of ${id} cannot be read, so it was not recovered: .*integrity check`),
+    );
     const t = await atomkit(p.dir, ["trail"]);
     expect(t.stdout).toMatch(new RegExp(`${id}\\s+\\?.*corrupt.*fails its integrity check`));
     const s = await atomkit(p.dir, ["status"]);
