@@ -66,6 +66,11 @@ export async function recoverCommand(ctx: Context, id?: string): Promise<number>
   const results = await recover(trail, { ...options, ...(id ? { runId: id } : {}) });
   ctx.renderer.done();
   if (!results.length) ctx.renderer.note("no unfinished runs");
+  // a file that fails to read may be a dead run too: never acted on, never silently passed over
+  if (!id) {
+    for (const r of (await trail.listRuns()).filter((x) => x.status === "corrupt"))
+      out(`! trail file of ${r.runId} cannot be read, so it was not recovered: ${r.problem}`);
+  }
   for (const r of results) {
     out(`${r.runId} on ${r.host}: ${r.found.replace(/-/g, " ")} → ${r.status}`);
     const c = reportRun(ctx, r, "recover");
