@@ -98,29 +98,33 @@ describe("atomkit run on a fleet", () => {
     expect(await pages()).toEqual(["v2", "v1", "v2"]);
   });
 
-  it("a fleet is one run: undo <fleetId> and rollback act on every host in one command, verified, exit 0", async () => {
-    expect((await atomkit(dir, ["run", "release", "--var", "v=v1"])).code).toBe(0);
-    const v2 = await atomkit(dir, ["run", "release", "--var", "v=v2"]);
-    expect(v2.code, v2.stderr).toBe(0);
-    const fleetId = /fleet (\S+) committed/.exec(v2.stderr)![1]!;
-    expect(v2.stderr).toContain(`atomkit undo ${fleetId}`);
-    const trail = await atomkit(dir, ["trail", fleetId]);
-    expect(trail.stdout).toMatch(/fleet run of release on 3 host\(s\)/);
-    const failing = await atomkit(dir, ["run", "release", "--var", "v=v3", "--var", "failOn=c"]);
-    expect(failing.code).toBe(3);
-    expect(await pages()).toEqual(["v2", "v2", "v2"]);
-    // the failed v3 fleet is net zero: undoing the v2 fleet run is no drift
-    const undo = await atomkit(dir, ["undo", fleetId]);
-    expect(undo.code, undo.stderr).toBe(0);
-    expect(undo.stderr).toMatch(/undo \S+ rolled-back \(0 failed\)/);
-    expect(await pages()).toEqual(["v1", "v1", "v1"]);
-    // forward again, and back with one rollback
-    expect((await atomkit(dir, ["run", "release", "--var", "v=v4"])).code).toBe(0);
-    const back = await atomkit(dir, ["rollback", "release", "--concurrency", "2"]);
-    expect(back.code, back.stderr).toBe(0);
-    expect(await pages()).toEqual(["v1", "v1", "v1"]);
-    const none = await atomkit(dir, ["rollback", "release"]);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toContain("nothing earlier to go back to");
-  }, 5 * 60_000);
+  it(
+    "a fleet is one run: undo <fleetId> and rollback act on every host in one command, verified, exit 0",
+    async () => {
+      expect((await atomkit(dir, ["run", "release", "--var", "v=v1"])).code).toBe(0);
+      const v2 = await atomkit(dir, ["run", "release", "--var", "v=v2"]);
+      expect(v2.code, v2.stderr).toBe(0);
+      const fleetId = /fleet (\S+) committed/.exec(v2.stderr)![1]!;
+      expect(v2.stderr).toContain(`atomkit undo ${fleetId}`);
+      const trail = await atomkit(dir, ["trail", fleetId]);
+      expect(trail.stdout).toMatch(/fleet run of release on 3 host\(s\)/);
+      const failing = await atomkit(dir, ["run", "release", "--var", "v=v3", "--var", "failOn=c"]);
+      expect(failing.code).toBe(3);
+      expect(await pages()).toEqual(["v2", "v2", "v2"]);
+      // the failed v3 fleet is net zero: undoing the v2 fleet run is no drift
+      const undo = await atomkit(dir, ["undo", fleetId]);
+      expect(undo.code, undo.stderr).toBe(0);
+      expect(undo.stderr).toMatch(/undo \S+ rolled-back \(0 failed\)/);
+      expect(await pages()).toEqual(["v1", "v1", "v1"]);
+      // forward again, and back with one rollback
+      expect((await atomkit(dir, ["run", "release", "--var", "v=v4"])).code).toBe(0);
+      const back = await atomkit(dir, ["rollback", "release", "--concurrency", "2"]);
+      expect(back.code, back.stderr).toBe(0);
+      expect(await pages()).toEqual(["v1", "v1", "v1"]);
+      const none = await atomkit(dir, ["rollback", "release"]);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toContain("nothing earlier to go back to");
+    },
+    5 * 60_000,
+  );
 });
