@@ -308,6 +308,23 @@ describe("(b) a forged process.stop whose recorded launch is a shell command", (
       await untouched();
     });
 
+    it("a recorded launch in a directory outside the roots (the params untouched): refused", async () => {
+      const id = forgedRunId();
+      await appendSealed(
+        trail(),
+        id,
+        await forgedStop(id, {
+          before: (s) => {
+            (s.launch as Record<string, unknown>).dir = "/tmp";
+            (s.launch as Record<string, unknown>).cwd = "/tmp";
+          },
+        }),
+      );
+      const e = await refused(undoWith(id, { roots: [deploy] }));
+      expect(e.message).toMatch(/would change paths outside the allowed roots[\s\S]*\/tmp/);
+      await untouched();
+    });
+
     it("a step the deploy file does not build (another pid file): refused by undo and recover", async () => {
       const done = forgedRunId();
       await appendSealed(trail(), done, await forgedStop(done));
@@ -388,6 +405,13 @@ describe("(c) a forged symlink.swap whose before-target is /etc/shadow", () => {
     );
     expect((await refused(undoWith(outside, { roots: [deploy] }))).message).toMatch(
       /outside the allowed roots/,
+    );
+    // well-formed, the very params the deploy file builds, sealed: only the state was forged. The
+    // undo would point the link outside the roots: refused (kinds name their states' paths in owns)
+    const outsideTarget = forgedRunId();
+    await appendSealed(trail(), outsideTarget, await forgedSwap(outsideTarget));
+    expect((await refused(undoWith(outsideTarget, { roots: [deploy], atom: release(1) }))).message).toMatch(
+      /would change paths outside the allowed roots[\s\S]*\/etc\/shadow/,
     );
     const other = forgedRunId();
     await appendSealed(

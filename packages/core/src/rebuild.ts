@@ -205,7 +205,12 @@ function checkRoots(view: RunView, s: StepView, bound: BoundStep, roots: readonl
   if (!roots || !bound.definition.owns) return;
   let paths: string[];
   try {
-    paths = bound.definition.owns(bound.params);
+    // what the step changes, and what an undo to each recorded state would make of the host
+    const states = [s.before, s.after].filter((x) => x !== undefined);
+    paths = [
+      ...bound.definition.owns(bound.params),
+      ...states.flatMap((state) => bound.definition.owns!(bound.params, state)),
+    ];
   } catch (error) {
     throw refusal(view, s, `cannot tell which paths step "${s.name}" changes: ${messageOf(error)}`);
   }

@@ -59,10 +59,12 @@ export interface StepKindDefinition<In, P, S> {
    */
   state?: ParamsSchema<unknown, S>;
   /**
-   * The absolute paths on the host this step changes (e.g. `[params.path]`). recover and undo refuse a
-   * recorded step whose paths fall outside the roots the caller allows (`roots`).
+   * The absolute paths on the host this step changes (e.g. `[params.path]`). Given a recorded state,
+   * also the paths an undo to that state would create, point at or work in (a link's target, a
+   * restarted process's directory). recover and undo refuse a recorded step whose paths fall outside
+   * the roots the caller allows (`roots`).
    */
-  owns?(params: P): string[];
+  owns?(params: P, state?: S): string[];
   /**
    * Removes what an interrupted apply or undo may have left beside its target (temporary names).
    * Called by recover once the run is settled; must not change the observed state.

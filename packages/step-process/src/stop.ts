@@ -472,5 +472,10 @@ export const stopProcess = defineStep({
     checkState(rest);
     return value as StopProcessState;
   },
-  owns: (p) => (p.pidFile ? [p.pidFile, recordPath(p.pidFile)] : []),
+  // an undo to a recorded state restarts the process in its directory (its argv cannot be bounded by
+  // paths: the trail's seal and the deploy-file check vouch for it)
+  owns: (p, state) => [
+    ...(p.pidFile ? [p.pidFile, recordPath(p.pidFile)] : []),
+    ...(state?.running ? [state.launch.dir] : []),
+  ],
 });

@@ -65,7 +65,9 @@ export const swapSymlink = defineStep({
   describe: (p) => `link ${p.link} → ${p.target}`,
   observe: (ctx, p) => observeLink(ctx.host, p.link),
   state: checkState,
-  owns: (p) => [p.link],
+  // an undo to a recorded state points the link at that state's target: it must lie within the roots too
+  owns: (p, state) =>
+    state?.type === "symlink" ? [p.link, posix.resolve(posix.dirname(p.link), state.target)] : [p.link],
   // the temporary link of an interrupted swap (apply or undo), beside the link
   async cleanup(ctx, p) {
     const dir = posix.dirname(p.link);
