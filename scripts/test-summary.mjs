@@ -8,6 +8,8 @@ let failed = 0;
 let skipped = 0;
 let reports = 0;
 const rows = [];
+/** [seconds, "pkg/test/file.test.ts"] of every test file, for the slowest-files list. */
+const files = [];
 for (const dir of ["packages", "apps"]) {
   if (!existsSync(dir)) continue;
   for (const pkg of readdirSync(dir).sort()) {
@@ -22,6 +24,10 @@ for (const dir of ["packages", "apps"]) {
     const p = r.numPassedTests;
     const f = r.numFailedTests + brokenFiles;
     const s = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    for (const t of r.testResults ?? []) {
+      if (t.startTime && t.endTime)
+        files.push([(t.endTime - t.startTime) / 1000, `${dir}/${pkg}/${t.name.split(`/${pkg}/`).pop()}`]);
+    }
     rows.push(
       `  ${`${dir}/${pkg}`.padEnd(26)} ${String(p).padStart(4)} passed ${String(f).padStart(3)} failed ${String(s).padStart(3)} skipped`,
     );
@@ -31,5 +37,9 @@ for (const dir of ["packages", "apps"]) {
   }
 }
 console.log(rows.join("\n"));
+// where the time goes, on this machine: a file that grows here is the next one to time out on a slow box
+files.sort((a, b) => b[0] - a[0]);
+console.log("slowest test files:");
+for (const [sec, name] of files.slice(0, 8)) console.log(`  ${sec.toFixed(1).padStart(6)} s  ${name}`);
 console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 || reports === 0 || passed === 0 ? 1 : 0);
