@@ -57,7 +57,8 @@ const viaSsh = (sshOptions: DockerSshConnection["sshOptions"] = {}): DockerSshCo
   port: SSH_PORT,
   username: ssh.ATOMKIT_SSH_USER ?? "root",
   sshOptions: { privateKeyPath: KEY, knownHosts: KNOWN_HOSTS, ...sshOptions },
-  waitMs: 2000,
+  // reaching the daemon over SSH takes seconds on a loaded box; the cases that must fail set their own
+  waitMs: HEALTHY_MS,
 });
 
 const PREFIX = filePrefix("ssh");

@@ -177,7 +177,8 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
         name,
         image: V2,
         cmd: ["sh", "-c", "echo config file missing >&2; exit 7"],
-        health: { http: { port }, timeoutMs: 20_000 },
+        // the exit ends the wait: a long budget costs nothing and no loaded box outlasts it
+        health: { http: { port }, timeoutMs: HEALTHY_MS },
       });
       const r = await run(atom("release", { steps: [crashing] }), {
         host: host(),
