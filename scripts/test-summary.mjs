@@ -17,9 +17,10 @@ for (const dir of ["packages", "apps"]) {
     if (!existsSync(file)) continue;
     const r = JSON.parse(readFileSync(file, "utf8"));
     reports++;
-    // a test file that failed to load has no tests, but it is a failure
+    // a test file that failed without a failed test (it did not load, or a beforeAll/afterAll hook
+    // failed or timed out) is a failure too
     const brokenFiles = (r.testResults ?? []).filter(
-      (f) => f.status === "failed" && !f.assertionResults?.length,
+      (f) => f.status === "failed" && !(f.assertionResults ?? []).some((a) => a.status === "failed"),
     ).length;
     const p = r.numPassedTests;
     const f = r.numFailedTests + brokenFiles;
