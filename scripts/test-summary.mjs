@@ -8,6 +8,8 @@ let failed = 0;
 let skipped = 0;
 let reports = 0;
 const rows = [];
+/** [seconds, "pkg/test/file.test.ts"] of every test file, for the slowest-files list. */
+const files = [];
 for (const dir of ["packages", "apps"]) {
   if (!existsSync(dir)) continue;
   for (const pkg of readdirSync(dir).sort()) {
@@ -15,13 +17,18 @@ for (const dir of ["packages", "apps"]) {
     if (!existsSync(file)) continue;
     const r = JSON.parse(readFileSync(file, "utf8"));
     reports++;
-    // a test file that failed to load has no tests, but it is a failure
+    // a test file that failed without a failed test (it did not load, or a beforeAll/afterAll hook
+    // failed or timed out) is a failure too
     const brokenFiles = (r.testResults ?? []).filter(
-      (f) => f.status === "failed" && !f.assertionResults?.length,
+      (f) => f.status === "failed" && !(f.assertionResults ?? []).some((a) => a.status === "failed"),
     ).length;
     const p = r.numPassedTests;
     const f = r.numFailedTests + brokenFiles;
     const s = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    for (const t of r.testResults ?? []) {
+      if (t.startTime && t.endTime)
+        files.push([(t.endTime - t.startTime) / 1000, `${dir}/${pkg}/${t.name.split(`/${pkg}/`).pop()}`]);
+    }
     rows.push(
       `  ${`${dir}/${pkg}`.padEnd(26)} ${String(p).padStart(4)} passed ${String(f).padStart(3)} failed ${String(s).padStart(3)} skipped`,
     );
@@ -31,5 +38,9 @@ for (const dir of ["packages", "apps"]) {
   }
 }
 console.log(rows.join("\n"));
+// where the time goes, on this machine: a file that grows here is the next one to time out on a slow box
+files.sort((a, b) => b[0] - a[0]);
+console.log("slowest test files:");
+for (const [sec, name] of files.slice(0, 8)) console.log(`  ${sec.toFixed(1).padStart(6)} s  ${name}`);
 console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 || reports === 0 || passed === 0 ? 1 : 0);

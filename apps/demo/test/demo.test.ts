@@ -1,19 +1,34 @@
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { serviceMissing, testbedEnv } from "@atomkit/testkit";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 
 const DEMO = join(__dirname, "../dist/index.js");
+/**
+ * Runs the demo as a user would and waits for it to end, however long a loaded box takes (no time
+ * limit of its own: a hang is the test's timeout to report, and the demo is killed when the test ends).
+ */
 const demo = (args: string[]) =>
-  spawnSync(process.execPath, [DEMO, ...args], {
-    encoding: "utf8",
-    timeout: 60_000,
-    env: { ...process.env, NO_COLOR: "1" },
+  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [DEMO, ...args], { env: { ...process.env, NO_COLOR: "1" } });
+    onTestFinished(() => {
+      child.kill("SIGKILL");
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
   });
 
 describe("the demo, as `npm run demo` runs it", () => {
-  it("deploys v1, v2, then rolls a broken v3 back to v2, verified, answering HTTP", () => {
-    const r = demo([]);
+  it("deploys v1, v2, then rolls a broken v3 back to v2, verified, answering HTTP", async () => {
+    const r = await demo([]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/① deploy v1[\s\S]*✓ local: committed — GET \/ now answers "200 hello from v1"/);
     expect(r.stdout).toMatch(/② deploy v2[\s\S]*✓ local: committed — GET \/ now answers "200 hello from v2"/);
@@ -30,8 +45,8 @@ describe("the demo, as `npm run demo` runs it", () => {
     );
   });
 
-  it.each(["unpack", "link"])("--fail-at %s rolls the v2 deploy back to v1", (step) => {
-    const r = demo(["--fail-at", step]);
+  it.each(["unpack", "link"])("--fail-at %s rolls the v2 deploy back to v1", async (step) => {
+    const r = await demo(["--fail-at", step]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`✗ ${step} failed-changed: .*injected failure`));
     expect(r.stdout).toMatch(
@@ -42,14 +57,14 @@ describe("the demo, as `npm run demo` runs it", () => {
     );
   });
 
-  it("refuses unknown flags with its usage (exit 2)", () => {
-    const r = demo(["--bogus"]);
+  it("refuses unknown flags with its usage (exit 2)", async () => {
+    const r = await demo(["--bogus"]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/Unknown option '--bogus'[\s\S]*--hosts/);
   });
 
-  it("refuses an unknown --fail-at step", () => {
-    const r = demo(["--fail-at", "nope"]);
+  it("refuses an unknown --fail-at step", async () => {
+    const r = await demo(["--fail-at", "nope"]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--fail-at must be one of drain, upload/);
   });
@@ -63,8 +78,8 @@ const noDocker = serviceMissing(
 );
 
 describe.skipIf(noDocker)("the demo's container form (--docker), against a real dockerd", () => {
-  it("swaps v1 → v2, then rolls a broken v3 back to v2, verified", () => {
-    const r = demo(["--docker"]);
+  it("swaps v1 → v2, then rolls a broken v3 back to v2, verified", async () => {
+    const r = await demo(["--docker"]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(
       /① v1[\s\S]*✓ committed — GET \/index.html answers "200 atomkit-test busybox v1"/,

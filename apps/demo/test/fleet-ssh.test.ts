@@ -46,7 +46,7 @@ describe.skipIf(skip)("fleet release over real sshd", () => {
   afterAll(async () => {
     for (const h of hosts ?? []) await stopApp(h, `${baseOf(h)}/app.pid`).catch(() => {});
     await Promise.all((hosts ?? []).map((h) => h.close()));
-    await rm(work, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true, maxRetries: 10 });
   });
 
   it("v1 commits on every host; v2 failing health on one host mid-fleet rolls back every host (rollback-all), verified", async () => {

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { onTestFinished } from "vitest";
 
 export const BIN = resolve(__dirname, "../dist/bin.js");
 const PACKAGES = resolve(__dirname, "../..");
@@ -81,7 +82,12 @@ export default defineConfig({
 });
 `,
   );
-  return { dir, www: join(dir, "www"), cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    www: join(dir, "www"),
+    // retried: a CLI child of a test that timed out may still be writing here for a moment
+    cleanup: () => rm(dir, { recursive: true, force: true, maxRetries: 10 }),
+  };
 }
 
 export interface Cli {
@@ -97,12 +103,17 @@ export function atomkit(
   opts: {
     onStdout?: (text: string, kill: (s: NodeJS.Signals) => void) => void;
     env?: Record<string, string>;
+    onStderr?: (text: string, kill: (s: NodeJS.Signals) => void) => void;
   } = {},
 ): Promise<Cli> {
   return new Promise((resolvePromise) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd,
       env: { ...process.env, NO_COLOR: "1", CI: "true", ...opts.env },
+    });
+    // a run left hanging by a failed or timed-out test must not outlive it (nor write into its dir)
+    onTestFinished(() => {
+      child.kill("SIGKILL");
     });
     let stdout = "";
     let stderr = "";
@@ -112,7 +123,13 @@ export function atomkit(
     });
     child.stderr.on("data", (d: Buffer) => {
       stderr += d;
+      opts.onStderr?.(stderr, (s) => child.kill(s));
     });
     child.on("close", (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
   });
+}
+
+/** Resolves once `check()` holds, polling: for a step's change to land before the test interrupts it. */
+export async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 20));
 }

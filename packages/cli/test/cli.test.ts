@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { hashTree } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { atomkit, makeProject } from "./_project";
+import { atomkit, makeProject, until } from "./_project";
 
 let p: Awaited<ReturnType<typeof makeProject>>;
 beforeEach(async () => {
@@ -12,6 +12,15 @@ afterEach(() => p.cleanup());
 
 const read = (path: string) => readFile(path, "utf8").catch(() => null);
 const runIdOf = (text: string) => /run release (\S+)/.exec(text)?.[1] ?? "";
+/** Sends `signal` once the hanging step "page" has written its page: interrupted mid-step, on any box. */
+const whenPageWritten = (signal: NodeJS.Signals) => {
+  let sent = false;
+  return (text: string, kill: (s: NodeJS.Signals) => void) => {
+    if (sent || !text.includes("▸ page")) return;
+    sent = true;
+    void until(async () => (await read(join(p.www, "index.html"))) === "v1").then(() => kill(signal));
+  };
+};
 
 describe("atomkit (the built binary, as a user runs it)", () => {
   it("run commits with exit 0 and plain progress lines; trail lists the run", async () => {
@@ -146,14 +155,8 @@ describe("atomkit (the built binary, as a user runs it)", () => {
 
   it("Ctrl-C aborts the step and rolls back (exit 3)", async () => {
     const before = await hashTree(p.www);
-    let sent = false;
     const r = await atomkit(p.dir, ["run", "release", "--var", "hang=1"], {
-      onStdout: (text, kill) => {
-        if (!sent && text.includes("▸ page")) {
-          sent = true;
-          setTimeout(() => kill("SIGINT"), 100);
-        }
-      },
+      onStdout: whenPageWritten("SIGINT"),
     });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/SIGINT: aborting/);
@@ -163,14 +166,14 @@ describe("atomkit (the built binary, as a user runs it)", () => {
 
   it("a second Ctrl-C stops at once (exit 130), leaving the trail for recover", async () => {
     const before = await hashTree(p.www);
-    let sent = 0;
+    let again = false;
     const r = await atomkit(p.dir, ["run", "release", "--var", "stubborn=1"], {
-      onStdout: (text, kill) => {
-        if (!sent && text.includes("▸ page")) {
-          sent = 1;
-          setTimeout(() => kill("SIGINT"), 100);
-          setTimeout(() => kill("SIGINT"), 400);
-        }
+      onStdout: whenPageWritten("SIGINT"),
+      // the second Ctrl-C once the first was taken (two signals sent at once may arrive as one)
+      onStderr: (text, kill) => {
+        if (again || !/SIGINT: aborting/.test(text)) return;
+        again = true;
+        kill("SIGINT");
       },
     });
     expect(r.code).toBe(130);
@@ -183,14 +186,8 @@ describe("atomkit (the built binary, as a user runs it)", () => {
 
   it("a killed run (SIGKILL) is finished by `atomkit recover`", async () => {
     const before = await hashTree(p.www);
-    let sent = false;
     const r = await atomkit(p.dir, ["run", "release", "--var", "hang=1"], {
-      onStdout: (text, kill) => {
-        if (!sent && text.includes("▸ page")) {
-          sent = true;
-          setTimeout(() => kill("SIGKILL"), 100);
-        }
-      },
+      onStdout: whenPageWritten("SIGKILL"),
     });
     expect(r.signal).toBe("SIGKILL");
     expect(await read(join(p.www, "index.html"))).toBe("v1");

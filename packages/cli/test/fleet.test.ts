@@ -43,7 +43,7 @@ export default defineConfig({
 `,
   );
 });
-afterEach(() => rm(dir, { recursive: true, force: true }));
+afterEach(() => rm(dir, { recursive: true, force: true, maxRetries: 10 }));
 
 const pages = () =>
   Promise.all(["a", "b", "c"].map((h) => readFile(join(dir, h, "index.html"), "utf8").catch(() => null)));

@@ -10,8 +10,11 @@ beforeEach(async () => {
 });
 afterEach(() => cleanup());
 
-/** Per-host model state; the step fails on the hosts named in `failOn`. */
-function fleetModel(failOn: string[]) {
+/**
+ * Per-host model state; the step fails on the hosts named in `failOn`, once `failWhen` (if given) has
+ * resolved: a failure that must come after another host's run ended waits for it, not for a timer.
+ */
+function fleetModel(failOn: string[], failWhen?: Promise<unknown>) {
   const world = new Map<string, number>();
   const order: string[] = [];
   const bump = defineStep({
@@ -21,8 +24,10 @@ function fleetModel(failOn: string[]) {
     apply: async (ctx, p, before) => {
       order.push(ctx.host.name);
       await new Promise((r) => setTimeout(r, 5));
-      if (failOn.includes(ctx.host.name) && p.id === "b")
+      if (failOn.includes(ctx.host.name) && p.id === "b") {
+        await failWhen;
         throw new Error(`health check failed on ${ctx.host.name}`);
+      }
       world.set(`${ctx.host.name}/${p.id}`, before + 1);
     },
     undo: async (ctx, p, before) => {
@@ -65,13 +70,23 @@ describe("runFleet", () => {
   });
 
   it("rollback-all: one host failing mid-fleet rolls back every host, verified; later batches never run", async () => {
-    const m = fleetModel(["h2"]);
+    // h1 and h2 run at once; h2 fails only after h1 committed, so h1 is undone by an undo run (were it
+    // still running, rollback-all would abort it and it would roll back inside its own run)
+    let h1Committed = () => {};
+    const committed = new Promise<void>((resolve) => {
+      h1Committed = resolve;
+    });
+    const m = fleetModel(["h2"], committed);
     const trail = memoryTrail();
     const r = await runFleet(m.release, hosts(6), {
       batch: [1, 2],
       trail,
       backoffMs: 0,
       onFailure: "rollback-all",
+      onEvent: (e) => {
+        // a macrotask later: h1's run() has returned its result to the fleet by then
+        if (e.type === "run:end" && e.host === "h1" && e.status === "committed") setTimeout(h1Committed, 0);
+      },
     });
     expect(r.status).toBe("rolled-back");
     expect(r.hosts.map((h) => [h.host, h.state])).toEqual([

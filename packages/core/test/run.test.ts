@@ -400,6 +400,7 @@ describe("run: trail, secrets, errors", () => {
     const m = model();
     const trail = memoryTrail();
     const { rm } = await import("node:fs/promises");
+    let breaking: ReturnType<typeof setInterval> | undefined;
     const result = await run(
       atom("r", {
         steps: [
@@ -412,12 +413,15 @@ describe("run: trail, secrets, errors", () => {
         trail,
         lock: { ttlMs: 150 },
         onEvent: (e) => {
-          // someone breaks our lease while "hang" runs; the heartbeat notices within ttl/3
-          if (e.type === "step:start" && e.step === "hang")
-            void rm(`${dir}/.state/locks/deploy.lock`, { force: true });
+          // someone breaks our lease while "hang" runs; the heartbeat notices within ttl/3. Removed
+          // again and again until the run ends: a heartbeat that read the lease just before one removal
+          // writes it back (on a loaded box that window is wide), the next removal is then noticed
+          if (e.type === "step:start" && e.step === "hang") {
+            breaking = setInterval(() => void rm(`${dir}/.state/locks/deploy.lock`, { force: true }), 20);
+          }
         },
       },
-    );
+    ).finally(() => clearInterval(breaking));
     expect(result.status).toBe("rollback-failed");
     expect(result.error?.code).toBe("ATOM_LOCKED");
     expect(result.stillApplied).toEqual(["a", "hang"]);

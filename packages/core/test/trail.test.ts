@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import {
   AtomError,
   acquireLease,
@@ -308,45 +308,53 @@ describe("recover", () => {
 });
 
 describe("host locks across processes", () => {
-  it(
-    "of two concurrent runs on one lock exactly one wins; the other fails with ATOM_LOCKED",
-    async () => {
-      const stateDir = join(dir, "state");
-      // the winner holds the lock until the test lets it go: the overlap never depends on timing
-      const script = (go: string) =>
-        `
-      import { existsSync } from "node:fs";
-      import { atom, defineStep, localHost, run } from ${JSON.stringify(join(__dirname, "../dist/index.js"))};
-      const wait = defineStep({ kind: "t.wait", params: (p) => p, observe: async () => null,
-        apply: async () => { while (!existsSync(${JSON.stringify("GO")})) await new Promise((r) => setTimeout(r, 20)); },
-        undo: async () => {} });
-      try {
-        const r = await run(atom("a", { steps: [wait(null)] }), { host: localHost({ stateDir: ${JSON.stringify(stateDir)} }) });
-        console.log(r.status);
-      } catch (e) { console.log(e.code); }
-    `.replace('"GO"', JSON.stringify(go));
-      const once = (go: string) =>
+  it("of two concurrent runs on one lock exactly one wins; the other fails with ATOM_LOCKED", async () => {
+    const stateDir = join(dir, "state");
+    for (let round = 0; round < 3; round++) {
+      // whoever gets the lock holds it inside its step until the test opens the gate, so the two runs
+      // overlap however slowly either process starts (no fixed sleep for the other one to fall into)
+      const gate = join(dir, `gate-${round}`);
+      const inside = join(dir, `inside-${round}`);
+      const script = `
+        import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+        import { atom, defineStep, localHost, run } from ${JSON.stringify(join(__dirname, "../dist/index.js"))};
+        const wait = defineStep({ kind: "t.wait", params: (p) => p, observe: async () => null,
+          apply: async () => {
+            mkdirSync(${JSON.stringify(inside)}, { recursive: true });
+            writeFileSync(${JSON.stringify(inside)} + "/" + process.pid, "");
+            while (!existsSync(${JSON.stringify(gate)})) await new Promise((r) => setTimeout(r, 20));
+          },
+          undo: async () => {} });
+        try {
+          const r = await run(atom("a", { steps: [wait(null)] }), { host: localHost({ stateDir: ${JSON.stringify(stateDir)} }) });
+          console.log(r.status);
+        } catch (e) { console.log(e.code); }
+      `;
+      let closed = 0;
+      const once = () =>
         new Promise<string>((resolve) => {
-          const child = spawn(process.execPath, ["--input-type=module", "-e", script(go)]);
+          const child = spawn(process.execPath, ["--input-type=module", "-e", script]);
+          // a failed or timed-out round leaves no child waiting for its gate
+          onTestFinished(() => {
+            child.kill("SIGKILL");
+          });
           let out = "";
           child.stdout.on("data", (d: Buffer) => {
             out += d;
           });
-          child.on("close", () => resolve(out.trim()));
+          child.on("close", () => {
+            closed++;
+            resolve(out.trim());
+          });
         });
-      for (let round = 0; round < 3; round++) {
-        const go = join(dir, `go-${round}`);
-        const a = once(go);
-        const b = once(go);
-        // the loser ends on its own; then the winner may finish
-        const first = await Promise.race([a, b]);
-        expect(first).toBe("ATOM_LOCKED");
-        await writeFile(go, "");
-        expect([await a, await b].sort()).toEqual(["ATOM_LOCKED", "committed"]);
-      }
-    },
-    5 * 60_000,
-  );
+      const both = Promise.all([once(), once()]);
+      // one was refused (it ended), or both got in (the bug this test is for): either way, let go
+      const entered = async () => (await readdir(inside).catch(() => [])).length;
+      while (closed === 0 && (await entered()) < 2) await new Promise((r) => setTimeout(r, 20));
+      await writeFile(gate, "");
+      expect((await both).sort()).toEqual(["ATOM_LOCKED", "committed"]);
+    }
+  });
 
   it("breaking a stale lease is compare-and-swap: a fresh lease that took its place survives", async () => {
     const base = localHost({ stateDir: join(dir, "state") });

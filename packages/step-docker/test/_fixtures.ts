@@ -1,7 +1,7 @@
 // Shared by the docker tests: the real dockerd of the testbed, free ports, containers made by hand
 // (as a service that existed before Atomkit), and cleanup of everything a test file created.
 import { randomBytes } from "node:crypto";
-import { serviceMissing, testbedEnv } from "@atomkit/testkit";
+import { PATIENCE_MS, serviceMissing, testbedEnv } from "@atomkit/testkit";
 import Docker from "dockerode";
 
 const env = testbedEnv("dockerd.env");
@@ -42,7 +42,10 @@ export function uniqueName(prefix: string): string {
 }
 
 // ports from this package's own range: suites of other packages run at the same time
-export { freePort } from "@atomkit/testkit";
+export { freePort, growingBudget, PATIENCE_MS } from "@atomkit/testkit";
+
+/** A health check that should pass gets all the time a loaded box may need (it costs nothing when healthy). */
+export const HEALTHY_MS = PATIENCE_MS;
 
 export const httpd = (port: number) => ["httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/www"];
 
@@ -65,17 +68,30 @@ export async function startByHand(
   return c.id;
 }
 
-/** The body served on 127.0.0.1:port, or null when nothing answers within `ms`. */
-export async function answer(port: number, ms = 1000): Promise<string | null> {
+/**
+ * The body served on 127.0.0.1:port, or null when nothing answers: refused at once when nothing
+ * listens; `ms` only cuts a server that accepted and then hangs.
+ */
+export async function answer(port: number, ms = 30_000): Promise<string | null> {
+  const r = await reach(port, ms);
+  return typeof r === "string" ? r : null;
+}
+
+/**
+ * What 127.0.0.1:port does now: the body it serves, `refused` (nothing listens: a fact, at once), or
+ * `slow` (no answer within `ms`: says nothing on a loaded box).
+ */
+export async function reach(port: number, ms = 30_000): Promise<string | { refused: true } | { slow: true }> {
   try {
     const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(ms) });
     return (await r.text()).trim();
-  } catch {
-    return null;
+  } catch (error) {
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    return code === "ECONNREFUSED" ? { refused: true } : { slow: true };
   }
 }
 
-export async function waitAnswer(port: number, ms = 5000): Promise<string> {
+export async function waitAnswer(port: number, ms = PATIENCE_MS): Promise<string> {
   const end = Date.now() + ms;
   for (;;) {
     const a = await answer(port, 500);

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileTrail, localHost, recover, type StepContext, validateParams } from "@atomkit/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { closeDockerConnections, steps, swapContainer } from "../src/index";
 import {
   answer,
@@ -17,6 +17,7 @@ import {
   freePort,
   httpd,
   noDocker,
+  PATIENCE_MS,
   removeAll,
   startByHand,
   uniqueName,
@@ -89,7 +90,7 @@ describe.skipIf(noDocker)("docker.swap cleanup against a real dockerd", () => {
   afterAll(async () => {
     await removeAll(PREFIX);
     closeDockerConnections();
-    await rm(stateDir, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 
   it("removes this run's leftover (created, or running beside a running service); the state stays the same", async () => {
@@ -170,6 +171,10 @@ describe.skipIf(noDocker)("docker.swap cleanup against a real dockerd", () => {
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    // also when the test fails or times out: no deployer left running
+    onTestFinished(() => {
+      child.kill("SIGKILL");
+    });
     let out = "";
     child.stdout.on("data", (d) => {
       out += d;
@@ -177,7 +182,7 @@ describe.skipIf(noDocker)("docker.swap cleanup against a real dockerd", () => {
     child.stderr.on("data", (d) => {
       out += d;
     });
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + PATIENCE_MS;
     while (!out.includes("waiting for it to be healthy")) {
       if (Date.now() > deadline || child.exitCode !== null)
         throw new Error(`child did not reach the swap: ${out}`);
@@ -202,6 +207,6 @@ describe.skipIf(noDocker)("docker.swap cleanup against a real dockerd", () => {
     await s.cleanup();
     expect((await containers(name)).map((x) => [x.name, x.running])).toEqual([[name, true]]);
     expect(await waitAnswer(port)).toBe("atomkit-test busybox v1");
-    await rm(trailDir, { recursive: true, force: true });
+    await rm(trailDir, { recursive: true, force: true, maxRetries: 10 });
   });
 });

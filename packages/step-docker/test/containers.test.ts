@@ -20,6 +20,7 @@ import {
   docker,
   filePrefix,
   freePort,
+  HEALTHY_MS,
   httpd,
   noDocker,
   picture,
@@ -42,7 +43,7 @@ describe.skipIf(noDocker)("docker.run / docker.stop / docker.remove against a re
   afterAll(async () => {
     await removeAll(PREFIX);
     closeDockerConnections();
-    await rm(stateDir, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 
   describeStepContract({
@@ -69,13 +70,13 @@ describe.skipIf(noDocker)("docker.run / docker.stop / docker.remove against a re
             mounts: [{ source: flags, target: "/flags", readOnly: true }],
             init: true,
             stopTimeoutMs: 1000,
-            health: { http: { port, expect: { body: "v1" } }, timeoutMs: 8000 },
+            health: { http: { port, expect: { body: "v1" } }, timeoutMs: HEALTHY_MS },
           }),
         snapshot: () => picture(name, port),
         breakApply: () => writeFile(join(flags, "broken"), "x"),
         cleanup: async () => {
           await removeAll(name);
-          await rm(flags, { recursive: true, force: true });
+          await rm(flags, { recursive: true, force: true, maxRetries: 10 });
         },
       };
     },

@@ -103,7 +103,7 @@ describe.skipIf(noDocker)("docker.image against a real dockerd", () => {
         .remove({ force: true })
         .catch(() => {});
     closeDockerConnections();
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 10 });
   });
 
   describeStepContract({

@@ -16,6 +16,7 @@ import {
   docker,
   filePrefix,
   freePort,
+  HEALTHY_MS,
   httpd,
   noDocker,
   picture,
@@ -56,7 +57,8 @@ const viaSsh = (sshOptions: DockerSshConnection["sshOptions"] = {}): DockerSshCo
   port: SSH_PORT,
   username: ssh.ATOMKIT_SSH_USER ?? "root",
   sshOptions: { privateKeyPath: KEY, knownHosts: KNOWN_HOSTS, ...sshOptions },
-  waitMs: 2000,
+  // reaching the daemon over SSH takes seconds on a loaded box; the cases that must fail set their own
+  waitMs: HEALTHY_MS,
 });
 
 const PREFIX = filePrefix("ssh");
@@ -80,7 +82,7 @@ describe.skipIf(noDocker || noSshd)("docker steps over SSH (docker system dial-s
   afterAll(async () => {
     await removeAll(PREFIX);
     closeDockerConnections();
-    await rm(stateDir, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 
   const v2 = (name: string, port: number, extra: Record<string, unknown> = {}) =>
@@ -91,7 +93,7 @@ describe.skipIf(noDocker || noSshd)("docker steps over SSH (docker system dial-s
       cmd: httpd(port),
       init: true,
       stopTimeoutMs: 1000,
-      health: { http: { port, expect: { body: "v2" } }, timeoutMs: 8000 },
+      health: { http: { port, expect: { body: "v2" } }, timeoutMs: HEALTHY_MS },
       ...extra,
     });
 
@@ -120,7 +122,7 @@ describe.skipIf(noDocker || noSshd)("docker steps over SSH (docker system dial-s
         breakApply: () => writeFile(join(flags, "broken"), "x"),
         cleanup: async () => {
           await removeAll(name);
-          await rm(flags, { recursive: true, force: true });
+          await rm(flags, { recursive: true, force: true, maxRetries: 10 });
         },
       };
     },
@@ -268,12 +270,20 @@ describe.skipIf(noDocker || noSshd)("docker steps over SSH (docker system dial-s
     child.stderr.on("data", (d) => {
       out += d;
     });
+    // however long the call takes on a loaded box, once it printed its answer there is nothing left to
+    // do: the process must then exit by itself, and this wait starts only there
     const code = await new Promise((resolve) => {
-      const t = setTimeout(() => {
-        child.kill("SIGKILL");
-        resolve("hung");
-      }, 20_000);
+      let t: NodeJS.Timeout | undefined;
+      const printed = setInterval(() => {
+        if (!out.includes("\n") || t) return;
+        clearInterval(printed);
+        t = setTimeout(() => {
+          child.kill("SIGKILL");
+          resolve("hung");
+        }, 30_000);
+      }, 20);
       child.once("exit", (c) => {
+        clearInterval(printed);
         clearTimeout(t);
         resolve(c);
       });

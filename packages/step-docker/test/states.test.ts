@@ -24,6 +24,7 @@ import {
   docker,
   filePrefix,
   freePort,
+  HEALTHY_MS,
   httpd,
   noDocker,
   removeAll,
@@ -63,7 +64,7 @@ describe.skipIf(noDocker)("docker states: what serves, with ids as evidence", ()
   afterAll(async () => {
     await removeAll(PREFIX);
     closeDockerConnections();
-    await rm(stateDir, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 
   for (const order of ["stop-first", "start-first"] as const) {
@@ -87,7 +88,7 @@ describe.skipIf(noDocker)("docker states: what serves, with ids as evidence", ()
           health: { http: { port: p }, timeoutMs },
         });
 
-      const a = await run(atom("web", { steps: [swap(V2, httpd(p2), p2, 8000)] }), {
+      const a = await run(atom("web", { steps: [swap(V2, httpd(p2), p2, HEALTHY_MS)] }), {
         host: host(),
         trail,
         lock: false,
@@ -114,7 +115,7 @@ describe.skipIf(noDocker)("docker states: what serves, with ids as evidence", ()
       expect(u.steps[0]).toMatchObject({ status: "undone", verified: true });
       expect(await waitAnswer(port)).toBe("atomkit-test busybox v1");
       expect((await containers(name)).map((x) => [x.name, x.id, x.running])).toEqual([[name, v1Id, true]]);
-      await rm(trailDir, { recursive: true, force: true });
+      await rm(trailDir, { recursive: true, force: true, maxRetries: 10 });
     });
   }
 

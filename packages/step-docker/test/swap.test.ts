@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { atom, fileTrail, localHost, memoryTrail, ParamsError, recover, run, undoRun } from "@atomkit/core";
 import { describeStepContract, HOSTILE_STRINGS } from "@atomkit/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { closeDockerConnections, pruneContainers, steps, swapContainer } from "../src/index";
 import {
   answer,
@@ -13,9 +13,13 @@ import {
   docker,
   filePrefix,
   freePort,
+  growingBudget,
+  HEALTHY_MS,
   httpd,
   noDocker,
+  PATIENCE_MS,
   picture,
+  reach,
   removeAll,
   startByHand,
   uniqueName,
@@ -44,7 +48,7 @@ function v2(name: string, port: number, flags: string, extra: Record<string, unk
     mounts: [{ source: flags, target: "/flags", readOnly: true }],
     init: true,
     stopTimeoutMs: 2000,
-    health: { http: { port, expect: { body: "v2" } }, timeoutMs: 8000 },
+    health: { http: { port, expect: { body: "v2" } }, timeoutMs: HEALTHY_MS },
     ...extra,
   });
 }
@@ -62,7 +66,7 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
   afterAll(async () => {
     await removeAll(PREFIX);
     closeDockerConnections();
-    await rm(stateDir, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 
   const fixture = async (order: "stop-first" | "start-first") => {
@@ -79,7 +83,7 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
       breakApply: () => writeFile(join(flags, "broken"), "x"),
       cleanup: async () => {
         await removeAll(name);
-        await rm(flags, { recursive: true, force: true });
+        await rm(flags, { recursive: true, force: true, maxRetries: 10 });
       },
     };
   };
@@ -136,7 +140,7 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
       const u = await undoRun(store, r3.runId, { host: host(), steps: [...steps], lock: false });
       expect(u.status, u.error?.message).toBe("rolled-back");
       expect(await answer(port)).toBe("atomkit-test busybox v2");
-      await rm(flags, { recursive: true, force: true });
+      await rm(flags, { recursive: true, force: true, maxRetries: 10 });
     });
 
     it("v1 → broken v2 (health fails) rolls back: v1 running and answering, no leftover containers", async () => {
@@ -173,7 +177,8 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
         name,
         image: V2,
         cmd: ["sh", "-c", "echo config file missing >&2; exit 7"],
-        health: { http: { port }, timeoutMs: 20_000 },
+        // the exit ends the wait: a long budget costs nothing and no loaded box outlasts it
+        health: { http: { port }, timeoutMs: HEALTHY_MS },
       });
       const r = await run(atom("release", { steps: [crashing] }), {
         host: host(),
@@ -197,12 +202,14 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
       let refusedBoth = 0;
       let polls = 0;
       let polling = true;
-      // a connection refused on both ports is the only thing counted: no timing involved
+      // a connection refused on both ports is the only thing counted (a slow answer is not a gap: on a
+      // loaded box it says nothing): no timing involved
       const poller = (async () => {
         while (polling) {
-          const [a, b] = await Promise.all([answer(p1, 2000), answer(p2, 2000)]);
+          const [a, b] = await Promise.all([reach(p1, 2000), reach(p2, 2000)]);
           polls++;
-          if (a === null && b === null) refusedBoth++;
+          const refused = (x: typeof a) => typeof x !== "string" && "refused" in x;
+          if (refused(a) && refused(b)) refusedBoth++;
           await new Promise((r) => setTimeout(r, 10));
         }
       })();
@@ -223,7 +230,7 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
       expect(refusedBoth).toBe(0);
       expect(await answer(p1)).toBe("atomkit-test busybox v1");
       expect(await answer(p2)).toBeNull();
-      await rm(flags, { recursive: true, force: true });
+      await rm(flags, { recursive: true, force: true, maxRetries: 10 });
     });
 
     it('start-first with network "none" and an exec health check, on the same port as the old one', async () => {
@@ -243,7 +250,7 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
           stopTimeoutMs: 1000,
           health: { exec: ["wget", "-q", "-O", "-", `http://127.0.0.1:${port}/`], timeoutMs },
         });
-      const ok = await run(atom("release", { steps: [isolated(V2, httpd(port), 10_000)] }), {
+      const ok = await run(atom("release", { steps: [isolated(V2, httpd(port), HEALTHY_MS)] }), {
         host: host(),
         lock: false,
       });
@@ -255,11 +262,17 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
         true,
       ]);
       // the old one served on the host port until the new one was healthy in its own namespace
-      const bad = await run(atom("release", { steps: [isolated(V1, ["sleep", "60"], 1500)] }), {
-        host: host(),
-        lock: false,
-        backoffMs: 1,
-      });
+      // the error quotes the last probe: a budget long enough for `docker exec` to have run it once
+      const bad = await growingBudget(
+        1500,
+        (ms) =>
+          run(atom("release", { steps: [isolated(V1, ["sleep", "60"], ms)] }), {
+            host: host(),
+            lock: false,
+            backoffMs: 1,
+          }),
+        (r) => (r.error?.message ?? "").includes("exit code"),
+      );
       expect(bad.status, bad.error?.message).toBe("rolled-back");
       expect(bad.error?.message).toContain("exit code");
       expect((await docker.getContainer(name).inspect()).Config.Image).toBe(V2);
@@ -280,10 +293,11 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
         healthcheck: {
           test: ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${port}/`],
           intervalMs: 200,
-          timeoutMs: 1000,
+          // Docker counts a probe slower than this as failed: on a loaded box one may take seconds
+          timeoutMs: 30_000,
           retries: 3,
         },
-        health: { docker: true, timeoutMs: 10_000 },
+        health: { docker: true, timeoutMs: HEALTHY_MS },
       });
       const r = await run(atom("release", { steps: [step] }), { host: host(), lock: false });
       expect(r.status, r.error?.message).toBe("committed");
@@ -363,7 +377,7 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
       );
       expect(error).toMatchObject({ code: "ATOM_DRIFT" });
       expect(await containers(name)).toEqual(seen);
-      await rm(flags, { recursive: true, force: true });
+      await rm(flags, { recursive: true, force: true, maxRetries: 10 });
     });
 
     it("the deploying process killed (-9) mid-swap: recover rolls back from the trail alone", async () => {
@@ -384,6 +398,10 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
+      // also when the test fails or times out: no deployer left running
+      onTestFinished(() => {
+        child.kill("SIGKILL");
+      });
       let out = "";
       child.stdout.on("data", (d) => {
         out += d;
@@ -392,7 +410,7 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
         out += d;
       });
       // wait until the new container runs (the old one is stopped): the middle of the swap
-      const deadline = Date.now() + 20_000;
+      const deadline = Date.now() + PATIENCE_MS;
       while (!out.includes("waiting for it to be healthy")) {
         if (Date.now() > deadline || child.exitCode !== null)
           throw new Error(`child did not reach the swap: ${out}`);
@@ -413,7 +431,7 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
       expect(rec?.status, rec?.error?.message).toBe("rolled-back");
       expect(await waitAnswer(port)).toBe("atomkit-test busybox v1");
       expect(await containers(name)).toEqual(before);
-      await rm(trailDir, { recursive: true, force: true });
+      await rm(trailDir, { recursive: true, force: true, maxRetries: 10 });
     });
   });
 });

@@ -17,7 +17,7 @@ export async function sandbox(): Promise<Sandbox> {
     root,
     app: join(root, "app"),
     host: localHost({ stateDir: join(root, "state") }),
-    cleanup: () => rm(root, { recursive: true, force: true }),
+    cleanup: () => rm(root, { recursive: true, force: true, maxRetries: 10 }),
   };
 }
 

@@ -34,7 +34,7 @@ describe("fs.write / fs.upload on a full disk (tmpfs)", () => {
   });
   afterAll(async () => {
     if (mounted) execFileSync("umount", [disk]);
-    if (base) await rm(base, { recursive: true, force: true });
+    if (base) await rm(base, { recursive: true, force: true, maxRetries: 10 });
   });
 
   /** Fills the filesystem of `dir` to the last byte; returns the filler's path. */
@@ -74,7 +74,7 @@ describe("fs.write / fs.upload on a full disk (tmpfs)", () => {
       try {
         await writeThenUndoOnFullDisk(work, name, kind, params);
       } finally {
-        await rm(work, { recursive: true, force: true }); // frees the disk for the next case
+        await rm(work, { recursive: true, force: true, maxRetries: 10 }); // frees the disk for the next case
       }
     });
   }
@@ -99,7 +99,7 @@ describe("fs.write / fs.upload on a full disk (tmpfs)", () => {
       expect(await readFile(path, "utf8")).toBe("v1\n");
       expect((await lstat(path)).mode & 0o7777).toBe(0o640);
     } finally {
-      await rm(work, { recursive: true, force: true });
+      await rm(work, { recursive: true, force: true, maxRetries: 10 });
     }
   });
 

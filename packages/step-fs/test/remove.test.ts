@@ -121,7 +121,7 @@ describe("fs.remove: trash, undo later, cleanup", () => {
       expect(r.error?.hint).toContain("trash");
       expect(await hashTree(s.app)).toBe(picture);
     } finally {
-      await rm(shm, { recursive: true, force: true });
+      await rm(shm, { recursive: true, force: true, maxRetries: 10 });
     }
   });
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { atom, defineStep, fileTrail, type Host, localHost, memoryTrail, recover, run } from "@atomkit/core";
 import { describeStepContract, hashTree } from "@atomkit/testkit";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { emptyTrash, type FileState, steps, writeFile } from "../src/index";
 import { asRemote, bound, flaky, type Sandbox, sandbox } from "./_helpers";
 
@@ -184,6 +184,10 @@ describe("fs.write: secrets, exact restore, ugly paths", () => {
         stdio: ["ignore", "pipe", "inherit"],
       },
     );
+    // also when the test fails or times out: the deployer hangs on purpose until killed
+    onTestFinished(() => {
+      child.kill("SIGKILL");
+    });
     const closed = once(child, "close");
     let out = "";
     child.stdout.on("data", (d: Buffer) => {

@@ -1,25 +1,34 @@
 // Shared by the step-process tests: a sandbox per test (temp dir, a unique tag in every command line it
 // starts, so cleanup finds and kills each process by pid even when a test fails half-way).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Host, localHost, type Step, type StepContext, validateParams } from "@atomkit/core";
+import { PATIENCE_MS } from "@atomkit/testkit";
 
 export const SERVER = fileURLToPath(new URL("./fixtures/server.mjs", import.meta.url));
 export const NODE = process.execPath;
 
 // ports from this package's own range: suites of other packages run at the same time
-export { freePort } from "@atomkit/testkit";
+export { freePort, growingBudget, PATIENCE_MS } from "@atomkit/testkit";
+
+/** A health check that should pass: all the time a loaded box may need (it costs nothing when healthy). */
+export const healthy = (port: number, path = "/health") => ({
+  http: { port, path },
+  timeoutMs: PATIENCE_MS,
+  intervalMs: 25,
+});
 
 /** GET over loopback; `null` when nothing answers. */
 export function get(port: number, path: string): Promise<{ status: number; body: string } | null> {
   return new Promise((resolve) => {
-    const req = request({ host: "127.0.0.1", port, path, timeout: 2_000 }, (res) => {
+    // refused at once when nothing listens; the timeout only cuts a server that accepted and hangs
+    const req = request({ host: "127.0.0.1", port, path, timeout: 30_000 }, (res) => {
       let body = "";
       res.on("data", (d: Buffer) => {
         body += d.toString("utf8");
@@ -51,7 +60,8 @@ export async function alive(pid: number): Promise<boolean> {
   }
 }
 
-export async function waitFor(check: () => Promise<boolean>, ms = 5_000): Promise<boolean> {
+/** Polls until `check` holds (true) or `ms` passed (false): long by default, as only a hang waits it out. */
+export async function waitFor(check: () => Promise<boolean>, ms = PATIENCE_MS): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await check()) return true;
@@ -133,11 +143,21 @@ export async function sandbox(prefix = "atomkit-process-"): Promise<Sandbox> {
         ...(o.gid !== undefined ? { gid: o.gid } : {}),
       });
       closeSync(fd);
+      let exited = false;
+      child.once("exit", () => {
+        exited = true;
+      });
       child.unref();
       const pid = child.pid!;
       if (o.pidFile) await writeFile(o.pidFile, `${pid}\n`);
-      const up = await waitFor(async () => (await get(o.port, "/health")) !== null);
-      if (!up) throw new Error(`test server on port ${o.port} did not start; see ${log}`);
+      // up, or dead: a server that exited will never answer, so stop waiting at once
+      const up = await waitFor(async () => exited || (await get(o.port, "/health")) !== null);
+      if (!up || exited) {
+        const why = exited ? "exited" : `did not answer within ${PATIENCE_MS} ms`;
+        throw new Error(
+          `test server on port ${o.port} ${why}: ${await readFile(log, "utf8").catch(() => "")}`,
+        );
+      }
       return pid;
     },
     async spawnBystander() {
@@ -150,15 +170,61 @@ export async function sandbox(prefix = "atomkit-process-"): Promise<Sandbox> {
       return child.pid!;
     },
     async cleanup() {
-      // by tag, never by a remembered pid: a pid that exited may belong to someone else by now
-      for (const pid of await pidsWith(tag)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
-      await rm(dir, { recursive: true, force: true });
+      // by tag, never by a remembered pid: a pid that exited may belong to someone else by now. Killed
+      // first and waited for, so a test that timed out mid-start leaves no process writing into `dir`
+      await killTagged(tag);
+      await rm(dir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
+}
+
+/**
+ * The server fixture as user `uid` can run it, for a test that starts it as another user: the checkout
+ * may sit where only root can enter (a `mktemp -d` folder is 0700), so the script is copied into the
+ * sandbox (opened to others), and so is node when `uid` cannot run the one running the tests.
+ */
+export async function reachableBy(
+  uid: number,
+  sb: Sandbox,
+): Promise<{ dir: string; server: (port: number, ...flags: string[]) => string[] }> {
+  const as = { uid, gid: uid };
+  const dir = join(sb.dir, `as-${uid}`);
+  await mkdir(dir);
+  await chmod(sb.dir, 0o755);
+  await chmod(dir, 0o755);
+  const script = join(dir, "server.mjs");
+  await copyFile(SERVER, script);
+  await chmod(script, 0o644);
+  const can = (argv: string[]) => spawnSync(argv[0]!, argv.slice(1), { ...as, stdio: "ignore" }).status === 0;
+  if (!can(["/bin/sh", "-c", 'test -r "$1"', "sh", script])) {
+    throw new Error(
+      `uid ${uid} cannot read ${script}: a parent of the temp dir is closed to it; point TMPDIR at a directory others can enter`,
+    );
+  }
+  let node = NODE;
+  if (!can([node, "-e", "0"])) {
+    node = join(dir, "node");
+    await copyFile(NODE, node);
+    await chmod(node, 0o755);
+  }
+  return {
+    dir,
+    server: (port, ...flags) => [node, script, `--port=${port}`, `--tag=${sb.tag}`, ...flags],
+  };
+}
+
+/** SIGKILLs every process carrying `tag` and waits until none is left. */
+export async function killTagged(tag: string): Promise<void> {
+  for (const end = Date.now() + PATIENCE_MS; Date.now() < end; ) {
+    const pids = await pidsWith(tag);
+    if (!pids.length) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Calls a step's kind functions directly, with validated params (as the contract suite does). */

@@ -13,6 +13,7 @@ import {
   get,
   getJson,
   NODE,
+  PATIENCE_MS,
   pidsWith,
   type Sandbox,
   SERVER,
@@ -85,7 +86,7 @@ describe("the seed release on the local host", () => {
     atom("release", {
       steps: [
         stopProcess(
-          { pidFile, graceMs: 3_000, env: "keep", secretEnv: { TOKEN: secret }, health: health(10_000) },
+          { pidFile, graceMs: 3_000, env: "keep", secretEnv: { TOKEN: secret }, health: health(PATIENCE_MS) },
           { name: "stop old" },
         ),
         swapLink({ link: current, target: join(sb.dir, "releases", to) }, { name: "swap current" }),
@@ -97,7 +98,7 @@ describe("the seed release on the local host", () => {
             pidFile,
             logFile,
             // release 2 never passes: keep that wait short; a healthy one gets time on a loaded box
-            health: health(to === "2" ? 1_500 : 10_000),
+            health: health(to === "2" ? 1_500 : PATIENCE_MS),
             graceMs: 3_000,
           },
           { name: "start new", secret: ["env.TOKEN"] },
@@ -142,10 +143,10 @@ describe("the seed release on the local host", () => {
     const cfg = {
       stateDir: join(sb.dir, ".state"),
       trailDir,
-      stop: { pidFile, graceMs: 3_000, env: "keep", health: health(10_000) },
+      stop: { pidFile, graceMs: 3_000, env: "keep", health: health(PATIENCE_MS) },
       swap: { link: current, target: join(sb.dir, "releases", "2") },
       // a long health timeout: the child is still waiting when it is killed
-      start: { command, cwd: current, pidFile, logFile, health: health(60_000), graceMs: 3_000 },
+      start: { command, cwd: current, pidFile, logFile, health: health(10 * PATIENCE_MS), graceMs: 3_000 },
     };
     // without secretEnv: its values never reach the trail, so a new process could not restore TOKEN
     const old = Number(await readFile(pidFile, "utf8"));
@@ -172,7 +173,7 @@ describe("the seed release on the local host", () => {
       const started = await waitFor(async () => {
         const r = await get(port, "/version");
         return r?.body === "2";
-      }, 15_000);
+      });
       expect(started).toBe(true);
     } finally {
       child.kill("SIGKILL");
@@ -230,14 +231,19 @@ describe("across runs: v1 → v2 → failing v3 → rollback to v1, with the env
     const pidFile = join(sb.dir, "app.pid");
     const health = {
       http: { port, path: "/health" },
-      timeoutMs: version === "3" ? 1_500 : 10_000,
+      timeoutMs: version === "3" ? 1_500 : PATIENCE_MS,
       intervalMs: 50,
     };
     return atom("release", {
       steps: [
         // default env: "keep"; a process.start launch is restarted from its record
         stopProcess(
-          { pidFile, graceMs: 3_000, secretEnv: { TOKEN: secret }, health: { ...health, timeoutMs: 10_000 } },
+          {
+            pidFile,
+            graceMs: 3_000,
+            secretEnv: { TOKEN: secret },
+            health: { ...health, timeoutMs: PATIENCE_MS },
+          },
           { name: "stop" },
         ),
         swapLink(
@@ -331,7 +337,7 @@ describe("across runs: v1 → v2 → failing v3 → rollback to v1, with the env
               command: [NODE, "server.mjs", `--port=${port}`, `--tag=${sb.tag}`],
               cwd: join(sb.dir, "current"),
               pidFile,
-              health: { http: { port, path: "/health" }, timeoutMs: 10_000, intervalMs: 50 },
+              health: { http: { port, path: "/health" }, timeoutMs: PATIENCE_MS, intervalMs: 50 },
             },
             { name: "start" },
           ),

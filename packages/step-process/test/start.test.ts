@@ -22,7 +22,11 @@ import {
   freePort,
   get,
   getJson,
+  growingBudget,
+  healthy,
+  killTagged,
   NODE,
+  PATIENCE_MS,
   pidsWith,
   type Sandbox,
   sandbox,
@@ -38,12 +42,6 @@ const failAfter = defineStep({
     throw new Error("injected failure after the start");
   },
   undo: async () => {},
-});
-
-const fast = (port: number, path = "/health") => ({
-  http: { port, path },
-  timeoutMs: 10_000,
-  intervalMs: 25,
 });
 
 describeStepContract({
@@ -62,7 +60,7 @@ describeStepContract({
           cwd: sb.dir,
           pidFile,
           // generous when it should pass (a loaded CI box), short when it is sure to fail
-          health: { ...fast(port), timeoutMs: existsSync(broken) ? 1_000 : 10_000 },
+          health: { ...healthy(port), timeoutMs: existsSync(broken) ? 1_000 : PATIENCE_MS },
           graceMs: 2_000,
         }),
       snapshot: async () => ({
@@ -107,7 +105,8 @@ describe("process.start", () => {
           cwd: sb.dir,
           pidFile,
           // without health: it must stay up this long, far longer than node takes to start and crash
-          ...(withHealth ? { health: fast(port) } : { minUptimeMs: 3_000 }),
+          // on a loaded box (a crash ends the wait at once, so this costs nothing)
+          ...(withHealth ? { health: healthy(port) } : { minUptimeMs: PATIENCE_MS }),
         }),
       );
       expect(result.status).toBe("rolled-back");
@@ -120,43 +119,71 @@ describe("process.start", () => {
   }
 
   it("never healthy: times out, check sees the process left running, rollback stops exactly it", async () => {
-    const events: RunEvent[] = [];
-    const result = await once(
-      startProcess({
-        command: sb.server(port, "--unhealthy"),
-        cwd: sb.dir,
-        pidFile,
-        health: { http: { port, path: "/health" }, timeoutMs: 800, intervalMs: 50 },
-        graceMs: 2_000,
-      }),
-      (e) => events.push(e),
+    // the error quotes the last answer: a budget long enough for the server to have answered once
+    const { result, events, ms } = await growingBudget(
+      800,
+      async (ms) => {
+        const events: RunEvent[] = [];
+        const result = await once(
+          startProcess({
+            command: sb.server(port, "--unhealthy"),
+            cwd: sb.dir,
+            pidFile,
+            health: { http: { port, path: "/health" }, timeoutMs: ms, intervalMs: 50 },
+            graceMs: 2_000,
+          }),
+          (e) => events.push(e),
+        );
+        return { result, events, ms };
+      },
+      ({ result }) => /HTTP \d{3}/.test(result.error?.message ?? ""),
     );
     expect(result.status).toBe("rolled-back");
     expect(events.find((e) => e.type === "step:failed")).toMatchObject({ status: "failed-changed" });
     expect(result.steps[0]).toMatchObject({ status: "undone", verified: true });
-    expect(result.error?.message).toContain("did not become healthy within 800 ms");
+    expect(result.error?.message).toContain(`did not become healthy within ${ms} ms`);
     expect(result.error?.message).toContain("HTTP 503");
     expect(await pidsWith(sb.tag)).toEqual([]);
     expect(existsSync(pidFile)).toBe(false);
   });
 
   it("a step timeout while waiting for health is rolled back the same way", async () => {
-    const result = await run(
-      atom("start", {
-        steps: [
-          startProcess(
-            {
-              command: sb.server(port, "--unhealthy"),
-              cwd: sb.dir,
-              pidFile,
-              health: { http: { port, path: "/health" }, timeoutMs: 60_000, intervalMs: 50 },
-              graceMs: 2_000,
+    // the timeout must fall in the health wait, after the process started: grown until it does
+    const { result } = await growingBudget(
+      700,
+      async (ms) => {
+        const logs: string[] = [];
+        const result = await run(
+          atom("start", {
+            steps: [
+              startProcess(
+                {
+                  command: sb.server(port, "--unhealthy"),
+                  cwd: sb.dir,
+                  pidFile,
+                  health: { http: { port, path: "/health" }, timeoutMs: 60 * ms, intervalMs: 50 },
+                  graceMs: 2_000,
+                },
+                { timeoutMs: ms },
+              ),
+            ],
+          }),
+          {
+            host: sb.host,
+            lock: false,
+            backoffMs: 1,
+            onEvent: (e) => {
+              if (e.type === "step:log") logs.push(e.message);
             },
-            { timeoutMs: 700 },
-          ),
-        ],
-      }),
-      { host: sb.host, lock: false, backoffMs: 1 },
+          },
+        );
+        return { result, started: logs.some((l) => /^started pid/.test(l)) };
+      },
+      async ({ started }) => {
+        // aborted while still launching: whatever it left is cleared before the longer attempt
+        if (!started) await killTagged(sb.tag);
+        return started;
+      },
     );
     expect(result.status).toBe("rolled-back");
     expect(result.error?.code).toBe("ATOM_TIMEOUT");
@@ -169,7 +196,7 @@ describe("process.start", () => {
     const deadPid = child.pid!;
     await new Promise((r) => child.once("exit", r));
     await writeFile(pidFile, `${deadPid}\n`);
-    const step = startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) });
+    const step = startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: healthy(port) });
     expect(await (await bind(step, sb.host)).observe()).toEqual({ running: false });
     const result = await once(step);
     expect(result.status, result.error?.message).toBe("committed");
@@ -186,7 +213,7 @@ describe("process.start", () => {
     await utimes(pidFile, anHourAgo, anHourAgo);
     const logs: string[] = [];
     const s = await bind(
-      startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port), graceMs: 2_000 }),
+      startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: healthy(port), graceMs: 2_000 }),
       sb.host,
       (m) => logs.push(m),
     );
@@ -220,7 +247,8 @@ describe("process.start", () => {
   });
 
   it("undo stops the launch it started under whatever pid it runs now (a later rollback restarted it)", async () => {
-    const step = () => startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) });
+    const step = () =>
+      startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: healthy(port) });
     const s = await bind(step(), sb.host);
     const before = await s.observe();
     await s.apply(before);
@@ -241,7 +269,7 @@ describe("process.start", () => {
     // a process Atomkit did not start, even with the same command: its launch is unknown
     const other = await sb.spawnServer({ port, pidFile });
     const foreign = await once(
-      startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) }),
+      startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: healthy(port) }),
     );
     expect(foreign.status).toBe("rolled-back");
     expect(foreign.steps[0]?.status).toBe("failed-unchanged");
@@ -251,7 +279,7 @@ describe("process.start", () => {
     process.kill(other, "SIGKILL");
     await waitFor(async () => !(await alive(other)));
 
-    const params = { command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) };
+    const params = { command: sb.server(port), cwd: sb.dir, pidFile, health: healthy(port) };
     const first = await once(startProcess(params));
     expect(first.status).toBe("committed");
     const pid = (first.steps[0]!.after as { pid: number }).pid;
@@ -281,7 +309,7 @@ describe("process.start", () => {
       env,
       pidFile: hostilePid,
       logFile: hostileLog,
-      health: fast(port),
+      health: healthy(port),
       graceMs: 2_000,
     });
     const result = await once(step);
@@ -310,7 +338,7 @@ describe("process.start", () => {
         command: sb.server(port, "--delay=150"),
         cwd: sb.dir,
         pidFile,
-        health: { ...check, timeoutMs: 5_000, intervalMs: 25 },
+        health: { ...check, timeoutMs: PATIENCE_MS, intervalMs: 25 },
         graceMs: 2_000,
       });
       const result = await once(step);
@@ -331,7 +359,8 @@ describe("process.start", () => {
         cwd: sb.dir,
         pidFile,
         logFile: log,
-        health: { logLine: `listening on ${port}`, timeoutMs: 3_000, intervalMs: 25 },
+        // the crash ends the wait: all the time a loaded box needs to start node and crash
+        health: { logLine: `listening on ${port}`, timeoutMs: PATIENCE_MS, intervalMs: 25 },
       }),
     );
     expect(result.status).toBe("rolled-back");
@@ -342,23 +371,34 @@ describe("process.start", () => {
     const secret = "s3cr3t-token-0123456789";
     const trailDir = join(sb.dir, "trails");
     const events: RunEvent[] = [];
-    const result = await run(
-      atom("secret", {
-        steps: [
-          startProcess(
-            {
-              command: sb.server(port, "--print-env=TOKEN", "--unhealthy"),
-              cwd: sb.dir,
-              env: { TOKEN: secret },
-              pidFile,
-              health: { http: { port, path: "/health" }, timeoutMs: 600, intervalMs: 25 },
-              graceMs: 2_000,
-            },
-            { secret: ["env.TOKEN"] },
-          ),
-        ],
-      }),
-      { host: sb.host, lock: false, trail: fileTrail({ dir: trailDir }), onEvent: (e) => events.push(e) },
+    // long enough for the server to have printed its first line, which the error quotes
+    const result = await growingBudget(
+      600,
+      (ms) =>
+        run(
+          atom("secret", {
+            steps: [
+              startProcess(
+                {
+                  command: sb.server(port, "--print-env=TOKEN", "--unhealthy"),
+                  cwd: sb.dir,
+                  env: { TOKEN: secret },
+                  pidFile,
+                  health: { http: { port, path: "/health" }, timeoutMs: ms, intervalMs: 25 },
+                  graceMs: 2_000,
+                },
+                { secret: ["env.TOKEN"] },
+              ),
+            ],
+          }),
+          {
+            host: sb.host,
+            lock: false,
+            trail: fileTrail({ dir: trailDir }),
+            onEvent: (e) => events.push(e),
+          },
+        ),
+      (r) => (r.error?.message ?? "").includes("TOKEN="),
     );
     expect(result.status).toBe("rolled-back");
     // the careless server printed it to its log, which the error quotes: masked there too
@@ -373,7 +413,7 @@ describe("process.start", () => {
       atom("secret-ok", {
         steps: [
           startProcess(
-            { command: sb.server(port), cwd: sb.dir, env: { TOKEN: secret }, pidFile, health: fast(port) },
+            { command: sb.server(port), cwd: sb.dir, env: { TOKEN: secret }, pidFile, health: healthy(port) },
             { secret: ["env.TOKEN"] },
           ),
           failAfter(null),
@@ -388,7 +428,7 @@ describe("process.start", () => {
 
   it("undo after the run: the same launch restarted by hand is the same state; another launch is drift", async () => {
     const trail = fileTrail({ dir: join(sb.dir, "trails") });
-    const step = startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: fast(port) });
+    const step = startProcess({ command: sb.server(port), cwd: sb.dir, pidFile, health: healthy(port) });
     const result = await run(atom("drift", { steps: [step] }), { host: sb.host, lock: false, trail });
     expect(result.status).toBe("committed");
     const started = (result.steps[0]!.after as { pid: number }).pid;

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   atom,
@@ -22,7 +22,10 @@ import {
   freePort,
   get,
   getJson,
+  growingBudget,
+  healthy,
   pidsWith,
+  reachableBy,
   type Sandbox,
   sandbox,
   waitFor,
@@ -38,7 +41,6 @@ const failAfter = defineStep({
   undo: async () => {},
 });
 
-const fast = (port: number) => ({ http: { port, path: "/health" }, timeoutMs: 10_000, intervalMs: 25 });
 const PATH = process.env.PATH ?? "/usr/bin:/bin";
 
 /** What a restore must bring back: the launch and its health, not the evidence (pid, start time, record). */
@@ -70,7 +72,7 @@ describeStepContract({
         return result;
       },
     };
-    const step = () => stopProcess({ pidFile, graceMs: 2_000, env: ["FOO", "UNSET"], health: fast(port) });
+    const step = () => stopProcess({ pidFile, graceMs: 2_000, env: ["FOO", "UNSET"], health: healthy(port) });
     return {
       host,
       step,
@@ -101,20 +103,27 @@ describe("process.stop", () => {
   });
 
   it("a process that ignores SIGTERM gets SIGKILL after graceMs", async () => {
-    const pid = await sb.spawnServer({ port, pidFile, flags: ["--ignore-term"] });
-    const logs: string[] = [];
-    const step = stopProcess({ pidFile, graceMs: 300 });
-    const result = await run(atom("stop", { steps: [step] }), {
-      host: sb.host,
-      lock: false,
-      onEvent: (e) => {
-        if (e.type === "step:log") logs.push(e.message);
+    // the server shows it got SIGTERM (and ignored it) only if it ran within the grace: grown until it did
+    const { result, logs, pid, graceMs } = await growingBudget(
+      300,
+      async (graceMs) => {
+        const pid = await sb.spawnServer({ port, pidFile, flags: ["--ignore-term"] });
+        const logs: string[] = [];
+        const result = await run(atom("stop", { steps: [stopProcess({ pidFile, graceMs })] }), {
+          host: sb.host,
+          lock: false,
+          onEvent: (e) => {
+            if (e.type === "step:log") logs.push(e.message);
+          },
+        });
+        return { result, logs, pid, graceMs };
       },
-    });
+      async () => (await readFile(join(sb.dir, "server.log"), "utf8")).includes("ignoring SIGTERM"),
+    );
     expect(result.status, result.error?.message).toBe("committed");
     expect(await alive(pid)).toBe(false);
     expect(await readFile(join(sb.dir, "server.log"), "utf8")).toContain("ignoring SIGTERM");
-    expect(logs.join("\n")).toMatch(/300 ms after SIGTERM: sending SIGKILL/);
+    expect(logs.join("\n")).toMatch(new RegExp(`${graceMs} ms after SIGTERM: sending SIGKILL`));
     expect(existsSync(pidFile)).toBe(false);
   });
 
@@ -158,7 +167,7 @@ describe("process.stop", () => {
   it("match: stops the one parent of all matching processes (and its workers), undo restarts it", async () => {
     const pid = await sb.spawnServer({ port, flags: ["--workers=2"] });
     await waitFor(async () => (await pidsWith(sb.tag)).length === 3);
-    const step = stopProcess({ match: `--tag=${sb.tag}`, graceMs: 2_000, health: fast(port) });
+    const step = stopProcess({ match: `--tag=${sb.tag}`, graceMs: 2_000, health: healthy(port) });
     const s = await bind(step, sb.host);
     const before = await s.observe();
     expect(before).toMatchObject({ running: true, pid });
@@ -200,7 +209,7 @@ describe("process.stop", () => {
       graceMs: 2_000,
       env: "keep",
       secretEnv: { TOKEN: secret },
-      health: fast(port),
+      health: healthy(port),
     });
     const result = await run(atom("env", { steps: [step, failAfter(null)] }), {
       host: sb.host,
@@ -271,10 +280,12 @@ describe("process.stop", () => {
   });
 
   it("undo restarts the process as its own user (not as the deploying root)", async () => {
-    await chmod(sb.dir, 0o755);
-    await sb.spawnServer({ port, pidFile, uid: 65534, gid: 65534 });
+    // the server runs as nobody: from a copy in the sandbox (the checkout may sit in a directory only
+    // root can enter, e.g. a mktemp -d folder), with a node nobody can run
+    const app = await reachableBy(65534, sb);
+    await sb.spawnServer({ port, pidFile, uid: 65534, gid: 65534, argv: app.server(port), cwd: app.dir });
     expect(await getJson(port, "/uid")).toEqual([65534, 65534]);
-    const step = stopProcess({ pidFile, graceMs: 2_000, health: fast(port) });
+    const step = stopProcess({ pidFile, graceMs: 2_000, health: healthy(port) });
     const result = await run(atom("uid", { steps: [step, failAfter(null)] }), {
       host: sb.host,
       lock: false,
@@ -301,7 +312,7 @@ describe("process.stop", () => {
       log,
       argv: [...sb.server(port), ...HOSTILE_STRINGS],
     });
-    const step = stopProcess({ pidFile: hostilePid, graceMs: 2_000, health: fast(port) });
+    const step = stopProcess({ pidFile: hostilePid, graceMs: 2_000, health: healthy(port) });
     const s = await bind(step, sb.host);
     const before = await s.observe();
     expect(before).toMatchObject({ launch: { cwd, dir: cwd }, output: { stdout: log, stderr: log } });
@@ -345,7 +356,7 @@ describe("process.stop", () => {
     expect(refused.error?.message).toMatch(/changed directory after it started[\s\S]*restart: \{ cwd \}/);
     expect(await alive(pid)).toBe(true);
     // told where it starts, undo restarts it from there (and it changes into public/ again itself)
-    const step = stopProcess({ pidFile, graceMs: 2_000, restart: { cwd: sb.dir }, health: fast(port) });
+    const step = stopProcess({ pidFile, graceMs: 2_000, restart: { cwd: sb.dir }, health: healthy(port) });
     const result = await run(atom("chdir", { steps: [step, failAfter(null)] }), {
       host: sb.host,
       lock: false,
@@ -377,7 +388,7 @@ describe("process.stop", () => {
             cwd: sb.dir,
             env: { APP_MODE: "blue green" },
             pidFile,
-            health: fast(port),
+            health: healthy(port),
           }),
         ],
       }),
@@ -387,7 +398,7 @@ describe("process.stop", () => {
     await waitFor(async () => (await getJson(port, "/cwd")) === join(sb.dir, "public"));
     const result = await run(
       atom("stop", {
-        steps: [stopProcess({ pidFile, graceMs: 2_000, health: fast(port) }), failAfter(null)],
+        steps: [stopProcess({ pidFile, graceMs: 2_000, health: healthy(port) }), failAfter(null)],
       }),
       { host: sb.host, lock: false, backoffMs: 1 },
     );
@@ -404,7 +415,7 @@ describe("process.stop", () => {
     await sb.spawnServer({ port, pidFile, env: { PATH, APP_PORT: String(port), MODE: "a b 'c'" } });
     const result = await run(
       atom("keep", {
-        steps: [stopProcess({ pidFile, graceMs: 2_000, health: fast(port) }), failAfter(null)],
+        steps: [stopProcess({ pidFile, graceMs: 2_000, health: healthy(port) }), failAfter(null)],
       }),
       { host: sb.host, lock: false, backoffMs: 1 },
     );

@@ -1,10 +1,11 @@
 // Settings of the real sshd instances started by scripts/testbed/sshd.sh, and helpers shared by the tests.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HostError } from "@atomkit/core";
-import { serviceMissing, testbedEnv } from "@atomkit/testkit";
+import { PATIENCE_MS, serviceMissing, testbedEnv } from "@atomkit/testkit";
 import { type SshHost, type SshHostOptions, sshHost } from "../src/index";
 
 export const env = testbedEnv("sshd.env");
@@ -43,7 +44,7 @@ export async function tempDir(
   prefix = "atomkit-ssh-",
 ): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true, maxRetries: 10 }) };
 }
 
 /** The pid of the server-side sshd process serving `host`'s current connection. */
@@ -77,13 +78,48 @@ export function childProcess(parent: number, name: string): number {
   throw new Error(`no child process ${name} of ${parent}`);
 }
 
-/** Waits until `fn()` holds, polling; fails after `ms`. */
-export async function waitFor(fn: () => boolean, ms = 10_000): Promise<void> {
+export { PATIENCE_MS };
+
+/** Waits until `fn()` holds, polling; fails after `ms` (long: only a hang waits it out on a loaded box). */
+export async function waitFor(fn: () => boolean, ms = PATIENCE_MS): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > end) throw new Error("timed out waiting");
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A TCP relay to a testbed sshd that counts the connections made through it, so "not retried" is a
+ * count rather than a stopwatch (which a loaded box would fail). Pin the host key when connecting
+ * through it: known_hosts names the sshd's own port.
+ */
+export async function countingRelay(
+  target: number,
+): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
+  let count = 0;
+  const open = new Set<{ destroy(): void }>();
+  const server = createServer((client) => {
+    count++;
+    const upstream = tcpConnect(target, sshHostAddress);
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on("close", () => open.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    connections: () => count,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of open) s.destroy();
+      }),
+  };
 }
 
 /** The same host and connection, with Atomkit's state in `stateDir` (a per-test sandbox). */
@@ -113,7 +149,7 @@ export function cutLink(
     state.armed = false;
     if (when === "after") await original(...args);
     killSession(state.pid);
-    const end = Date.now() + 5_000;
+    const end = Date.now() + PATIENCE_MS;
     while (host.connected && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     throw new HostError(
       "CONNECTION",

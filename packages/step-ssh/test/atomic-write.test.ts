@@ -22,7 +22,7 @@ describe.skipIf(noSshd)("sshHost writeFile", () => {
       const writing = host.writeFile(path, data, { exclusive: true });
       writing.catch(() => {});
       // freeze the server as soon as something was written: the write is now held half-way
-      await waitFor(() => readdirSync(dir).some((f) => statSync(`${dir}/${f}`).size > 0), 20_000);
+      await waitFor(() => readdirSync(dir).some((f) => statSync(`${dir}/${f}`).size > 0));
       process.kill(sftpServer, "SIGSTOP");
       try {
         // a reader (the next run's lease check) never sees the path partial

@@ -7,7 +7,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startProcess, stopProcess } from "@atomkit/step-process";
-import { describeStepContract, freePort } from "@atomkit/testkit";
+import { describeStepContract, freePort, PATIENCE_MS } from "@atomkit/testkit";
 import { afterAll, describe } from "vitest";
 import type { SshHost } from "../src/index";
 import { cutLink, noSshd, tempDir, testHost, withStateDir } from "./_testbed";
@@ -36,7 +36,8 @@ describe.skipIf(noSshd)("step-process over SSH", () => {
             pidFile,
             health: {
               http: { port, path: "/health" },
-              timeoutMs: existsSync(broken) ? 1_000 : 10_000,
+              // generous when it should pass (a loaded box), short when it is sure to fail
+              timeoutMs: existsSync(broken) ? 1_000 : PATIENCE_MS,
               intervalMs: 50,
             },
             graceMs: 2_000,
@@ -69,7 +70,7 @@ describe.skipIf(noSshd)("step-process over SSH", () => {
           stopProcess({
             pidFile,
             graceMs: 2_000,
-            health: { http: { port, path: "/health" }, timeoutMs: 10_000 },
+            health: { http: { port, path: "/health" }, timeoutMs: PATIENCE_MS },
           }),
         snapshot: async () => ({ answers: await answers(port), processes: (await pidsWith(sb.tag)).length }),
         breakApply: cut.arm,
@@ -101,17 +102,21 @@ async function sandbox(ssh: SshHost) {
       closeSync(fd);
       child.unref();
       await writeFile(pidFile, `${child.pid}\n`);
-      const end = Date.now() + 10_000;
+      const end = Date.now() + PATIENCE_MS;
       while (!(await answers(port))) {
-        if (Date.now() > end) throw new Error("test server did not start");
+        if (Date.now() > end || child.exitCode !== null) throw new Error("test server did not start");
         await new Promise((r) => setTimeout(r, 25));
       }
     },
     async cleanup() {
-      for (const pid of await pidsWith(tag)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
+      // every process of the test first (a test that timed out may have left one starting), then the dir
+      for (let left = await pidsWith(tag); left.length; left = await pidsWith(tag)) {
+        for (const pid of left) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {}
+        }
+        await new Promise((r) => setTimeout(r, 20));
       }
       await t.cleanup();
     },
@@ -120,7 +125,8 @@ async function sandbox(ssh: SshHost) {
 
 async function answers(port: number): Promise<boolean> {
   try {
-    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) });
+    // refused at once when nothing listens; the timeout only cuts a server that accepted and hangs
+    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(30_000) });
     return r.status > 0;
   } catch {
     return false;

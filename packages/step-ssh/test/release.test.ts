@@ -11,7 +11,7 @@ import { atom, fileTrail, run } from "@atomkit/core";
 import { untar } from "@atomkit/step-fs";
 import { startProcess, stopProcess } from "@atomkit/step-process";
 import { swapSymlink } from "@atomkit/step-symlink";
-import { freePort } from "@atomkit/testkit";
+import { freePort, PATIENCE_MS } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SshHost } from "../src/index";
 import { noSshd, tempDir, testHost } from "./_testbed";
@@ -43,10 +43,14 @@ describe.skipIf(noSshd)("the release of DESIGN.md over SSH", () => {
 
   afterEach(async () => {
     await host.close();
-    for (const pid of await pidsWith(tag)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {}
+    // every process of the test first (a test that timed out may have left one starting), then the dir
+    for (let left = await pidsWith(tag); left.length; left = await pidsWith(tag)) {
+      for (const pid of left) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
+      }
+      await new Promise((r) => setTimeout(r, 20));
     }
     await t.cleanup();
   });
@@ -65,7 +69,7 @@ describe.skipIf(noSshd)("the release of DESIGN.md over SSH", () => {
 
   it("a failing health check rolls the whole release back, every step verified", async () => {
     const before = await picture();
-    const result = await run(release(await tarball("3", { unhealthy: true }), "3"), {
+    const result = await run(release(await tarball("3", { unhealthy: true }), "3", 3_000), {
       host,
       trail: fileTrail({ dir: join(t.dir, "trails") }),
       backoffMs: 50,
@@ -85,7 +89,8 @@ describe.skipIf(noSshd)("the release of DESIGN.md over SSH", () => {
 
   // --- fixture ---
 
-  function release(archive: string, v: string) {
+  /** `healthMs`: short for a release sure to fail its check, else all the time a loaded box needs. */
+  function release(archive: string, v: string, healthMs = PATIENCE_MS) {
     const pidFile = join(app, "shared", "app.pid");
     return atom("release", {
       steps: [
@@ -98,7 +103,7 @@ describe.skipIf(noSshd)("the release of DESIGN.md over SSH", () => {
             cwd: join(app, "current"),
             pidFile,
             logFile: join(app, "shared", "app.log"),
-            health: { http: { port, path: "/health" }, timeoutMs: 3_000, intervalMs: 100 },
+            health: { http: { port, path: "/health" }, timeoutMs: healthMs, intervalMs: 100 },
             graceMs: 3_000,
           },
           { name: "start new" },
@@ -130,9 +135,9 @@ describe.skipIf(noSshd)("the release of DESIGN.md over SSH", () => {
     closeSync(fd);
     child.unref();
     await writeFile(join(app, "shared", "app.pid"), `${child.pid}\n`);
-    const end = Date.now() + 10_000;
+    const end = Date.now() + PATIENCE_MS;
     while ((await version()) !== "1") {
-      if (Date.now() > end) throw new Error("release 1 did not start");
+      if (Date.now() > end || child.exitCode !== null) throw new Error("release 1 did not start");
       await new Promise((r) => setTimeout(r, 25));
     }
   }
@@ -140,7 +145,7 @@ describe.skipIf(noSshd)("the release of DESIGN.md over SSH", () => {
   async function version(): Promise<string | null> {
     try {
       return await (
-        await fetch(`http://127.0.0.1:${port}/version`, { signal: AbortSignal.timeout(2_000) })
+        await fetch(`http://127.0.0.1:${port}/version`, { signal: AbortSignal.timeout(30_000) })
       ).text();
     } catch {
       return null;

@@ -12,7 +12,7 @@ describe.skipIf(noSshd)("sshHost against a real sshd", () => {
   const host = testHost({ stateDir });
   afterAll(async () => {
     await host.close();
-    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 
   describeHostContract({

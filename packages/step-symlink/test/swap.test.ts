@@ -22,7 +22,7 @@ import {
   validateParams,
 } from "@atomkit/core";
 import { describeStepContract, HOSTILE_STRINGS, hashTree } from "@atomkit/testkit";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { type SwapSymlinkParams, type SymlinkState, steps, swapSymlink } from "../src/index";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -55,7 +55,7 @@ async function makeTree(current: "releases/1" | null = "releases/1"): Promise<Fi
   return {
     dir,
     host: localHost({ stateDir: join(dir, "state") }),
-    cleanup: () => rm(dir, { recursive: true, force: true }),
+    cleanup: () => rm(dir, { recursive: true, force: true, maxRetries: 10 }),
   };
 }
 
@@ -258,6 +258,10 @@ describe("symlink.swap: ugly paths", () => {
     const child = spawn(process.execPath, [join(here, "fixtures", "crash-run.mjs"), f.dir, trails], {
       stdio: ["ignore", "pipe", "inherit"],
     });
+    // also when the test fails or times out: the deployer hangs on purpose until killed
+    onTestFinished(() => {
+      child.kill("SIGKILL");
+    });
     const closed = once(child, "close");
     let out = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -296,11 +300,18 @@ describe("symlink.swap: atomicity", () => {
   });
   afterEach(() => f.cleanup());
 
-  it("a concurrent reader never sees the link missing during 1,000 swaps and undos", async () => {
+  it("a concurrent reader never sees the link missing during 1,000 swaps and undos", async ({
+    onTestFinished,
+    signal,
+  }) => {
     const link = join(f.dir, "app", "current");
     const stop = join(f.dir, "stop");
     const reader = spawn(process.execPath, [join(here, "fixtures", "reader.mjs"), link, stop], {
       stdio: ["ignore", "pipe", "inherit"],
+    });
+    // also when the test fails or times out: no reader left spinning while the tree is removed
+    onTestFinished(() => {
+      reader.kill("SIGKILL");
     });
     const closed = once(reader, "close");
     let out = "";
@@ -312,7 +323,8 @@ describe("symlink.swap: atomicity", () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     const s = await bound(f.host, { link, target: "releases/2" });
-    for (let i = 0; i < 1000; i++) {
+    // at least 1,000, and on until the reader raced them for real; a timed-out test stops (signal)
+    for (let i = 0; (i < 1000 || !out.includes("enough")) && !signal.aborted; i++) {
       const before = await s.observe();
       await s.apply(before);
       const after = await s.observe();

@@ -1,5 +1,6 @@
 export type { HostContractOptions, HostFixture } from "./host-contract";
 export { describeHostContract, HOSTILE_STRINGS } from "./host-contract";
+export { growingBudget, PATIENCE_MS, waitUntil } from "./patience";
 export { freePort } from "./ports";
 export type { StepContractOptions, StepFixture } from "./step-contract";
 export { describeStepContract } from "./step-contract";

@@ -42,7 +42,7 @@ describeStepContract({
       breakApply: () => {
         broken = true;
       },
-      cleanup: () => rm(dir, { recursive: true, force: true }),
+      cleanup: () => rm(dir, { recursive: true, force: true, maxRetries: 10 }),
     };
   },
 });
@@ -55,7 +55,7 @@ describeHostContract({
     return {
       host: localHost({ stateDir: join(dir, ".state") }),
       dir: join(dir, "work"),
-      cleanup: () => rm(dir, { recursive: true, force: true }),
+      cleanup: () => rm(dir, { recursive: true, force: true, maxRetries: 10 }),
     };
   },
 });
