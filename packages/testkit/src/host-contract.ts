@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { writeFile as writeLocal } from "node:fs/promises";
+import { rm as rmLocal, writeFile as writeLocal } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -161,11 +161,15 @@ export function describeHostContract(options: HostContractOptions): void {
       const local = join(tmpdir(), `atomkit-upload-${randomBytes(4).toString("hex")}`);
       const data = randomBytes(3 * 1024 * 1024 + 17);
       await writeLocal(local, data);
-      const expected = createHash("sha256").update(data).digest("hex");
-      const r = await host.upload(local, p("up.bin"), { mode: 0o640 });
-      expect(r).toEqual({ sha256: expected, bytes: data.length });
-      expect(await host.hash(p("up.bin"))).toBe(expected);
-      expect((await host.stat(p("up.bin")))?.mode).toBe(0o640);
+      try {
+        const expected = createHash("sha256").update(data).digest("hex");
+        const r = await host.upload(local, p("up.bin"), { mode: 0o640 });
+        expect(r).toEqual({ sha256: expected, bytes: data.length });
+        expect(await host.hash(p("up.bin"))).toBe(expected);
+        expect((await host.stat(p("up.bin")))?.mode).toBe(0o640);
+      } finally {
+        await rmLocal(local, { force: true }); // 3 MB in /tmp per run otherwise
+      }
     });
 
     it("connect opens a TCP stream to a port on the host", async () => {
