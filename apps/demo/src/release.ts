@@ -18,6 +18,11 @@ export interface ReleaseOptions {
   env?: Record<string, string>;
   /** Secret environment of the app: set at start, never in the trail; stop's undo gets it back from here. */
   secretEnv?: Record<string, string>;
+  /**
+   * How long the new process may take to answer GET /health. Default 60 000: a release that starts
+   * gets time on a busy machine (a release known to be broken can fail faster).
+   */
+  healthTimeoutMs?: number;
 }
 
 /**
@@ -49,7 +54,11 @@ export function releaseAtom(o: ReleaseOptions): Atom {
         env: { ...(o.env ?? {}), ...(o.secretEnv ?? {}) },
         pidFile,
         logFile: `${b}/app.log`,
-        health: { http: { port: o.port, path: "/health" }, timeoutMs: 2_000, intervalMs: 100 },
+        health: {
+          http: { port: o.port, path: "/health" },
+          timeoutMs: o.healthTimeoutMs ?? 60_000,
+          intervalMs: 100,
+        },
       },
       { name: "start", secret: Object.keys(o.secretEnv ?? {}).map((k) => `env.${k}`) },
     ),

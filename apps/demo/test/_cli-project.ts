@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { freePort } from "@atomkit/testkit";
+import { freePort, PATIENCE_MS } from "@atomkit/testkit";
 import { buildRelease } from "../src/app";
 
 // A deploy project as a user has it: a deploy file using the published kinds (node_modules/@atomkit/*
@@ -100,6 +100,8 @@ const release = (o: { version: string; base: string; port: string; token: string
     tarball: \`dist/app-\${o.version}.tar.gz\`,
     port: Number(o.port),
     env: { GREETING: \`hi from \${o.version}\` },
+    // v3 is broken on purpose (its health answers 500); the others get time on a busy machine
+    healthTimeoutMs: o.version === "v3" ? 3_000 : ${PATIENCE_MS},
     secretEnv: { TOKEN: o.token },
   });
 
@@ -134,7 +136,7 @@ ${hostEntries}
                 cwd: \`\${base}/current\`,
                 pidFile: \`\${base}/app.pid\`,
                 logFile: \`\${base}/app.log\`,
-                health: { http: { port: Number(port), path: "/health" }, timeoutMs: 5_000, intervalMs: 100 },
+                health: { http: { port: Number(port), path: "/health" }, timeoutMs: ${PATIENCE_MS}, intervalMs: 100 },
               },
               { name: "start" },
             ),
@@ -153,7 +155,7 @@ ${hostEntries}
     async get(i, path = "/") {
       try {
         const r = await fetch(`http://127.0.0.1:${hosts[i]!.port}${path}`, {
-          signal: AbortSignal.timeout(5_000),
+          signal: AbortSignal.timeout(30_000),
         });
         return await r.text();
       } catch {

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { freePort, serviceMissing, testbedEnv } from "@atomkit/testkit";
+import { freePort, PATIENCE_MS, serviceMissing, testbedEnv } from "@atomkit/testkit";
 import { create } from "tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "./_cli-project";
@@ -41,7 +41,7 @@ describe.skipIf(skip)("busybox httpd -h public on 8 SSH hosts, through the CLI",
         try {
           return (
             await (
-              await fetch(`http://127.0.0.1:${port}/index.html`, { signal: AbortSignal.timeout(5_000) })
+              await fetch(`http://127.0.0.1:${port}/index.html`, { signal: AbortSignal.timeout(30_000) })
             ).text()
           ).trim();
         } catch {
@@ -104,7 +104,8 @@ ${hosts}
                 command: [${JSON.stringify(BUSYBOX)}, "httpd", "-f", "-p", \`127.0.0.1:\${port}\`, "-h", "public"],
                 cwd: \`\${base}/current\`,
                 pidFile: \`\${base}/httpd.pid\`,
-                health: { http: { port: Number(port), path: "/health.html" }, timeoutMs: 3_000, intervalMs: 100 },
+                // v3 ships without its health page: it fails fast; the others get time on a busy box
+                health: { http: { port: Number(port), path: "/health.html" }, timeoutMs: version === "v3" ? 3_000 : ${PATIENCE_MS}, intervalMs: 100 },
               },
               { name: "start" },
             ),

@@ -268,11 +268,9 @@ describe.skipIf(skip)("a lease created on a full disk (real tmpfs)", () => {
     expect(await readdir(locks)).toEqual([]);
 
     disk.free();
-    const started = Date.now();
+    // an empty lease left behind would refuse this run (EEXIST while its grace lasts)
     const ok = await run(atom("rel", { steps }), { host });
     expect(ok.status).toBe("committed");
-    // an empty lease left behind would block for its 10 s grace (or fail with EEXIST)
-    expect(Date.now() - started).toBeLessThan(9_000);
     expect(await readdir(locks)).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PATIENCE_MS } from "../../testkit/src/patience";
 import { defineStep, fileTrail, isNotFound, localHost, recover } from "../src/index";
 import { tempDir } from "./_helpers";
 
@@ -60,7 +61,7 @@ async function liveRun(root: string, stateDir: string, trailDir: string, lock: "
   `;
   child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: "inherit" });
   const exited = new Promise<void>((resolve) => child!.once("exit", () => resolve()));
-  const end = Date.now() + 20_000;
+  const end = Date.now() + PATIENCE_MS;
   while (!existsSync(join(root, "b"))) {
     if (Date.now() > end || child.exitCode !== null) throw new Error("the deploying process did not start");
     await new Promise((r) => setTimeout(r, 20));

@@ -186,9 +186,8 @@ describe("trail reads", () => {
         console.log(`listRuns over a 300 MB line: ${ms} ms, rss +${Math.round(grew / 1e6)} MB`);
       expect(runs.map((r) => r.status).sort()).toEqual(["committed", "corrupt"]);
       expect(runs.find((r) => r.runId === "huge")?.problem).toMatch(/longer than/);
-      // reading the whole line takes seconds and 600 MB or more (a buffer and its string); the bound is
-      // a few MiB: generous limits that hold on a loaded machine
-      expect(ms, `listRuns took ${ms} ms`).toBeLessThan(3_000);
+      // reading the whole line takes 600 MB or more (a buffer and its string); the bound is a few MiB.
+      // Memory, not time, is asserted: a stopwatch fails on a loaded machine (the time is printed above)
       expect(grew, `rss grew by ${Math.round(grew / 1e6)} MB`).toBeLessThan(150 * 1024 * 1024);
     }
   });
