@@ -7,6 +7,13 @@ import type { Host, Lease, LeaseInfo, LockOptions } from "./host";
 
 const LOCK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
+/**
+ * Where a holder's heartbeat goes: a file of its own beside the lease, never the lease itself. A
+ * heartbeat that rewrote the lease could put back a lease that was broken between its read and its
+ * write (two holders); a beat file can only ever speak for its own token.
+ */
+const beatPath = (path: string, token: string) => `${path}.beat-${token}`;
+
 /** Path of a named lease on a host. */
 export function leasePath(host: Host, name: string): string {
   return `${host.stateDir}/locks/${name}.lock`;
@@ -14,8 +21,8 @@ export function leasePath(host: Host, name: string): string {
 
 /**
  * A lease built only from Host primitives, so it works the same on every host: an exclusive create of
- * `<stateDir>/locks/<name>.lock` (O_EXCL locally, SSH_FXF_EXCL over SFTP) holding who took it and a
- * heartbeat that is refreshed every ttl/3 by atomic rewrite.
+ * `<stateDir>/locks/<name>.lock` (a whole temp file hard-linked into place) holding who took it, and a
+ * heartbeat refreshed every ttl/3 in a beat file of the holder's own (`<lock>.beat-<token>`).
  *
  * Staleness is judged from the heartbeat written by the holder's clock; clocks of deploying machines
  * should agree within the TTL.
@@ -125,6 +132,7 @@ async function breakIfStill(host: Host, path: string, stale: LeaseInfo, token: s
     throw lockedError(host, fresh, false);
   }
   await host.rm(moved, { force: true });
+  await host.rm(beatPath(path, stale.token), { force: true }).catch(() => {});
 }
 
 /** The current holder of a lease, or null. A half-written lease file reads as null. */
@@ -136,18 +144,29 @@ export async function readLease(host: Host, name: string): Promise<(LeaseInfo & 
     if (isNotFound(error)) return null;
     throw error;
   }
+  let info: LeaseInfo;
   try {
-    const info = JSON.parse(text) as LeaseInfo;
-    return { ...info, stale: isStale(info) };
+    info = JSON.parse(text) as LeaseInfo;
   } catch {
     return null;
   }
+  // the latest heartbeat of this very holder (its beat file names its token)
+  try {
+    const beat = JSON.parse(
+      (await host.readFile(beatPath(leasePath(host, name), info.token))).toString("utf8"),
+    ) as { heartbeatAt?: string };
+    if (beat.heartbeatAt && beat.heartbeatAt > info.heartbeatAt) info.heartbeatAt = beat.heartbeatAt;
+  } catch {
+    // none yet, or unreadable mid-write: the lease's own time stands
+  }
+  return { ...info, stale: isStale(info) };
 }
 
 /** Removes a lease whoever holds it (the CLI's `unlock`: shows the holder first). */
 export async function breakLease(host: Host, name: string): Promise<LeaseInfo | null> {
   const holder = await readLease(host, name);
   await host.rm(leasePath(host, name), { force: true });
+  if (holder) await host.rm(beatPath(leasePath(host, name), holder.token), { force: true }).catch(() => {});
   return holder;
 }
 
@@ -201,7 +220,8 @@ function startLease(host: Host, path: string, info: LeaseInfo): Lease {
       const current = JSON.parse((await host.readFile(path)).toString("utf8")) as LeaseInfo;
       if (current.token !== info.token) throw new Error("lease taken over by another run");
       info.heartbeatAt = new Date().toISOString();
-      if (!released) await host.writeFile(path, JSON.stringify(info));
+      // never the lease itself: see beatPath
+      if (!released) await host.writeFile(beatPath(path, info.token), JSON.stringify({ heartbeatAt: info.heartbeatAt }));
     } catch (error) {
       if (!released && (isNotFound(error) || /taken over/.test(String(error)))) {
         clearInterval(timer);
@@ -232,6 +252,8 @@ function startLease(host: Host, path: string, info: LeaseInfo): Lease {
         if (current.token === info.token) await host.rm(path, { force: true });
       } catch (error) {
         if (!isNotFound(error) && !(error instanceof SyntaxError)) throw error;
+      } finally {
+        await host.rm(beatPath(path, info.token), { force: true }).catch(() => {});
       }
     },
   };
