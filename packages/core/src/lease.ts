@@ -221,7 +221,8 @@ function startLease(host: Host, path: string, info: LeaseInfo): Lease {
       if (current.token !== info.token) throw new Error("lease taken over by another run");
       info.heartbeatAt = new Date().toISOString();
       // never the lease itself: see beatPath
-      if (!released) await host.writeFile(beatPath(path, info.token), JSON.stringify({ heartbeatAt: info.heartbeatAt }));
+      if (!released)
+        await host.writeFile(beatPath(path, info.token), JSON.stringify({ heartbeatAt: info.heartbeatAt }));
     } catch (error) {
       if (!released && (isNotFound(error) || /taken over/.test(String(error)))) {
         clearInterval(timer);
