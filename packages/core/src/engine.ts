@@ -58,6 +58,10 @@ export interface StepRecord {
   undoDurationMs?: number;
   /** apply attempts made. */
   attempts?: number;
+  /** When check began observing a failed apply (the apply segment of a timeline ends there). */
+  checkAt?: string;
+  /** When the last verify after undo began. */
+  verifyAt?: string;
 }
 
 /** A step bound to validated params, ready to act; rebuilt from the trail by recover and undo. */
@@ -238,6 +242,11 @@ export class Engine {
       ...(rec.after !== undefined ? { after: r.scrub(rec.after) } : {}),
       ...(rec.changed !== undefined ? { changed: rec.changed } : {}),
       ...(rec.verified !== undefined ? { verified: rec.verified } : {}),
+      // when a phase's last part began: a report draws apply | check and undo | verify apart
+      ...(rec.checkAt && rec.status.startsWith("failed-") ? { checkAt: rec.checkAt } : {}),
+      ...(rec.verifyAt && (rec.status === "undone" || rec.status === "undo-failed")
+        ? { verifyAt: rec.verifyAt }
+        : {}),
       ...(error ? { error: this.info(error) } : {}),
       ...(this.o.recovering ? { recovered: true } : {}),
     };
@@ -519,6 +528,7 @@ export class Engine {
         }
         // check: a failed step may still have changed something
         let now: Json;
+        rec.checkAt = nowIso();
         try {
           now = await this.observe(entry, "check");
         } catch (checkError) {
@@ -572,6 +582,7 @@ export class Engine {
   /** Re-observes a step whose apply was interrupted (recover): did it change state? */
   async check(entry: Entry): Promise<void> {
     const { rec } = entry;
+    rec.checkAt = nowIso();
     try {
       const now = await this.observe(entry, "check");
       if (this.same(entry, now, rec.before)) {
@@ -771,6 +782,7 @@ export class Engine {
       }
       // verify, also after a failed attempt: it may have done its work before failing
       let seen: Json;
+      rec.verifyAt = nowIso();
       try {
         seen = await this.observe(entry, "verify");
       } catch (error) {

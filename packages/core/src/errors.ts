@@ -1,4 +1,5 @@
 import { messageOf } from "./_utils";
+import type { Json } from "./types";
 
 /** Stable error codes, sorted alphabetically. Scripts and the CLI branch on these, never on messages. */
 export type AtomErrorCode =
@@ -215,6 +216,11 @@ export interface ErrorInfo {
   name: string;
   code?: string;
   message: string;
+  /** The message without context, expected/found and hint (AtomErrors). */
+  shortMessage?: string;
+  /** What the step expected and what it found, as JSON (clipped when large). */
+  expected?: Json;
+  found?: Json;
   stack?: string;
   step?: string;
   phase?: string;
@@ -232,12 +238,27 @@ export function toErrorInfo(error: unknown, depth = 0): ErrorInfo {
     if (error.step) info.step = error.step;
     if (error.phase) info.phase = error.phase;
     if (error.hint) info.hint = error.hint;
+    if (error.shortMessage !== error.message) info.shortMessage = error.shortMessage;
+    if (error.expected !== undefined) info.expected = asJson(error.expected);
+    if (error.found !== undefined) info.found = asJson(error.found);
   }
   if (error.cause !== undefined && depth < 4) info.cause = toErrorInfo(error.cause, depth + 1);
   return info;
 }
 
 // --- Internal helpers ---
+
+/** A detail value as JSON for the trail: as it is when small, else its first 4,000 characters as text. */
+function asJson(value: unknown): Json {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // cyclic or BigInt: only its text form is recordable
+  }
+  if (text === undefined) return String(value);
+  return text.length <= 4000 ? (JSON.parse(text) as Json) : `${text.slice(0, 4000)}…`;
+}
 
 function formatMessage(message: string, d: ErrorDetails): string {
   const where: string[] = [];

@@ -91,6 +91,10 @@ export interface StepTrailRecord extends Sealed {
   after?: Json;
   changed?: boolean;
   verified?: boolean;
+  /** When check began observing a failed apply (failed-* records). */
+  checkAt?: string;
+  /** When the last verify after undo began (undone, undo-failed records). */
+  verifyAt?: string;
   error?: ErrorInfo;
   /** Set on records written by `recover`. */
   recovered?: boolean;
