@@ -75,7 +75,7 @@ export const CONFIG_NAMES = [
 ];
 
 /** The deploy file in `dir` or the nearest parent directory that has one (like git, npm). */
-function findConfig(dir: string): string | undefined {
+export function findConfig(dir: string): string | undefined {
   for (let d = resolve(dir); ; d = dirname(d)) {
     const found = CONFIG_NAMES.map((n) => join(d, n)).find((p) => existsSync(p));
     if (found) return found;

@@ -1,15 +1,17 @@
+import { resolve } from "node:path";
 import {
   AtomError,
   checkFleetOptions,
   type FleetFailurePolicy,
   type FleetSpread,
+  fileTrail,
   type Host,
   type LockSettings,
   readFleet,
   type TrailStore,
 } from "@atomkit/core";
 import { Atoms } from "./atoms";
-import { HostPool, type LoadedConfig, loadConfig, trailOf } from "./config";
+import { findConfig, HostPool, type LoadedConfig, loadConfig, trailOf } from "./config";
 import { createRenderer, pickMode, type Renderer } from "./render";
 import type { Vars } from "./vars";
 
@@ -23,6 +25,8 @@ export interface Flags {
   "break-stale": boolean;
   "rollback-committed": boolean;
   history: boolean;
+  last: boolean;
+  output?: string;
   yes: boolean;
   batch?: string;
   "max-failures"?: string;
@@ -76,7 +80,15 @@ export class Context {
     return this.pool;
   }
 
+  /**
+   * The trail. With `--trail dir` and no deploy file to be found (a trail copied from CI, the demo's),
+   * the commands that only read it (trail, report) still work: nothing else needs the deploy file.
+   */
   async trail(): Promise<TrailStore> {
+    if (this.flags.trail && !this.flags.config && !this.loadedConfig && !findConfig(this.io.cwd)) {
+      this.trailStore ??= fileTrail({ dir: resolve(this.io.cwd, this.flags.trail) });
+      return this.trailStore;
+    }
     await this.loaded();
     return this.trailStore!;
   }

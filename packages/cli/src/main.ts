@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { AtomError, isAtomError } from "@atomkit/core";
 import { listCommand } from "./commands/list";
 import { planCommand } from "./commands/plan";
+import { reportCommand } from "./commands/report";
 import { rollbackCommand } from "./commands/rollback";
 import { runCommand } from "./commands/run";
 import { statusCommand } from "./commands/status";
@@ -34,6 +35,10 @@ usage:
                                             and whether the host still holds it
   atomkit list                              the deploy file's atoms, their vars, and its hosts
   atomkit trail [runId|fleetId] [--json]    list runs, or show one run's (or fleet's) steps
+  atomkit report [<runId|fleetId> | --last] [-o file]
+                                            one HTML file: outcome, timeline across hosts, every
+                                            step's before → after, undo and verify (no host contacted)
+  atomkit report --history [--host h ...]   runs over time per host, what is live, undo links
   atomkit unlock <host> [--yes]             show who holds the host lock; remove it with --yes
 
 options:
@@ -104,6 +109,8 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
         return await listCommand(ctx);
       case "trail":
         return await trailCommand(ctx, arg);
+      case "report":
+        return await reportCommand(ctx, arg);
       case "unlock":
         return await unlockCommand(ctx, need("host"));
       default:
@@ -138,6 +145,8 @@ function parse(argv: string[]) {
       force: { type: "boolean", default: false },
       "allow-later-runs": { type: "boolean", default: false },
       history: { type: "boolean", default: false },
+      last: { type: "boolean", default: false },
+      output: { type: "string", short: "o" },
       to: { type: "string" },
       steps: { type: "string" },
       "break-stale": { type: "boolean", default: false },
