@@ -25,7 +25,7 @@ pnpm_cmd install --frozen-lockfile || { echo "install failed"; exit 1; }
 
 services_started=0
 if [ "$(id -u)" = 0 ]; then
-  step "test services: sshd on 127.0.0.1:${SSH_PORTS[*]}, dockerd"
+  step "test services: sshd on 127.0.0.1:${SSH_PORTS[*]}, dockerd, chromium"
   # stop on exit only what this run started: services already up belong to someone else (a developer's
   # testbed, another checkout's run going on at the same time) and must outlive this run
   started_ports=()
@@ -37,6 +37,8 @@ if [ "$(id -u)" = 0 ]; then
   { pgrep -x dockerd >/dev/null 2>&1 || timeout 60 docker info >/dev/null 2>&1; } && dockerd_was_up=1
   bash scripts/testbed/sshd.sh start "${SSH_PORTS[@]}" >/dev/null || { echo "sshd failed to start"; failed=1; }
   bash scripts/testbed/dockerd.sh start >/dev/null || { echo "dockerd failed to start"; failed=1; }
+  # the report's browser tests drive Debian's Chromium (nothing to start, only to install once)
+  bash scripts/testbed/chromium.sh || { echo "chromium failed to install"; failed=1; }
   services_started=1
   stop_services() {
     [ -n "${ATOMKIT_KEEP_SERVICES:-}" ] && return 0

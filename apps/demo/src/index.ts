@@ -198,7 +198,7 @@ try {
   say(
     c.dim(
       values.keep
-        ? `  trail: npx atomkit trail --trail ${join(work, "trails")}`
+        ? `  trail: npx atomkit trail --trail ${join(work, "trails")}\n  report: npx atomkit report --last --trail ${join(work, "trails")}`
         : "  (--keep leaves the app running and keeps its directory and trail)",
     ),
   );

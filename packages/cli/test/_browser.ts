@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -82,10 +83,10 @@ export async function openReport(
   return { page, requests, dialogs, errors, text, close: () => context.close() };
 }
 
-/** A full-page screenshot kept as a test artifact (CI uploads test-artifacts/). */
-export async function screenshot(page: Page, name: string): Promise<string> {
+/** A screenshot (the whole page, or what the first screen shows) kept as a test artifact. */
+export async function screenshot(page: Page, name: string, fullPage = true): Promise<string> {
   await mkdir(ARTIFACTS, { recursive: true });
   const path = join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage });
   return path;
 }

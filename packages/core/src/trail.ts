@@ -297,6 +297,9 @@ export async function summarizeAll(
 /** Keeps runs in memory: for tests, benchmarks and throwaway runs. Lost with the process. */
 export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]> } {
   const records = new Map<string, TrailRecord[]>();
+  // a run's summary is folded again only when it got records: every run of a fleet lists the runs,
+  // so without this a fleet of n hosts folds n² runs
+  const summaries = new Map<string, { count: number; list: RunSummary[] }>();
   return {
     records,
     async append(runId, recs) {
@@ -309,7 +312,16 @@ export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]
       return structuredClone(records.get(runId) ?? []);
     },
     async listRuns() {
-      return summarizeAll([...records.keys()], async (id) => records.get(id) ?? []);
+      const out: RunSummary[] = [];
+      for (const [id, list] of records) {
+        let known = summaries.get(id);
+        if (known?.count !== list.length) {
+          known = { count: list.length, list: await summarizeAll([id], async () => list) };
+          summaries.set(id, known);
+        }
+        out.push(...known.list.map((r) => ({ ...r })));
+      }
+      return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
     },
     async listIds() {
       return [...records.keys()];

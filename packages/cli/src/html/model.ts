@@ -60,6 +60,7 @@ export interface RunModel {
   endedAt?: number;
   /** Who ran it (the lock's owner: user@machine). */
   owner?: string;
+  vars: Array<[string, string]>;
   steps: StepModel[];
   error?: ErrorInfo;
   stillApplied?: string[];
@@ -82,6 +83,8 @@ export interface HostModel {
   runs: RunModel[];
   /** The step whose failure made this host roll back (or stop). */
   failedStep?: string;
+  /** Vars of this host that differ from the fleet's (per-host vars of the deploy file). */
+  ownVars?: Array<[string, string]>;
 }
 
 export type Outcome = "committed" | "rolled-back" | "rollback-failed" | "partial" | "unfinished";
@@ -179,6 +182,24 @@ async function fleetModel(
       ...(forward ? failedStepOf(forward) : {}),
     };
   });
+  // the CLI records vars per host run (hosts may have vars of their own): the fleet's are those that
+  // every host ran with; the rest are shown on each host
+  const forwards = hosts.map((h) => h.runs.find((r) => r.mode === fleet.mode)).filter((r) => r !== undefined);
+  let vars = varsOf(fleet.meta);
+  if (!vars.length && forwards.length) {
+    const key = ([k, v]: [string, string]) => `${k}\u0000${v}`;
+    const common = forwards
+      .slice(1)
+      .reduce(
+        (set, r) => new Set(r.vars.map(key).filter((x) => set.has(x))),
+        new Set(forwards[0]!.vars.map(key)),
+      );
+    vars = forwards[0]!.vars.filter((kv) => common.has(key(kv)));
+    for (const h of hosts) {
+      const own = h.runs.find((r) => r.mode === fleet.mode)?.vars.filter((kv) => !common.has(key(kv)));
+      if (own?.length) h.ownVars = own;
+    }
+  }
   const times = runs.flatMap((r) => [r.startedAt, r.endedAt ?? r.startedAt]);
   const endAt = end ? Date.parse(end.at) : times.length ? Math.max(...times) : undefined;
   const outcome: Outcome = end ? end.status : "unfinished";
@@ -189,7 +210,7 @@ async function fleetModel(
     mode: fleet.mode,
     ...(fleet.undoOf ? { undoOf: fleet.undoOf } : {}),
     outcome,
-    vars: varsOf(fleet.meta),
+    vars,
     ...(runs.find((r) => r.owner) ? { owner: runs.find((r) => r.owner)!.owner! } : {}),
     machine: fleet.machine,
     pid: fleet.pid,
@@ -217,6 +238,7 @@ export function runModel(records: readonly TrailRecord[], runId: string): RunMod
     startedAt: Date.parse(view.run.at),
     ...(view.end ? { endedAt: Date.parse(view.end.at) } : {}),
     ...(view.run.lock?.owner ? { owner: view.run.lock.owner } : {}),
+    vars: varsOf(view.run.meta),
     steps: view.steps.map((s) => {
       const own = segments.filter((g) => g.step === s.name);
       const spent = (phases: Phase[]) => {
@@ -378,6 +400,7 @@ function corrupt(s: RunSummary): RunModel {
     host: s.host,
     status: "unfinished",
     startedAt: Date.parse(s.startedAt) || 0,
+    vars: [],
     steps: [],
     error: { name: "TrailError", message: s.problem ?? "the run's records could not be read" },
   };

@@ -38,7 +38,7 @@ details{margin:.2rem 0}summary{cursor:pointer}
 details.group>summary{font-weight:600;font-size:1rem;margin:.6rem 0 .2rem}
 details.host{border:1px solid var(--line);border-radius:4px;padding:.2rem .6rem;margin:.3rem 0 .3rem .6rem}
 details.host>summary{font-weight:600}details.host>summary .why{font-weight:400;color:var(--bad)}
-details.step{border-left:3px solid var(--line);padding-left:.6rem;margin:.25rem 0}
+details.step,.step1{border-left:3px solid var(--line);padding-left:.6rem;margin:.25rem 0}.step1{border-color:var(--verify);padding-left:1.6rem}
 details.step.s-failed{border-color:var(--bad)}details.step.s-undone{border-color:var(--verify)}details.step.s-drift,details.step.s-undo-failed{border-color:var(--bad)}details.step.s-applied{border-color:var(--apply)}
 .kind{color:var(--mut)}.fail{color:#fff;background:var(--bad);font-size:12px;padding:0 .35rem;border-radius:3px;margin-left:.3rem}.st{font-size:12px;padding:0 .35rem;border:1px solid var(--line);border-radius:3px;margin-left:.3rem}
 .ok{color:var(--ok)}.bad{color:var(--bad)}.mut{color:var(--mut)}

@@ -154,7 +154,10 @@ function hostGroups(m: ReportModel): Markup {
 
 function hostDetails(h: HostModel, open: boolean): Markup {
   const failed = h.failedStep ? html` <span class="why">✗ ${h.failedStep}</span>` : "";
-  return html`<details class="host" id="${anchor("host", h.host)}" ${open ? "open" : ""}><summary>${h.host} <span class="badge o-${h.outcome}">${h.outcome}</span>${failed}</summary>${hostBody(h)}</details>`;
+  const vars = h.ownVars
+    ? html` <span class="mono mut">${h.ownVars.map(([k, v]) => `${k}=${show(v, 120)}`).join(" ")}</span>`
+    : "";
+  return html`<details class="host" id="${anchor("host", h.host)}" ${open ? "open" : ""}><summary>${h.host} <span class="badge o-${h.outcome}">${h.outcome}</span>${failed}${vars}</summary>${hostBody(h)}</details>`;
 }
 
 function hostBody(h: HostModel): Markup {
@@ -188,15 +191,12 @@ function stepBlock(s: StepModel, r: RunModel): Markup {
   const verified = s.status === "undone" ? html` <span class="ok">✓ undo verified</span>` : "";
   const changed = s.changed === false ? html` <span class="mut">(no change)</span>` : "";
   const failed = s.error ? html` <span class="fail">✗ ${s.error.phase ?? "apply"} failed</span>` : "";
-  const open = !!(s.error || s.undoError) || s.status === "drift";
-  return html`<details class="step s-${stepClass(s)}" ${open ? "open" : ""}><summary><b>${s.name}</b> <span class="kind">${s.kind}</span> <span class="st">${s.status}</span>${failed}${changed}${verified} <span class="mut">${times}</span></summary><div class="sd">
-<div class="mut">${show(s.title, 300)}</div>
-<h5>params</h5><pre>${pretty(s.params)}</pre>
-<h5>${r.mode === "undo" ? "state: before the run being undone → after it" : "state: before → after"}</h5>${diffTable(s.before, s.after, s.status)}
-${undoLine(s)}
-${s.error ? errorBlock(`${s.error.phase ?? "apply"} failed`, s.error) : ""}
-${s.undoError ? errorBlock(s.status === "drift" ? "drift: undo not attempted" : "undo failed", s.undoError) : ""}
-</div></details>`;
+  const head = html`<b>${s.name}</b> <span class="kind">${s.kind}</span> <span class="st">${s.status}</span>${failed}${changed}${verified} <span class="mut">${times}</span>`;
+  const problem = !!(s.error || s.undoError) || s.status === "drift";
+  // an undo run restores what its forward run (linked above it) shows in full: one line per step
+  // unless something went wrong, which keeps a 200-host rollback-all report small
+  if (r.mode === "undo" && !problem) return html`<div class="step1">${head}</div>`;
+  return html`<details class="step s-${stepClass(s)}" ${problem ? "open" : ""}><summary>${head}</summary><div class="sd"><div class="mut">${show(s.title, 300)}</div><h5>params</h5><pre>${pretty(s.params)}</pre><h5>${r.mode === "undo" ? "state: before the run being undone → after it" : "state: before → after"}</h5>${diffTable(s.before, s.after, s.status)}${undoLine(s)}${s.error ? errorBlock(`${s.error.phase ?? "apply"} failed`, s.error) : ""}${s.undoError ? errorBlock(s.status === "drift" ? "drift: undo not attempted" : "undo failed", s.undoError) : ""}</div></details>`;
 }
 
 function undoLine(s: StepModel): Markup | string {
