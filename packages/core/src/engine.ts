@@ -768,6 +768,9 @@ export class Engine {
     await this.journal(entry, true).catch(() => {});
     let last: AtomError | undefined;
     for (let attempt = 0; attempt <= step.undoRetries; attempt++) {
+      // a verify time is this attempt's or none: a later attempt that fails before verifying must not
+      // show an earlier attempt's verify
+      delete rec.verifyAt;
       if (attempt > 0) {
         this.emit({ type: "step:retry", attempt, error: this.info(last), undo: true }, entry);
         await sleep(this.backoff(attempt - 1));

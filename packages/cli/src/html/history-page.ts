@@ -1,6 +1,6 @@
 import { liveRuns, type RunSummary, undoneRuns } from "@atomkit/core";
 import type { RunMeta } from "../atoms";
-import { anchor, duration, html, type Markup, show } from "./markup";
+import { anchor, duration, extent, html, iso, type Markup, show } from "./markup";
 import { page } from "./page";
 
 // Runs over time, host by host: what is live now (per atom), every run with its vars and outcome, and
@@ -15,12 +15,14 @@ export function renderHistory(all: readonly RunSummary[], options: HistoryOption
   const runs = options.hosts?.length ? all.filter((r) => options.hosts!.includes(r.host)) : [...all];
   const hosts = [...new Set(runs.map((r) => r.host))].sort();
   const undone = undoneRuns(all);
-  const times = runs.map((r) => Date.parse(r.startedAt)).filter(Number.isFinite);
-  const t0 = Math.min(...times);
-  const t1 = Math.max(t0 + 1, ...times);
-  const pct = (t: number) => `${(((t - t0) / (t1 - t0)) * 96 + 2).toFixed(2)}%`;
+  const { min, max } = extent(runs.map((r) => Date.parse(r.startedAt)));
+  const known = Number.isFinite(min);
+  const t0 = known ? min : 0;
+  const t1 = known ? Math.max(t0 + 1, max) : 1;
+  // a run whose start time is unreadable (a corrupt file) sits at the left edge
+  const pct = (t: number) => `${((((Number.isFinite(t) ? t : t0) - t0) / (t1 - t0)) * 96 + 2).toFixed(2)}%`;
   const body = html`<header><h1>Deploy history <span class="mut">· ${hosts.length} host${hosts.length === 1 ? "" : "s"}, ${runs.length} run${runs.length === 1 ? "" : "s"}</span></h1>
-${runs.length ? html`<p class="mut">From ${new Date(t0).toISOString()} to ${new Date(t1).toISOString()}.</p>` : html`<p class="summary">No runs in the trail${options.hosts?.length ? ` for ${options.hosts.join(", ")}` : ""}.</p>`}</header>
+${runs.length ? html`<p class="mut">${known ? `From ${iso(t0)} to ${iso(max)}.` : "No readable start times."}</p>` : html`<p class="summary">No runs in the trail${options.hosts?.length ? ` for ${options.hosts.join(", ")}` : ""}.</p>`}</header>
 ${
   runs.length
     ? html`<section><h2>Live now</h2><table class="hist"><tr><th>host</th><th>atom</th><th>serving since</th><th>run</th><th>vars</th><th>previous release</th></tr>${hosts.flatMap((h) => liveRows(all, h))}</table></section>
@@ -39,6 +41,11 @@ ${
 }
 <footer>Made by <code>atomkit report --history</code> from the trail at ${new Date(options.generatedAt ?? Date.now()).toISOString()}.</footer>`;
   return page(`atomkit · history${options.hosts?.length ? ` · ${options.hosts.join(", ")}` : ""}`, body);
+}
+
+/** Only known outcomes become class names (a forged status is shown as text, styled as a problem). */
+function statusClass(status: string): string {
+  return ["committed", "rolled-back", "rollback-failed", "unfinished"].includes(status) ? status : "corrupt";
 }
 
 function dotClass(r: RunSummary): string {
@@ -75,7 +82,7 @@ function hostTable(host: string, runs: readonly RunSummary[], undone: Map<string
       const by = undone.get(r.runId);
       if (by) links.push(html`undone by <a class="mono" href="#${anchor("run", by)}">${by}</a>`);
       if (r.fleet) links.push(html`<span class="mut">fleet ${r.fleet}</span>`);
-      return html`<tr id="${anchor("run", r.runId)}"><td class="when">${r.startedAt}</td><td class="mono">${r.runId}</td><td>${r.atom}</td><td>${r.mode}</td><td><span class="badge o-${r.status}">${r.status}</span>${r.recovered ? " (recovered)" : ""}${r.problem ? html` <span class="bad">${show(r.problem, 200)}</span>` : ""}</td><td class="mono">${vars(r)}</td><td>${r.endedAt ? duration(Date.parse(r.endedAt) - Date.parse(r.startedAt)) : ""}</td><td>${links.length ? links.map((l, i) => html`${i ? html`<br>` : ""}${l}`) : ""}</td></tr>`;
+      return html`<tr id="${anchor("run", r.runId)}"><td class="when">${r.startedAt}</td><td class="mono">${r.runId}</td><td>${r.atom}</td><td>${r.mode}</td><td><span class="badge o-${statusClass(r.status)}">${r.status}</span>${r.recovered ? " (recovered)" : ""}${r.problem ? html` <span class="bad">${show(r.problem, 200)}</span>` : ""}</td><td class="mono">${vars(r)}</td><td>${r.endedAt ? duration(Date.parse(r.endedAt) - Date.parse(r.startedAt)) : r.status === "unfinished" ? "unfinished" : ""}</td><td>${links.length ? links.map((l, i) => html`${i ? html`<br>` : ""}${l}`) : ""}</td></tr>`;
     },
   )}</table></details>`;
 }

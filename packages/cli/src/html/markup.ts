@@ -44,9 +44,29 @@ export function raw(constant: string): Markup {
   return new Markup(constant);
 }
 
-/** An element id from any string: letters, digits, `-` and `_` only, so it is safe in `href="#…"`. */
+/**
+ * An element id from any string: letters, digits, `-` and `_` only, so it is safe in `href="#…"`; any
+ * other character (and `_` itself) becomes `_<hex>_`, so two names never share an id.
+ */
 export function anchor(prefix: string, id: string): string {
-  return `${prefix}-${id.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  return `${prefix}-${id.replace(/[^A-Za-z0-9-]/g, (c) => `_${c.codePointAt(0)!.toString(16)}_`)}`;
+}
+
+/** A time as ISO text, or "?" for one the trail did not record readably. */
+export function iso(t: number | undefined): string {
+  return t !== undefined && Number.isFinite(t) ? new Date(t).toISOString() : "?";
+}
+
+/** The largest and smallest of many numbers without spreading them into arguments (no stack limit). */
+export function extent(values: Iterable<number>): { min: number; max: number } {
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return { min, max };
 }
 
 /** A long text cut for display, saying how much was left out (the file stays small and readable). */

@@ -13,6 +13,10 @@ import {
   type TrailStore,
 } from "@atomkit/core";
 import type { RunMeta } from "../atoms";
+import { extent } from "./markup";
+
+/** A recorded time in ms, or NaN when the trail holds none readable (callers check). */
+const time = (text: string | undefined): number => (text ? Date.parse(text) : Number.NaN);
 
 // What a report shows, read from the trail alone (no deploy file, no host): a run or a fleet, each host's
 // runs (the forward run and the undos that reversed it) and, per step, the segments of a timeline.
@@ -200,8 +204,8 @@ async function fleetModel(
       if (own?.length) h.ownVars = own;
     }
   }
-  const times = runs.flatMap((r) => [r.startedAt, r.endedAt ?? r.startedAt]);
-  const endAt = end ? Date.parse(end.at) : times.length ? Math.max(...times) : undefined;
+  // an unfinished fleet has no end: its duration is unknown, not "until its last record"
+  const endAt = end && Number.isFinite(time(end.at)) ? time(end.at) : undefined;
   const outcome: Outcome = end ? end.status : "unfinished";
   return {
     kind: "fleet",
@@ -214,10 +218,10 @@ async function fleetModel(
     ...(runs.find((r) => r.owner) ? { owner: runs.find((r) => r.owner)!.owner! } : {}),
     machine: fleet.machine,
     pid: fleet.pid,
-    startedAt: Date.parse(fleet.at),
+    startedAt: Number.isFinite(time(fleet.at)) ? time(fleet.at) : extent(runs.map((r) => r.startedAt)).min,
     ...(endAt !== undefined ? { endedAt: endAt } : {}),
     hosts,
-    batches: Math.max(1, ...hosts.map((h) => h.batch + 1)),
+    batches: hosts.reduce((n, h) => Math.max(n, h.batch + 1), 1),
     ...markers(hosts),
     generatedAt: Date.now(),
   };
@@ -227,7 +231,8 @@ async function fleetModel(
 export function runModel(records: readonly TrailRecord[], runId: string): RunModel | undefined {
   const view = foldRun(records, runId);
   if (!view) return undefined;
-  const segments = segmentsOf(records, runId, view.end ? Date.parse(view.end.at) : undefined);
+  const endedAt = view.end && Number.isFinite(time(view.end.at)) ? time(view.end.at) : undefined;
+  const segments = segmentsOf(records, runId, endedAt);
   return {
     runId,
     mode: view.run.mode,
@@ -235,8 +240,8 @@ export function runModel(records: readonly TrailRecord[], runId: string): RunMod
     host: view.run.host,
     status: view.end?.status ?? "unfinished",
     ...(view.end?.recovered ? { recovered: true } : {}),
-    startedAt: Date.parse(view.run.at),
-    ...(view.end ? { endedAt: Date.parse(view.end.at) } : {}),
+    startedAt: time(view.run.at),
+    ...(endedAt !== undefined ? { endedAt } : {}),
     ...(view.run.lock?.owner ? { owner: view.run.lock.owner } : {}),
     vars: varsOf(view.run.meta),
     steps: view.steps.map((s) => {
@@ -276,7 +281,7 @@ export function runModel(records: readonly TrailRecord[], runId: string): RunMod
  */
 function segmentsOf(records: readonly TrailRecord[], runId: string, endedAt: number | undefined): Segment[] {
   const out: Segment[] = [];
-  const open = new Map<string, { phase: "apply" | "undo"; at: number }>();
+  const open = new Map<string, { phase: "apply" | "undo"; at: number; recovered: boolean }>();
   const steps = records.filter((r): r is StepTrailRecord => r.t === "step" && r.runId === runId);
   const close = (
     step: string,
@@ -303,11 +308,23 @@ function segmentsOf(records: readonly TrailRecord[], runId: string, endedAt: num
     if (split !== undefined && tail)
       out.push({ step, phase: tail, from: split, to: at, ...(failed ? { failed } : {}) });
   };
+  let lastAt = Number.NEGATIVE_INFINITY;
   for (const r of steps) {
-    const at = Date.parse(r.at);
+    const at = time(r.at);
+    if (!Number.isFinite(at)) continue; // a record without a readable time cannot be placed
+    lastAt = Math.max(lastAt, at);
+    // a phase the dead process opened and recover finished: its end is unknown, recover's work is
+    // its own stretch from here
+    const o = open.get(r.step);
+    if (r.recovered && o && !o.recovered) {
+      open.delete(r.step);
+      out.push({ step: r.step, phase: o.phase, from: o.at, to: o.at, interrupted: true });
+    }
+    const checkAt = r.checkAt ? time(r.checkAt) : undefined;
+    const verifyAt = r.verifyAt ? time(r.verifyAt) : undefined;
     switch (r.status) {
       case "applying":
-        open.set(r.step, { phase: "apply", at });
+        open.set(r.step, { phase: "apply", at, recovered: !!r.recovered });
         break;
       case "applied":
         close(r.step, at, undefined, undefined, false);
@@ -315,30 +332,20 @@ function segmentsOf(records: readonly TrailRecord[], runId: string, endedAt: num
       case "failed-unchanged":
       case "failed-changed":
       case "failed-unknown":
-        if (r.recovered && open.has(r.step)) {
-          // the apply was cut by a dead process: its end is unknown; recover's check is its own stretch
-          const o = open.get(r.step)!;
-          open.delete(r.step);
-          out.push({ step: r.step, phase: "apply", from: o.at, to: o.at, interrupted: true });
-          out.push({
-            step: r.step,
-            phase: "check",
-            from: r.checkAt ? Date.parse(r.checkAt) : at,
-            to: at,
-            failed: true,
-          });
-        } else close(r.step, at, "check", r.checkAt ? Date.parse(r.checkAt) : undefined, true);
+        if (!open.has(r.step) && checkAt !== undefined)
+          out.push({ step: r.step, phase: "check", from: checkAt, to: at, failed: true });
+        else close(r.step, at, "check", checkAt, true);
         break;
       case "undoing":
-        open.set(r.step, { phase: "undo", at });
+        open.set(r.step, { phase: "undo", at, recovered: !!r.recovered });
         break;
       case "undone":
-        close(r.step, at, "verify", r.verifyAt ? Date.parse(r.verifyAt) : undefined, false);
-        if (!r.verifyAt && out[out.length - 1]?.phase === "undo")
+        close(r.step, at, "verify", verifyAt, false);
+        if (verifyAt === undefined && out[out.length - 1]?.phase === "undo")
           out.push({ step: r.step, phase: "verify", from: at, to: at });
         break;
       case "undo-failed":
-        close(r.step, at, "verify", r.verifyAt ? Date.parse(r.verifyAt) : undefined, true);
+        close(r.step, at, "verify", verifyAt, true);
         break;
       case "drift":
         open.delete(r.step);
@@ -350,14 +357,15 @@ function segmentsOf(records: readonly TrailRecord[], runId: string, endedAt: num
   }
   // still open: the process died acting; the stretch ends at the last thing the trail knows
   for (const [step, o] of open) {
-    const last = endedAt ?? Math.max(o.at, ...steps.map((r) => Date.parse(r.at)));
-    out.push({ step, phase: o.phase, from: o.at, to: last, interrupted: true });
+    out.push({ step, phase: o.phase, from: o.at, to: endedAt ?? Math.max(o.at, lastAt), interrupted: true });
   }
   return out;
 }
 
 function failedStepOf(run: RunModel): { failedStep?: string } {
-  const failed = run.steps.find((s) => s.status.startsWith("failed-") || s.error);
+  const failed = run.steps.find(
+    (s) => s.status.startsWith("failed-") || s.error || s.status === "undo-failed" || s.status === "drift",
+  );
   return failed ? { failedStep: failed.name } : {};
 }
 
@@ -370,8 +378,7 @@ function markers(hosts: HostModel[]): Pick<ReportModel, "failure" | "rollback"> 
     for (const run of h.runs) {
       for (const s of run.steps) {
         for (const g of s.segments) {
-          if (g.failed && (g.phase === "apply" || g.phase === "check") && (!failure || g.to < failure.at))
-            failure = { host: h.host, step: s.name, at: g.to };
+          if (g.failed && (!failure || g.to < failure.at)) failure = { host: h.host, step: s.name, at: g.to };
           if (g.phase === "undo" || g.phase === "verify" || g.phase === "drift") {
             from = Math.min(from, g.from);
             to = Math.max(to, g.to);
@@ -399,7 +406,7 @@ function corrupt(s: RunSummary): RunModel {
     mode: s.mode,
     host: s.host,
     status: "unfinished",
-    startedAt: Date.parse(s.startedAt) || 0,
+    startedAt: time(s.startedAt),
     vars: [],
     steps: [],
     error: { name: "TrailError", message: s.problem ?? "the run's records could not be read" },

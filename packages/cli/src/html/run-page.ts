@@ -1,6 +1,6 @@
 import type { ErrorInfo, Json } from "@atomkit/core";
 import { diffStates } from "./diff";
-import { anchor, duration, html, type Markup, show } from "./markup";
+import { anchor, duration, extent, html, iso, type Markup, show } from "./markup";
 import type { HostModel, HostOutcome, ReportModel, RunModel, Segment, StepModel } from "./model";
 import { page } from "./page";
 
@@ -31,29 +31,29 @@ export function renderRunReport(m: ReportModel): string {
     html`${header(m)}
 <section id="timeline"><h2>Timeline</h2>${timeline(m)}</section>
 <section id="hosts"><h2>${m.kind === "fleet" ? "Hosts" : "Steps"}</h2>${hostGroups(m)}</section>
-<footer>Made by <code>atomkit report</code> from the trail at ${new Date(m.generatedAt).toISOString()}. Times are when the trail recorded each step's records; states and params are as the trail holds them (secrets masked).</footer>`,
+<footer>Made by <code>atomkit report</code> from the trail at ${iso(m.generatedAt)}. Times are when the trail recorded each step's records; states and params are as the trail holds them (secrets masked).</footer>`,
   );
 }
 
 function header(m: ReportModel): Markup {
   const count = (o: HostOutcome) => m.hosts.filter((h) => h.outcome === o).length;
   const counts = OUTCOME_ORDER.filter((o) => count(o) > 0).map(
-    (o) => html`<span><span class="badge o-${o}">${count(o)}</span> ${OUTCOME_LABEL[o]}</span>`,
+    (o) => html`<span><span class="badge o-${cls(o)}">${count(o)}</span> ${OUTCOME_LABEL[o]}</span>`,
   );
   const what =
     m.kind === "fleet"
       ? `fleet ${m.mode === "undo" ? "undo" : "run"} on ${m.hosts.length} host${m.hosts.length === 1 ? "" : "s"}`
       : `${m.mode} on ${m.hosts[0]?.host}`;
   return html`<header>
-<h1><span class="badge o-${m.outcome}">${m.outcome}</span> ${m.atom} <span class="mut">· ${what}</span></h1>
+<h1><span class="badge o-${cls(m.outcome)}">${m.outcome}</span> ${m.atom} <span class="mut">· ${what}</span></h1>
 ${summary(m)}
 <dl class="meta">
 <dt>${m.kind === "fleet" ? "fleet id" : "run id"}</dt><dd class="mono">${m.id}</dd>
 ${m.undoOf ? html`<dt>undo of</dt><dd class="mono">${m.undoOf}</dd>` : ""}
 <dt>vars</dt><dd class="mono">${m.vars.length ? m.vars.map(([k, v]) => `${k}=${show(v, 200)}`).join("  ") : "—"}</dd>
 <dt>by</dt><dd>${m.owner ?? "?"} <span class="mut">on ${m.machine}, pid ${m.pid}</span></dd>
-<dt>started</dt><dd>${new Date(m.startedAt).toISOString()}</dd>
-<dt>duration</dt><dd>${m.endedAt !== undefined ? duration(m.endedAt - m.startedAt) : "unfinished"}</dd>
+<dt>started</dt><dd>${iso(m.startedAt)}</dd>
+<dt>duration</dt><dd>${m.endedAt !== undefined ? duration(m.endedAt - m.startedAt) || "?" : "unfinished"}</dd>
 ${m.kind === "fleet" ? html`<dt>hosts</dt><dd class="counts">${counts}</dd>` : ""}
 ${m.batches > 1 ? html`<dt>batches</dt><dd>${m.batches}</dd>` : ""}
 </dl></header>`;
@@ -89,15 +89,30 @@ function summary(m: ReportModel): Markup {
 
 const PHASES = ["apply", "check", "undo", "verify", "drift"] as const;
 
+const KNOWN = new Set([
+  "committed",
+  "rolled-back",
+  "rollback-failed",
+  "partial",
+  "unfinished",
+  "refused",
+  "not-run",
+]);
+/** Only known outcomes become class names: a status the trail made up is styled as a problem. */
+const cls = (status: string) => (KNOWN.has(status) ? status : "corrupt");
+
 function timeline(m: ReportModel): Markup {
   const segs = m.hosts.flatMap((h) => h.runs.flatMap((r) => r.steps.flatMap((s) => s.segments)));
-  const t0 = Math.min(m.startedAt, ...m.hosts.flatMap((h) => h.runs.map((r) => r.startedAt)));
-  const t1 = Math.max(
-    m.endedAt ?? 0,
-    t0 + 1,
-    ...segs.map((g) => g.to),
-    ...m.hosts.flatMap((h) => h.runs.map((r) => r.endedAt ?? 0)),
+  const starts = extent([m.startedAt, ...m.hosts.flatMap((h) => h.runs.map((r) => r.startedAt))]);
+  const t0 = Number.isFinite(starts.min) ? starts.min : extent(segs.map((g) => g.from)).min;
+  const ends = extent(
+    (function* () {
+      yield m.endedAt ?? Number.NaN;
+      for (const g of segs) yield g.to;
+      for (const h of m.hosts) for (const r of h.runs) yield r.endedAt ?? Number.NaN;
+    })(),
   );
+  const t1 = Math.max(t0 + 1, Number.isFinite(ends.max) ? ends.max : t0 + 1);
   const span = t1 - t0;
   const pct = (t: number) => `${(((t - t0) / span) * 100).toFixed(3)}%`;
   const width = (a: number, b: number) => `${(((b - a) / span) * 100).toFixed(3)}%`;
@@ -148,7 +163,7 @@ function hostGroups(m: ReportModel): Markup {
     if (single) return list.map((h) => hostBody(h));
     // problems open; the quiet majority folded once the fleet is large
     const open = o !== "committed" && o !== "not-run" ? true : list.length <= 20;
-    return html`<details class="group" ${open ? "open" : ""}><summary><span class="badge o-${o}">${list.length}</span> ${OUTCOME_LABEL[o]}</summary>${list.map((h) => hostDetails(h, m.hosts.length <= 8 || (o !== "committed" && o !== "rolled-back") || h.host === m.failure?.host))}</details>`;
+    return html`<details class="group" ${open ? "open" : ""}><summary><span class="badge o-${cls(o)}">${list.length}</span> ${OUTCOME_LABEL[o]}</summary>${list.map((h) => hostDetails(h, m.hosts.length <= 8 || (o !== "committed" && o !== "rolled-back") || h.host === m.failure?.host))}</details>`;
   })}`;
 }
 
@@ -157,7 +172,7 @@ function hostDetails(h: HostModel, open: boolean): Markup {
   const vars = h.ownVars
     ? html` <span class="mono mut">${h.ownVars.map(([k, v]) => `${k}=${show(v, 120)}`).join(" ")}</span>`
     : "";
-  return html`<details class="host" id="${anchor("host", h.host)}" ${open ? "open" : ""}><summary>${h.host} <span class="badge o-${h.outcome}">${h.outcome}</span>${failed}${vars}</summary>${hostBody(h)}</details>`;
+  return html`<details class="host" id="${anchor("host", h.host)}" ${open ? "open" : ""}><summary>${h.host} <span class="badge o-${cls(h.outcome)}">${h.outcome}</span>${failed}${vars}</summary>${hostBody(h)}</details>`;
 }
 
 function hostBody(h: HostModel): Markup {
@@ -171,7 +186,7 @@ function runBlock(r: RunModel): Markup {
     r.mode === "undo"
       ? html`undo of <a class="mono" href="#${anchor("run", r.undoOf ?? "")}">${r.undoOf}</a>`
       : "run";
-  return html`<div class="run" id="${anchor("run", r.runId)}"><h4><span class="mono">${r.runId}</span> · ${kind} · <span class="badge o-${r.status}">${r.status}</span>${r.recovered ? " (finished by recover)" : ""} <span class="mut">${r.endedAt !== undefined ? duration(r.endedAt - r.startedAt) : ""}${r.owner ? ` · ${r.owner}` : ""}</span></h4>
+  return html`<div class="run" id="${anchor("run", r.runId)}"><h4><span class="mono">${r.runId}</span> · ${kind} · <span class="badge o-${cls(r.status)}">${r.status}</span>${r.recovered ? " (finished by recover)" : ""} <span class="mut">${r.endedAt !== undefined ? duration(r.endedAt - r.startedAt) : ""}${r.owner ? ` · ${r.owner}` : ""}</span></h4>
 ${r.steps.map((s) => stepBlock(s, r))}
 ${r.stillApplied ? html`<p class="bad">Still applied on this host: ${r.stillApplied.join(", ")}</p>` : ""}
 ${r.error && !r.steps.some((s) => s.error || s.undoError) ? errorBlock("run", r.error) : ""}</div>`;
