@@ -18,7 +18,14 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const browser = await chromium.launch({
   executablePath: process.env.ATOMKIT_CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
 });
 
 async function load(file) {
@@ -50,7 +57,13 @@ for (const hosts of [8, 200]) {
     const size = (await stat(file)).size;
     // the floor: the same number of bytes as one plain <pre>
     const plain = join(dir, "plain.html");
-    await writeFile(plain, `<!doctype html><meta charset="utf-8"><pre>${"x".repeat(80).concat("\n").repeat(Math.ceil(size / 81))}</pre>`);
+    await writeFile(
+      plain,
+      `<!doctype html><meta charset="utf-8"><pre>${"x"
+        .repeat(80)
+        .concat("\n")
+        .repeat(Math.ceil(size / 81))}</pre>`,
+    );
     const shown = [];
     const floor = [];
     for (let i = 0; i < ROUNDS; i++) {

@@ -26,6 +26,8 @@ export interface Flags {
   "rollback-committed": boolean;
   history: boolean;
   last: boolean;
+  local: boolean;
+  ssh?: string;
   output?: string;
   yes: boolean;
   batch?: string;

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { AtomError, isAtomError } from "@atomkit/core";
+import { initCommand } from "./commands/init";
 import { listCommand } from "./commands/list";
 import { planCommand } from "./commands/plan";
 import { reportCommand } from "./commands/report";
@@ -18,6 +19,9 @@ const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "0.0.0";
 export const HELP = `atomkit — run deploys as atoms: every step undone and verified on failure
 
 usage:
+  atomkit init [--local | --ssh user@host[:port]]
+                                            a deploy file and a stand-in app that deploy at once;
+                                            adds .atomkit/ to .gitignore
   atomkit run <atom> [--host h ...] [--var k=v ...] [--dry-run] [--json] [--force]
                      [--batch 1,25%,100%] [--concurrency n] [--max-failures n]
                      [--on-failure rollback-all|rollback-host|halt]
@@ -93,6 +97,8 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
       return arg;
     };
     switch (command) {
+      case "init":
+        return await initCommand(ctx);
       case "run":
         return await runCommand(ctx, need("atom"));
       case "plan":
@@ -146,6 +152,8 @@ function parse(argv: string[]) {
       "allow-later-runs": { type: "boolean", default: false },
       history: { type: "boolean", default: false },
       last: { type: "boolean", default: false },
+      local: { type: "boolean", default: false },
+      ssh: { type: "string" },
       output: { type: "string", short: "o" },
       to: { type: "string" },
       steps: { type: "string" },
