@@ -80,7 +80,9 @@ describe.skipIf(skip)("atomkit report on the demo's trail, in Chromium", () => {
       const undone = o.page.locator("details.step.s-undone");
       // every step that ran was undone and verified; only a never-reached post step stays pending
       expect(await undone.count()).toBeGreaterThanOrEqual(5);
-      expect(await steps.count()).toBe((await undone.count()) + (await o.page.locator("details.step.s-pending").count()));
+      expect(await steps.count()).toBe(
+        (await undone.count()) + (await o.page.locator("details.step.s-pending").count()),
+      );
       expect(await o.page.locator("details.step:has(.fail) summary b").innerText()).toBe("start");
       expect(await o.page.locator(".rbband").count()).toBe(1);
       expect(o.requests).toEqual([]);
@@ -94,7 +96,8 @@ describe.skipIf(skip)("atomkit report on the demo's trail, in Chromium", () => {
       expect(back.text).toMatch(/^ROLLED-BACK\s+release · fleet undo/m);
       expect(back.text).toMatch(/undo of/);
       expect(await back.page.locator(".step1").count()).toBeGreaterThanOrEqual(5);
-      for (const line of await back.page.locator(".step1").allInnerTexts()) expect(line).toContain("✓ undo verified");
+      for (const line of await back.page.locator(".step1").allInnerTexts())
+        expect(line).toContain("✓ undo verified");
       expect(back.requests).toEqual([]);
       await screenshot(back.page, "demo-rollback");
     } finally {
