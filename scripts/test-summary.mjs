@@ -10,7 +10,7 @@ let reports = 0;
 const rows = [];
 /** [seconds, "pkg/test/file.test.ts"] of every test file, for the slowest-files list. */
 const files = [];
-for (const dir of ["packages", "apps"]) {
+for (const dir of ["packages", "apps", "examples"]) {
   if (!existsSync(dir)) continue;
   for (const pkg of readdirSync(dir).sort()) {
     const file = join(dir, pkg, "test-results.json");

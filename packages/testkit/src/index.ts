@@ -5,4 +5,5 @@ export { freePort } from "./ports";
 export type { StepContractOptions, StepFixture } from "./step-contract";
 export { describeStepContract } from "./step-contract";
 export { serviceMissing, testbedEnv } from "./testbed";
-export { hashTree } from "./tree";
+export type { TreeEntry } from "./tree";
+export { diffTrees, hashTree, snapshotTree, TreeSnapshot } from "./tree";

@@ -10,14 +10,17 @@ import {
   validateParams,
 } from "@atomkit/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { diffTrees, TreeSnapshot } from "./tree";
 
 export interface StepFixture {
   host: Host;
   /** Builds a fresh step with the same params; called more than once to prove undo needs only the trail. */
   step: () => Step;
   /**
-   * A picture of everything the step may touch (e.g. `hashTree(dir)`), compared byte for byte where the
-   * suite expects "nothing changed" or "back as before". Default: the step's own observe.
+   * A picture of everything the step may touch, compared byte for byte where the suite expects "nothing
+   * changed" or "back as before": `snapshotTree(dir)` (a mismatch names the paths that differ) or
+   * `hashTree(dir)` (a mismatch shows two hashes). Keep the host's `stateDir` out of it (outside `dir`,
+   * or `{ ignore }`): locks and backups change there on every run. Default: the step's own observe.
    */
   snapshot?: () => Promise<unknown>;
   /** Makes the next apply fail after a partial change (see `breakApplyLeaves`). Omit if it cannot. */
@@ -51,6 +54,23 @@ const failAfter = defineStep({
   },
   undo: async () => {},
 });
+
+/**
+ * "Back as before" / "nothing changed": the picture now equals the one taken first. Tree snapshots that
+ * differ are reported path by path, so a failing kind says which file it left behind.
+ */
+function expectPicture(now: unknown, before: unknown, what: string): void {
+  if (now instanceof TreeSnapshot && before instanceof TreeSnapshot) {
+    const diff = diffTrees(before, now);
+    if (diff.length) {
+      throw new Error(
+        `${what}: the tree ${now.root} differs from before (+ added, - removed, ~ changed):\n  ${diff.join("\n  ")}`,
+      );
+    }
+    return;
+  }
+  expect(now, what).toEqual(before);
+}
 
 /** A JSON round trip: the state as a new process reads it back from the trail. */
 const viaTrail = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -113,7 +133,7 @@ export function describeStepContract(options: StepContractOptions): void {
       const b = await s.observe();
       expect(viaTrail(a)).toEqual(a);
       expect(s.isSame(a, b)).toBe(true);
-      expect(await snapshot()).toEqual(picture);
+      expectPicture(await snapshot(), picture, "observe must change nothing");
     });
 
     it("params validate again as the trail holds them, and recorded states pass the kind's state check", async () => {
@@ -172,7 +192,11 @@ export function describeStepContract(options: StepContractOptions): void {
       const fresh = await bind(); // as a new process would: new instance, states from JSON
       await fresh.undo(viaTrail(before), viaTrail(after));
       expect(fresh.isSame(await fresh.observe(), before)).toBe(true);
-      expect(await snapshot()).toEqual(picture);
+      expectPicture(
+        await snapshot(),
+        picture,
+        "undo (from trail states, fresh instance) must restore before",
+      );
     });
 
     it("undo twice is safe", async () => {
@@ -184,7 +208,7 @@ export function describeStepContract(options: StepContractOptions): void {
       await s.undo(before, after);
       await s.undo(before, after);
       expect(s.isSame(await s.observe(), before)).toBe(true);
-      expect(await snapshot()).toEqual(picture);
+      expectPicture(await snapshot(), picture, "undo twice must restore before");
     });
 
     it("the engine rolls it back verified when a later step fails, and commits it", async () => {
@@ -197,7 +221,7 @@ export function describeStepContract(options: StepContractOptions): void {
       );
       expect(failing.status, failing.error?.message).toBe("rolled-back");
       expect(failing.steps[0]).toMatchObject({ status: "undone", verified: true });
-      expect(await snapshot()).toEqual(picture);
+      expectPicture(await snapshot(), picture, "the engine's rollback must restore before");
 
       const ok = await run(atom("testkit-commit", { steps: [fixture().step()] }), {
         host: fixture().host,
@@ -206,7 +230,7 @@ export function describeStepContract(options: StepContractOptions): void {
       expect(ok.status, ok.error?.message).toBe("committed");
       expect(ok.steps[0]?.changed).toBe(true);
       await (await bind()).undo(ok.steps[0]?.before, ok.steps[0]?.after);
-      expect(await snapshot()).toEqual(picture);
+      expectPicture(await snapshot(), picture, "undo of a committed run must restore before");
     });
 
     it("a failure in the middle of apply is classified by check and rolled back", async (t) => {
@@ -223,7 +247,7 @@ export function describeStepContract(options: StepContractOptions): void {
       expect(result.steps[0]?.status).toBe(leaves === "changed" ? "undone" : "failed-unchanged");
       if (leaves === "changed") expect(result.steps[0]?.verified).toBe(true);
       expect(result.error?.code).toMatch(/ATOM_STEP_FAILED|ATOM_TIMEOUT/);
-      expect(await snapshot()).toEqual(picture);
+      expectPicture(await snapshot(), picture, "rollback of a broken apply must restore before");
     });
 
     options.additionalTests?.(fixture);

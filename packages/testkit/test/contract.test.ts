@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localHost } from "@atomkit/core";
-import { describeHostContract, describeStepContract, hashTree } from "../src/index";
+import { describeHostContract, describeStepContract, snapshotTree } from "../src/index";
 import { memory, setKey, writeText } from "./kinds";
 
 describeStepContract({
@@ -38,7 +38,7 @@ describeStepContract({
     return {
       host: flaky,
       step: () => writeText({ path, content: "new content" }),
-      snapshot: () => hashTree(dir, { ignore: (p) => p.startsWith(".state") }),
+      snapshot: () => snapshotTree(dir, { ignore: (p) => p.startsWith(".state") }),
       breakApply: () => {
         broken = true;
       },
