@@ -51,7 +51,7 @@ else
   echo "!! not root: no sshd/dockerd started; the SSH and Docker suites will skip (they fail under CI=true)"
 fi
 
-rm -f packages/*/test-results.json apps/*/test-results.json
+rm -f packages/*/test-results.json apps/*/test-results.json examples/*/test-results.json
 step "build, type check, test"
 # every package's suite at once (turbo's default): they mostly wait on sshd, dockerd and child processes,
 # so even on 2 cores this beats fewer at a time (measured beside 2 CPU hogs: 368 s for the tests at the
