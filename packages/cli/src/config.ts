@@ -7,7 +7,6 @@ import {
   fileTrail,
   type Host,
   type LockSettings,
-  localHost,
   registerSteps,
   type TrailStore,
 } from "@atomkit/core";
@@ -167,8 +166,6 @@ export class HostPool {
     const cached = this.open.get(name);
     if (cached) return { key: name, host: cached };
     const hosts = this.loaded.config.hosts ?? {};
-    if (!Object.keys(hosts).length && (name === "local" || name === "localhost"))
-      return { key: name, host: this.keep(name, localHost()) };
     if (hosts[name]) return { key: name, host: this.keep(name, await make(hosts[name])) };
     for (const [key, value] of Object.entries(hosts)) {
       const h = this.open.get(key) ?? this.keep(key, await make(value));

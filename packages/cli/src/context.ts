@@ -108,12 +108,23 @@ export class Context {
     return out;
   }
 
-  /** `--host a --host b,c` (config keys); default every host of the deploy file (or the local machine). */
+  /** `--host a --host b,c` (config keys); default every host of the deploy file. */
   async hostKeys(): Promise<string[]> {
     const given = this.flags.host.flatMap((h) => h.split(",")).filter(Boolean);
     if (given.length) return [...new Set(given)];
     const names = (await this.hosts()).names();
-    return names.length ? names : ["local"];
+    // no hosts is a mistake to name, not a reason to deploy to this machine
+    if (!names.length)
+      throw new AtomError(
+        "ATOM_PARAMS_INVALID",
+        `the deploy file ${(await this.loaded()).path} has no hosts`,
+        {
+          expected: "at least one host in defineConfig({ hosts: { … } })",
+          found: "hosts: {}",
+          hint: 'add one, e.g. hosts: { local: localHost() } (import { localHost } from "@atomkit/core"), or run `atomkit init` for a working example',
+        },
+      );
+    return names;
   }
 
   /** The selected hosts, opened, with their config keys. */

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { AtomError, isAtomError } from "@atomkit/core";
 import { initCommand } from "./commands/init";
 import { listCommand } from "./commands/list";
@@ -65,9 +65,7 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
   try {
     parsed = parse(argv);
   } catch (error) {
-    // node's own wording is long and suggests `--`: the first sentence says what is wrong
-    const first = (error as Error).message.split(/\. |\n/)[0];
-    io.stderr.write(`${first}\nsee: atomkit --help\n`);
+    io.stderr.write(`${flagError(error as Error, argv)}\n`);
     return EXIT.invalid;
   }
   const { values, positionals } = parsed;
@@ -125,7 +123,7 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
     }
   } catch (error) {
     ctx.renderer.done();
-    printError(io, error, ctx);
+    printError(io, error);
     // a --json consumer gets the failure on its stream too, not only an exit code
     if (values.json)
       io.stdout.write(
@@ -138,38 +136,94 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
   }
 }
 
+/**
+ * One line on what is wrong with the flags (node's own wording is long and suggests `--`), a guess at
+ * the flag meant, and the usage of the command given, not the whole help.
+ */
+function flagError(error: Error, argv: string[]): string {
+  const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(error.message)?.[1];
+  const first = error.message.split(/\. |\n/)[0];
+  const command = argv.find((a) => !a.startsWith("-"));
+  const usage = command ? usageOf(command) : undefined;
+  let line = first ?? "invalid option";
+  if (unknown) {
+    const guess = closest(unknown.replace(/^-+/, ""), Object.keys(OPTIONS));
+    line = `unknown option ${unknown}${guess ? `; did you mean --${guess}?` : ""}`;
+  }
+  return `${line}\n${usage ? `usage:\n${usage}` : "see: atomkit --help"}`;
+}
+
+/** The usage lines of one command, cut from HELP (so the two never disagree). */
+export function usageOf(command: string): string | undefined {
+  const lines = HELP.split("\n");
+  const at = lines.findIndex((l) => l.startsWith(`  atomkit ${command}`) && /^ {2}atomkit \S+/.test(l));
+  if (at < 0) return undefined;
+  const out = [lines[at]!];
+  for (const l of lines.slice(at + 1)) {
+    if (!l.startsWith("    ")) break;
+    out.push(l);
+  }
+  return out.join("\n");
+}
+
+/** The option nearest to a mistyped one (edit distance ≤ 2, or a prefix of it), if any. */
+function closest(word: string, options: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const o of options) {
+    const d = o.startsWith(word) || word.startsWith(o) ? 1 : distance(word, o);
+    if (d < bestDistance) {
+      best = o;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const next = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = row[j]!;
+      row[j] = next;
+    }
+  }
+  return row[b.length]!;
+}
+
+const OPTIONS = {
+  config: { type: "string", short: "c" },
+  host: { type: "string", short: "H", multiple: true, default: [] as string[] },
+  var: { type: "string", multiple: true, default: [] as string[] },
+  json: { type: "boolean", default: false },
+  "dry-run": { type: "boolean", default: false },
+  force: { type: "boolean", default: false },
+  "allow-later-runs": { type: "boolean", default: false },
+  history: { type: "boolean", default: false },
+  last: { type: "boolean", default: false },
+  local: { type: "boolean", default: false },
+  ssh: { type: "string" },
+  output: { type: "string", short: "o" },
+  to: { type: "string" },
+  steps: { type: "string" },
+  "break-stale": { type: "boolean", default: false },
+  "rollback-committed": { type: "boolean", default: false },
+  yes: { type: "boolean", short: "y", default: false },
+  batch: { type: "string" },
+  "max-failures": { type: "string" },
+  "on-failure": { type: "string" },
+  concurrency: { type: "string" },
+  trail: { type: "string" },
+  lock: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+  version: { type: "boolean", short: "v", default: false },
+} satisfies ParseArgsConfig["options"];
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: "string", short: "c" },
-      host: { type: "string", short: "H", multiple: true, default: [] },
-      var: { type: "string", multiple: true, default: [] },
-      json: { type: "boolean", default: false },
-      "dry-run": { type: "boolean", default: false },
-      force: { type: "boolean", default: false },
-      "allow-later-runs": { type: "boolean", default: false },
-      history: { type: "boolean", default: false },
-      last: { type: "boolean", default: false },
-      local: { type: "boolean", default: false },
-      ssh: { type: "string" },
-      output: { type: "string", short: "o" },
-      to: { type: "string" },
-      steps: { type: "string" },
-      "break-stale": { type: "boolean", default: false },
-      "rollback-committed": { type: "boolean", default: false },
-      yes: { type: "boolean", short: "y", default: false },
-      batch: { type: "string" },
-      "max-failures": { type: "string" },
-      "on-failure": { type: "string" },
-      concurrency: { type: "string" },
-      trail: { type: "string" },
-      lock: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-      version: { type: "boolean", short: "v", default: false },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
 }
 
 /** First Ctrl-C (or SIGTERM): abort and roll back. Second: stop at once; the trail is left for recover. */
@@ -204,14 +258,9 @@ function errorJson(error: unknown) {
   };
 }
 
-function printError(io: Io, error: unknown, ctx?: Context): void {
+function printError(io: Io, error: unknown): void {
   if (isAtomError(error)) {
     io.stderr.write(`\n✗ ${error.message}\n`);
-    if (error.code === "ATOM_UNKNOWN_KIND" && ctx) {
-      io.stderr.write(
-        "  note: list retired kinds in the deploy file's `steps: [...]` so undo and recover can rebuild them\n",
-      );
-    }
     if (io.env.ATOMKIT_DEBUG) io.stderr.write(`${error.stack}\n`);
     return;
   }

@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from "node:util";
 import type { ErrorInfo, RunEvent } from "@atomkit/core";
 import { createLogUpdate } from "log-update";
 import { createColors } from "picocolors";
@@ -15,7 +16,9 @@ export interface RenderOptions {
 }
 
 export function pickMode(stream: NodeJS.WriteStream, json: boolean, env: NodeJS.ProcessEnv): RenderOptions {
-  const tty = !!stream.isTTY && env.CI !== "true" && env.TERM !== "dumb";
+  // a terminal that reports no size (0×0 under `script`, some CI PTYs) cannot hold a redrawn tree
+  const sized = (stream.columns ?? 0) > 0 && (stream.rows ?? 0) > 0;
+  const tty = !!stream.isTTY && sized && env.CI !== "true" && env.TERM !== "dumb";
   const color = env.FORCE_COLOR ? env.FORCE_COLOR !== "0" : tty && !("NO_COLOR" in env);
   return { stream, mode: json ? "json" : tty ? "tty" : "plain", color };
 }
@@ -139,7 +142,9 @@ function ttyRenderer(o: RenderOptions): Renderer {
           undone: c.magenta("↺"),
           "undo-failed": c.red("✗"),
         }[r.state];
-        const title = r.title.length > 60 ? `${r.title.slice(0, 59)}…` : r.title;
+        // the title gets what the terminal's width leaves after icon, name and detail
+        const room = Math.max(20, (o.stream.columns || 80) - 22 - stripVTControlCharacters(r.detail).length);
+        const title = r.title.length > room ? `${r.title.slice(0, room - 1)}…` : r.title;
         out.push(`  ${icon} ${r.step.padEnd(14)} ${c.dim(title)} ${r.detail}`);
       }
     }

@@ -196,7 +196,11 @@ describe("atomkit (the built binary, as a user runs it)", () => {
     // no new deploy on top of a dead one: it would change what recover must observe
     const again = await atomkit(p.dir, ["run", "release"]);
     expect(again.code).toBe(5);
-    expect(again.stderr).toMatch(/has an unfinished run[\s\S]*atomkit recover/);
+    // it names who started it and where: a deploy going on right now is someone's
+    expect(again.stderr).toMatch(
+      /has an unfinished run \S+ \(release, started \S+, by \S+@\S+, pid \d+ on \S+\)/,
+    );
+    expect(again.stderr).toMatch(/atomkit unlock [\s\S]*atomkit recover/);
     const rec = await atomkit(p.dir, ["recover"]);
     expect(rec.code, rec.stderr).toBe(0);
     expect(rec.stderr).toMatch(/died while applying → rolled-back/);

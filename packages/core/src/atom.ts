@@ -48,7 +48,9 @@ export function atom(name: string, definition: AtomDefinition): Atom {
         atom: name,
         expected: "unique step names within an atom",
         found: `"${step.name}" twice`,
-        hint: `give one a name: ${step.kind.split(".").pop()}(params, { name: "${step.name}-2" })`,
+        // the factory's name is the user's (swapSymlink, stopProcess…), not the kind's: the options
+        // argument is what every factory shares
+        hint: `name one of them: pass { name: "${step.name}-2" } as the second argument of its factory (${step.kind})`,
       });
     }
     seen.add(step.name);

@@ -1,5 +1,5 @@
 import { AtomError } from "./errors";
-import type { RunSummary, TrailStore } from "./trail";
+import type { RunStartRecord, RunSummary, TrailRecord, TrailStore } from "./trail";
 
 // What the runs of a trail mean together, across runs: which forward runs were undone, which runs left
 // the host changed, which release is live. A rolled-back run whose every undo verified, and a committed
@@ -138,14 +138,19 @@ export async function refuseUnfinished(trail: TrailStore, hosts: readonly string
   );
   if (!unfinished.length) return;
   const r = unfinished[0]!;
+  // who started it and where: a deploy going on right now is someone's, and they can be asked
+  const start = (await trail.readRun(r.runId).catch((): TrailRecord[] => [])).find(
+    (x): x is RunStartRecord => x.t === "run",
+  );
+  const who = start ? `, by ${start.lock?.owner ?? "?"}, pid ${start.pid} on ${start.machine}` : "";
   throw new AtomError(
     "ATOM_LOCKED",
-    `host "${r.host}" has an unfinished run ${r.runId} (${r.atom}, started ${r.startedAt})`,
+    `host "${r.host}" has an unfinished run ${r.runId} (${r.atom}, started ${r.startedAt}${who})`,
     {
       host: r.host,
       expected: "no unfinished run on the host",
       found: unfinished.map((u) => `${u.runId} on ${u.host}`).join(", "),
-      hint: `its process died, or it still runs: \`atomkit recover ${r.runId}\` finishes it once its process is gone (recover refuses while it lives)`,
+      hint: `if that process still runs, let it finish (\`atomkit unlock ${r.host}\` shows the live holder); if it died, \`atomkit recover ${r.runId}\` finishes it (recover refuses while it lives)`,
     },
   );
 }

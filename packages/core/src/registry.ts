@@ -40,7 +40,7 @@ export function resolveKind(
       kind,
       expected: `a registered step kind "${kind}"`,
       found: `registered: ${[...registry().keys()].sort().join(", ") || "none"}`,
-      hint: `load ${pkg} and call registerSteps(...steps) from it before recover or undo (the CLI does this for packages imported by the deploy file)`,
+      hint: `with the CLI: import ${pkg} in the deploy file (or list its kinds in \`steps: [...]\` of defineConfig, for kinds no atom uses any more); in code: registerSteps(...steps) from ${pkg} before recover or undo`,
     },
   );
 }

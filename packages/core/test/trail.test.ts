@@ -238,7 +238,7 @@ describe("undoRun", () => {
     expect(err).toBeInstanceOf(AtomError);
     expect((err as AtomError).code).toBe("ATOM_UNKNOWN_KIND");
     expect((err as AtomError).message).toMatch(
-      /orphan.changing.*not registered[\s\S]*load @atomkit\/step-orphan/,
+      /orphan.changing.*not registered[\s\S]*import @atomkit\/step-orphan[\s\S]*in the deploy file[\s\S]*registerSteps/,
     );
   });
 });

@@ -4,8 +4,11 @@ import type { Context } from "../context";
 import { EXIT } from "../exit-codes";
 import { pickMode } from "../render";
 
+// file modes read as people write them (0o755), not as JSON numbers (493)
 const short = (v: unknown) => {
-  const s = JSON.stringify(v, (_k, x) => x);
+  const s = JSON.stringify(v, (k, x) =>
+    /^mode$/i.test(k) && Number.isInteger(x) ? `0o${x.toString(8)}` : x,
+  );
   return s && s.length > 120 ? `${s.slice(0, 117)}…` : s;
 };
 

@@ -1,0 +1,87 @@
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { freePort } from "@atomkit/testkit";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { atomkit, BIN } from "./_project";
+
+// What a new user meets in the first hour: a mistyped flag, a deploy file without hosts, plan's file
+// modes, a terminal that reports no size.
+
+const PACKAGES = resolve(__dirname, "../..");
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "atomkit-first-hour-"));
+  await mkdir(join(dir, "node_modules/@atomkit"), { recursive: true });
+  for (const pkg of ["core", "cli", "step-fs", "step-process", "step-symlink"])
+    await symlink(join(PACKAGES, pkg), join(dir, "node_modules/@atomkit", pkg));
+});
+afterEach(async () => {
+  const pid = Number((await readFile(join(dir, "deploy/app.pid"), "utf8").catch(() => "")).trim());
+  if (pid > 0)
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  await rm(dir, { recursive: true, force: true, maxRetries: 10 });
+});
+
+describe("the first hour", () => {
+  it("a mistyped flag: one line with the flag meant, and only that command's usage (exit 2)", async () => {
+    const r = await atomkit(dir, ["run", "release", "--vars", "version=1"]);
+    expect(r.code).toBe(2);
+    const [first, ...rest] = r.stderr.trim().split("\n");
+    expect(first).toBe("unknown option --vars; did you mean --var?");
+    expect(rest[0]).toBe("usage:");
+    expect(rest[1]).toMatch(/^ {2}atomkit run <atom>/);
+    expect(r.stderr).not.toMatch(/atomkit rollback|atomkit init/);
+    const far = await atomkit(dir, ["rollback", "--xyzzy"]);
+    expect(far.stderr.split("\n")[0]).toBe("unknown option --xyzzy");
+    expect(far.stderr).toMatch(/usage:\n {2}atomkit rollback/);
+  });
+
+  it("a deploy file with no hosts is an error that names the fix, not a deploy to this machine", async () => {
+    await writeFile(
+      join(dir, "atomkit.config.ts"),
+      `import { atom } from "@atomkit/core";
+import { defineConfig } from "@atomkit/cli";
+import { makeDir } from "@atomkit/step-fs";
+export default defineConfig({ hosts: {}, atoms: { release: () => atom("release", { steps: [makeDir({ path: ${JSON.stringify(join(dir, "out"))} })] }) } });
+`,
+    );
+    for (const command of ["run", "plan"]) {
+      const r = await atomkit(dir, [command, "release"]);
+      expect(r.code, command).toBe(2);
+      expect(r.stderr).toMatch(/has no hosts[\s\S]*hosts: \{ local: localHost\(\) \}/);
+    }
+    const ls = await atomkit(dir, ["trail"]);
+    expect(ls.code).toBe(0); // reading the trail needs no host
+  });
+
+  it("plan shows file modes as people write them (0o755), and a 0×0 terminal gets plain lines", async () => {
+    expect((await atomkit(dir, ["init"])).code).toBe(0);
+    const plan = await atomkit(dir, ["plan", "release", "--var", "version=1"]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain('"mode":"0o755"');
+    expect(plan.stdout).not.toContain('"mode":493');
+
+    // `script` gives the CLI a pseudo-terminal; without a controlling terminal of its own it is 0×0,
+    // where a redrawn tree shows nothing but cursor moves
+    const port = await freePort();
+    const out = await new Promise<string>((done) => {
+      const command = `${process.execPath} ${BIN} run release --var version=1 --var port=${port}`;
+      const child = spawn("script", ["-qec", command, "/dev/null"], {
+        cwd: dir,
+        env: { ...process.env, CI: "", NO_COLOR: "1", COLUMNS: "", LINES: "" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let text = "";
+      child.stdout.on("data", (d: Buffer) => {
+        text += d;
+      });
+      child.on("close", () => done(text));
+    });
+    expect(out).toMatch(/\[local\] ▸ link symlink\.swap/);
+    expect(out).toMatch(/\[local\] ■ committed/);
+  });
+});
