@@ -61,6 +61,8 @@ pnpm_cmd exec turbo run build typecheck test --continue --output-logs=errors-onl
 step "lint (biome) and package checks (publint)"
 pnpm_cmd exec biome check . --diagnostic-level=error || failed=1
 pnpm_cmd exec turbo run publint --output-logs=errors-only || failed=1
+step "release dry run: changeset plan, a tarball of every published package, LICENSE, attw"
+bash scripts/release-dry-run.sh || failed=1
 
 step "summary (wall time $(((SECONDS - started_at) / 60))m$(((SECONDS - started_at) % 60))s)"
 node scripts/test-summary.mjs || failed=1
