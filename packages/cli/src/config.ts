@@ -53,6 +53,12 @@ export interface AtomkitConfig {
    * and `recover` refuse a trail record whose step would change anything outside them.
    */
   roots?: readonly string[];
+  /**
+   * Trail retention, applied after every `run` (as `atomkit trail prune` would): keep the newest `keep`
+   * runs per host and/or only runs younger than `olderThan` ("90d", "12h", "30m"). Never removes a live
+   * release, an unfinished or rollback-failed run, nor one half of a run and its undo.
+   */
+  retain?: { keep?: number; olderThan?: string };
 }
 
 /** Types an atom with declared vars: `defineAtom({ vars: { version: {} }, atom: ({ version }) => atom(…) })`. */

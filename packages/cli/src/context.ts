@@ -26,6 +26,8 @@ export interface Flags {
   "rollback-committed": boolean;
   history: boolean;
   last: boolean;
+  keep?: string;
+  "older-than"?: string;
   local: boolean;
   ssh?: string;
   output?: string;

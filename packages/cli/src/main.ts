@@ -3,6 +3,7 @@ import { AtomError, isAtomError } from "@atomkit/core";
 import { initCommand } from "./commands/init";
 import { listCommand } from "./commands/list";
 import { planCommand } from "./commands/plan";
+import { pruneCommand } from "./commands/prune";
 import { reportCommand } from "./commands/report";
 import { rollbackCommand } from "./commands/rollback";
 import { runCommand } from "./commands/run";
@@ -43,6 +44,9 @@ usage:
                                             one HTML file: outcome, timeline across hosts, every
                                             step's before → after, undo and verify (no host contacted)
   atomkit report --history [--host h ...]   runs over time per host, what is live, undo links
+  atomkit trail prune [--keep n] [--older-than 90d] [--dry-run]
+                                            forget old runs: never a live release, an unfinished or
+                                            rollback-failed run, nor a run without its undo
   atomkit unlock <host> [--yes]             show who holds the host lock; remove it with --yes
 
 options:
@@ -112,7 +116,7 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
       case "list":
         return await listCommand(ctx);
       case "trail":
-        return await trailCommand(ctx, arg);
+        return arg === "prune" ? await pruneCommand(ctx) : await trailCommand(ctx, arg);
       case "report":
         return await reportCommand(ctx, arg);
       case "unlock":
@@ -204,6 +208,8 @@ const OPTIONS = {
   "allow-later-runs": { type: "boolean", default: false },
   history: { type: "boolean", default: false },
   last: { type: "boolean", default: false },
+  keep: { type: "string" },
+  "older-than": { type: "string" },
   local: { type: "boolean", default: false },
   ssh: { type: "string" },
   output: { type: "string", short: "o" },

@@ -1,6 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { type FileHandle, link, mkdir, open, readdir, readFile, rm, stat, truncate } from "node:fs/promises";
+import {
+  type FileHandle,
+  link,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  truncate,
+  unlink,
+} from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AtomError, TrailError } from "./errors";
 import { sealTrail } from "./seal";
@@ -156,6 +167,16 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
         handles.delete(runId);
         await (await h)?.fh.close().catch(() => {});
       }
+    },
+    async remove(runId) {
+      const file = fileOf(runId);
+      pending.delete(runId);
+      const h = handles.get(runId);
+      handles.delete(runId);
+      await (await h?.catch(() => undefined))?.fh.close().catch(() => {});
+      await unlink(file).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw trailWriteError(file, error);
+      });
     },
     async readRun(runId) {
       if (pending.has(runId)) await write(runId, false);

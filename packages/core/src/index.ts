@@ -76,6 +76,7 @@ export { execError, localHost } from "./local-host";
 export { validateParams } from "./params";
 export type { PlannedStep, PlanResult } from "./plan";
 export { plan } from "./plan";
+export { type PruneOptions, type PrunePlan, prunePlan, pruneTrail } from "./prune";
 export type { RebuildOptions, SecretValues } from "./rebuild";
 export { atomSecrets, loadRun } from "./rebuild";
 export type { RecoverOptions, RecoverResult, TrailRunOptions } from "./recover";

@@ -70,6 +70,14 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
       last.set(runId, prev);
     },
     readRun: verified,
+    ...(inner.remove
+      ? {
+          async remove(runId: string) {
+            last.delete(runId);
+            await inner.remove!(runId);
+          },
+        }
+      : {}),
     async listRuns() {
       // every summary comes from verified records: a forged "rolled-back" must not hide a live change
       const ids = inner.listIds ? await inner.listIds() : (await inner.listRuns()).map((r) => r.runId);

@@ -184,6 +184,8 @@ export interface TrailStore {
   listRuns(): Promise<RunSummary[]>;
   /** Every id the store holds records under (runs and fleets), from its own index, without reading them. */
   listIds?(): Promise<string[]>;
+  /** Deletes every record of a run or fleet (`pruneTrail`); optional: a store without it is never pruned. */
+  remove?(runId: string): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -325,6 +327,10 @@ export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]
     },
     async listIds() {
       return [...records.keys()];
+    },
+    async remove(runId) {
+      records.delete(runId);
+      summaries.delete(runId);
     },
   };
 }

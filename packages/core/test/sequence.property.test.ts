@@ -10,6 +10,7 @@ import {
   liveRuns,
   localHost,
   memoryTrail,
+  pruneTrail,
   recover,
   rollback,
   run,
@@ -21,13 +22,15 @@ import {
 // back), undos, rollbacks, and undos that fail half-way then are recovered, over a model host. The
 // model's process gets a new pid on every (re)start, as a real one does: a state that compared pids
 // would call a rolled-back run's restart "drift" (issue 11). The invariant: after every operation the
-// host serves what the last live run left, or what was there before the first one.
+// host serves what the last live run left, or what was there before the first one. Pruning the trail
+// between operations must change none of it.
 
 type Op =
   | { op: "run"; version: number; fail: boolean }
   | { op: "undo-latest"; flaky: boolean }
   | { op: "undo-older" }
-  | { op: "rollback"; count: 1 | 2 };
+  | { op: "rollback"; count: 1 | 2 }
+  | { op: "prune"; keep: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -46,6 +49,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       op: fc.constant("rollback" as const),
       count: fc.constantFrom(1 as const, 2 as const),
     }),
+  },
+  // forgetting old runs must change nothing of the above: what serves, what undo and rollback do
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant("prune" as const), keep: fc.integer({ min: 0, max: 3 }) }),
   },
 );
 
@@ -141,6 +149,11 @@ async function sequence(ops: Op[], trail: TrailStore) {
       if (!older) continue;
       // a later live run of the same atom is in the way: refused, nothing touched
       await expect(undoRun(trail, older.runId, back)).rejects.toMatchObject({ code: "ATOM_DRIFT" });
+    } else if (o.op === "prune") {
+      const liveIds = async () => liveRuns(await trail.listRuns(), { host: host.name }).map((r) => r.runId);
+      const before = await liveIds();
+      await pruneTrail(trail, { keep: o.keep });
+      expect(await liveIds()).toEqual(before);
     } else {
       const result = rollback(trail, [host.name], { ...back, atomName: "release", count: o.count });
       if (live.length <= o.count) {

@@ -2,6 +2,7 @@ import { run, runFleet } from "@atomkit/core";
 import type { Context } from "../context";
 import { reportFleet, reportRun } from "../report";
 import { planCommand } from "./plan";
+import { retain } from "./prune";
 
 /** `atomkit run <atom>`: one host is one run; several hosts are one fleet run (its own id). */
 export async function runCommand(ctx: Context, atomName: string): Promise<number> {
@@ -28,7 +29,9 @@ export async function runCommand(ctx: Context, atomName: string): Promise<number
     const b = built.get(key)!;
     const result = await run(b.atom, { ...common, host, meta: { ...b.meta } });
     ctx.renderer.done();
-    return reportRun(ctx, result, "run");
+    const code = reportRun(ctx, result, "run");
+    await retain(ctx);
+    return code;
   }
   const byName = new Map(hosts.map((h) => [h.host.name, built.get(h.key)!]));
   const fleet = await runFleet(
@@ -37,5 +40,7 @@ export async function runCommand(ctx: Context, atomName: string): Promise<number
     { ...common, ...spread, ...policy, meta: (h) => ({ ...byName.get(h.name)!.meta }) },
   );
   ctx.renderer.done();
-  return reportFleet(ctx, fleet, "run");
+  const code = reportFleet(ctx, fleet, "run");
+  await retain(ctx);
+  return code;
 }
