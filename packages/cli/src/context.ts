@@ -29,6 +29,7 @@ export interface Flags {
   keep?: string;
   "older-than"?: string;
   local: boolean;
+  docker: boolean;
   ssh?: string;
   output?: string;
   yes: boolean;

@@ -20,7 +20,7 @@ const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "0.0.0";
 export const HELP = `atomkit — run deploys as atoms: every step undone and verified on failure
 
 usage:
-  atomkit init [--local | --ssh user@host[:port]]
+  atomkit init [--local | --ssh user@host[:port] | --docker]
                                             a deploy file and a stand-in app that deploy at once;
                                             adds .atomkit/ to .gitignore
   atomkit run <atom> [--host h ...] [--var k=v ...] [--dry-run] [--json] [--force]
@@ -211,6 +211,7 @@ const OPTIONS = {
   keep: { type: "string" },
   "older-than": { type: "string" },
   local: { type: "boolean", default: false },
+  docker: { type: "boolean", default: false },
   ssh: { type: "string" },
   output: { type: "string", short: "o" },
   to: { type: "string" },

@@ -13,7 +13,7 @@ let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "atomkit-init-"));
   await mkdir(join(dir, "node_modules/@atomkit"), { recursive: true });
-  for (const pkg of ["core", "cli", "step-fs", "step-process", "step-symlink", "step-ssh"])
+  for (const pkg of ["core", "cli", "step-fs", "step-process", "step-symlink", "step-ssh", "step-docker"])
     await symlink(join(PACKAGES, pkg), join(dir, "node_modules/@atomkit", pkg));
 });
 afterEach(async () => {
@@ -78,10 +78,11 @@ describe("atomkit init --local", () => {
       ["init", "--ssh", "me@host:99999"],
       ["init", "--ssh", "me@host;rm -rf /"],
       ["init", "--local", "--ssh", "me@host"],
+      ["init", "--docker", "--local"],
     ]) {
       const r = await atomkit(dir, args);
       expect(r.code, args.join(" ")).toBe(2);
-      expect(r.stderr).toMatch(/--ssh|--local/);
+      expect(r.stderr).toMatch(/--ssh|--local|--docker/);
     }
     await expect(readFile(join(dir, "atomkit.config.ts"))).rejects.toThrow(/ENOENT/);
   });
@@ -111,5 +112,30 @@ describe.skipIf(noSshd)("atomkit init --ssh", () => {
     );
     expect(plan.code, plan.stderr).toBe(0);
     expect(plan.stdout).toMatch(/web plan of release/);
+  });
+});
+
+const docker = testbedEnv("dockerd.env");
+const noDocker = serviceMissing(
+  "dockerd",
+  !!docker.ATOMKIT_DOCKER_SOCKET,
+  "run: bash scripts/testbed/dockerd.sh start",
+);
+
+describe.skipIf(noDocker)("atomkit init --docker", () => {
+  it("scaffolds a container deploy file that plans against the real dockerd at once", async () => {
+    const init = await atomkit(dir, ["init", "--docker"]);
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.stdout).not.toMatch(/app\/server\.mjs/);
+    const plan = await atomkit(
+      dir,
+      ["plan", "release", "--var", "version=1", "--var", "image=atomkit-test/none"],
+      {
+        env: { DOCKER_HOST: docker.ATOMKIT_DOCKER_HOST ?? "unix:///var/run/docker.sock" },
+      },
+    );
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/image \[steps\] docker\.image/);
+    expect(plan.stdout).toMatch(/swap \[steps\] docker\.swap/);
   });
 });

@@ -8,13 +8,13 @@ import { EXIT } from "../exit-codes";
 import { deployFile, PACKAGES, SERVER, type Shape } from "../init/templates";
 
 /**
- * `atomkit init [--local | --ssh user@host[:port]]`: a deploy file that passes `atomkit plan` at once,
- * a stand-in app it deploys, and `.atomkit/` in .gitignore. Never overwrites a file.
+ * `atomkit init [--local | --ssh user@host[:port] | --docker]`: a deploy file that passes `atomkit plan`
+ * at once, a stand-in app it deploys (local, SSH), and `.atomkit/` in .gitignore. Never overwrites a file.
  */
 export async function initCommand(ctx: Context): Promise<number> {
   const { flags, io } = ctx;
   const dir = io.cwd;
-  const shape = shapeOf(flags.ssh, flags.local);
+  const shape = shapeOf(flags.ssh, flags.local, flags.docker);
   const existing = CONFIG_NAMES.find((n) => existsSync(join(dir, n)));
   if (existing)
     throw new AtomError("ATOM_PARAMS_INVALID", `${existing} already exists in ${dir}`, {
@@ -25,7 +25,7 @@ export async function initCommand(ctx: Context): Promise<number> {
   const written: string[] = [];
   await writeFile(join(dir, "atomkit.config.ts"), deployFile(shape), { flag: "wx" });
   written.push("atomkit.config.ts");
-  if (!existsSync(join(dir, "app/server.mjs"))) {
+  if (shape.kind !== "docker" && !existsSync(join(dir, "app/server.mjs"))) {
     await mkdir(join(dir, "app"), { recursive: true });
     await writeFile(join(dir, "app/server.mjs"), SERVER, { flag: "wx" });
     written.push("app/server.mjs (a stand-in app)");
@@ -37,17 +37,18 @@ export async function initCommand(ctx: Context): Promise<number> {
   out(`created ${written.join(", ")}`);
   if (missing.length) out(`\ninstall what it uses:\n  npm i -D ${missing.join(" ")}`);
   out(
-    `\nthen:\n  npx atomkit plan release --var version=1   # observe every step; nothing changes\n  npx atomkit run release --var version=1    # deploy${shape.kind === "local" ? " to ./deploy, app on 127.0.0.1:3000" : ` to ${shape.host}:/srv/app`}`,
+    `\nthen:\n  npx atomkit plan release --var version=1   # observe every step; nothing changes\n  npx atomkit run release --var version=1    # deploy${shape.kind === "local" ? " to ./deploy, app on 127.0.0.1:3000" : shape.kind === "docker" ? " the image myapp:1 as container web" : ` to ${shape.host}:/srv/app`}`,
   );
   return EXIT.ok;
 }
 
-function shapeOf(ssh: string | undefined, local: boolean): Shape {
-  if (ssh === undefined) return { kind: "local" };
-  if (local)
-    throw new AtomError("ATOM_PARAMS_INVALID", "--local and --ssh are two shapes: pick one", {
-      hint: "atomkit init --local   or   atomkit init --ssh deploy@web1.example.com",
+function shapeOf(ssh: string | undefined, local: boolean, docker: boolean): Shape {
+  if ([ssh !== undefined, local, docker].filter(Boolean).length > 1)
+    throw new AtomError("ATOM_PARAMS_INVALID", "--local, --ssh and --docker are shapes: pick one", {
+      hint: "atomkit init --local   or   atomkit init --ssh deploy@web1.example.com   or   atomkit init --docker",
     });
+  if (docker) return { kind: "docker" };
+  if (ssh === undefined) return { kind: "local" };
   const m = /^([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/.exec(ssh);
   const port = m?.[3] ? Number(m[3]) : 22;
   if (!m || port < 1 || port > 65535)

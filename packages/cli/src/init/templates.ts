@@ -1,7 +1,10 @@
 // What `atomkit init` writes: a deploy file for the chosen shape and a tiny app it can deploy at once,
 // so the first `atomkit run release --var version=1` commits before anything is the user's own.
 
-export type Shape = { kind: "local" } | { kind: "ssh"; user: string; host: string; port: number };
+export type Shape =
+  | { kind: "local" }
+  | { kind: "ssh"; user: string; host: string; port: number }
+  | { kind: "docker" };
 
 const RELEASE_STEPS = `          // shared/ outlives releases (uploads, sockets, .env); created once, then unchanged
           makeDir({ path: \`\${base}/shared\` }, { name: "shared" }),
@@ -23,6 +26,7 @@ const RELEASE_STEPS = `          // shared/ outlives releases (uploads, sockets,
           ),`;
 
 export function deployFile(shape: Shape): string {
+  if (shape.kind === "docker") return DOCKER;
   const ssh = shape.kind === "ssh";
   const hostLine = ssh
     ? `    // the key and known_hosts: ATOMKIT_SSH_KEY / ATOMKIT_SSH_KNOWN_HOSTS, else ~/.ssh (host keys are checked)
@@ -79,6 +83,50 @@ ${RELEASE_STEPS}
 `;
 }
 
+const DOCKER = `// The deploy file, made by \`atomkit init --docker\`. Edit freely.
+//   npx atomkit plan release --var version=1   observe every step, change nothing
+//   npx atomkit run release --var version=1    deploy; a failed health check swaps the old container back
+//   npx atomkit rollback release               the previous release serves again
+//   npx atomkit report --last                  an HTML report of the last run
+import { resolve } from "node:path";
+import { localHost } from "@atomkit/core";
+import { atom } from "@atomkit/core";
+import { defineAtom, defineConfig } from "@atomkit/cli";
+import { ensureImage, swapContainer } from "@atomkit/step-docker";
+
+export default defineConfig({
+  hosts: {
+    // the Docker daemon on this machine (its socket); for a remote one see @atomkit/step-docker's README
+    local: localHost({ stateDir: resolve(".atomkit/host") }),
+  },
+  atoms: {
+    release: defineAtom({
+      description: "run image:version as the container web, check its health, keep the old one to swap back",
+      vars: {
+        version: { description: "the image tag to serve, e.g. 1 or a git sha" },
+        image: { default: "myapp", description: "the image name (built or pulled beforehand, or loaded from a tar)" },
+        port: { default: "3000", description: "the port the app listens on (host networking)" },
+      },
+      atom: ({ version, image, port }) =>
+        atom("release", {
+          steps: [
+            ensureImage({ image: \`\${image}:\${version}\` }, { name: "image" }),
+            swapContainer(
+              {
+                name: "web",
+                image: \`\${image}:\${version}\`,
+                env: { PORT: port },
+                health: { http: { port: Number(port), path: "/health" }, timeoutMs: 30_000 },
+              },
+              { name: "swap" },
+            ),
+          ],
+        }),
+    }),
+  },
+});
+`;
+
 export const SERVER = `// A stand-in app made by \`atomkit init\`: replace it with yours (and the upload step with fs.untar of
 // your build). It answers GET /health for the health check and GET / with its version.
 import { createServer } from "node:http";
@@ -92,6 +140,7 @@ createServer((req, res) => {
 `;
 
 export const PACKAGES = {
+  docker: ["@atomkit/core", "@atomkit/cli", "@atomkit/step-docker"],
   local: [
     "@atomkit/core",
     "@atomkit/cli",
