@@ -1,31 +1,15 @@
-import { spawn } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // the CLI package's browser harness (Debian's Chromium through playwright-core), not a second copy
 import { launch, noChromium, openReport, screenshot } from "../../../packages/cli/test/_browser";
 import { runCli } from "./_cli-project";
+import { demo } from "./_demo";
 
 // The demo as a user runs it (`npm run demo -- --keep`), then `atomkit report` on its trail, opened in
 // Chromium: the broken v3 and its rollback, and the last act (the rollback to v1), every undo verified.
 
-const DEMO = join(__dirname, "../dist/index.js");
 const skip = noChromium();
-
-const demo = (args: string[]) =>
-  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [DEMO, ...args], { env: { ...process.env, NO_COLOR: "1" } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
 
 describe.skipIf(skip)("atomkit report on the demo's trail, in Chromium", () => {
   let work = "";

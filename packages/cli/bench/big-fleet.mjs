@@ -11,7 +11,7 @@ const put = defineStep({
   kind: "bench.put",
   params: (p) => p,
   describe: (p) => `write ${p.file}`,
-  observe: async (ctx, p) => {
+  observe: async (_ctx, p) => {
     try {
       return { content: await readFile(p.file, "utf8"), version: p.version };
     } catch (e) {

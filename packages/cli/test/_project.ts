@@ -90,6 +90,14 @@ export default defineConfig({
   };
 }
 
+/** An empty project directory with `node_modules/@atomkit/<pkg>` linked to this workspace's packages. */
+export async function linkedDir(prefix: string, packages: readonly string[]): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await mkdir(join(dir, "node_modules/@atomkit"), { recursive: true });
+  for (const pkg of packages) await symlink(join(PACKAGES, pkg), join(dir, "node_modules/@atomkit", pkg));
+  return dir;
+}
+
 export interface Cli {
   code: number | null;
   signal: NodeJS.Signals | null;

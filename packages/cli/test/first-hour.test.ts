@@ -1,21 +1,16 @@
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { freePort } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { atomkit, BIN } from "./_project";
+import { atomkit, BIN, linkedDir } from "./_project";
 
 // What a new user meets in the first hour: a mistyped flag, a deploy file without hosts, plan's file
 // modes, a terminal that reports no size.
 
-const PACKAGES = resolve(__dirname, "../..");
 let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), "atomkit-first-hour-"));
-  await mkdir(join(dir, "node_modules/@atomkit"), { recursive: true });
-  for (const pkg of ["core", "cli", "step-fs", "step-process", "step-symlink"])
-    await symlink(join(PACKAGES, pkg), join(dir, "node_modules/@atomkit", pkg));
+  dir = await linkedDir("atomkit-first-hour-", ["core", "cli", "step-fs", "step-process", "step-symlink"]);
 });
 afterEach(async () => {
   const pid = Number((await readFile(join(dir, "deploy/app.pid"), "utf8").catch(() => "")).trim());

@@ -1,20 +1,23 @@
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { freePort, PATIENCE_MS, serviceMissing, testbedEnv, waitUntil } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { atomkit } from "./_project";
+import { atomkit, linkedDir } from "./_project";
 
 // `atomkit init` as a new user meets it: an empty directory with the packages installed, then the
 // scaffold deploys at once — a real app process, health-checked over HTTP.
 
-const PACKAGES = resolve(__dirname, "../..");
 let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), "atomkit-init-"));
-  await mkdir(join(dir, "node_modules/@atomkit"), { recursive: true });
-  for (const pkg of ["core", "cli", "step-fs", "step-process", "step-symlink", "step-ssh", "step-docker"])
-    await symlink(join(PACKAGES, pkg), join(dir, "node_modules/@atomkit", pkg));
+  dir = await linkedDir("atomkit-init-", [
+    "core",
+    "cli",
+    "step-fs",
+    "step-process",
+    "step-symlink",
+    "step-ssh",
+    "step-docker",
+  ]);
 });
 afterEach(async () => {
   const pid = Number((await readFile(join(dir, "deploy/app.pid"), "utf8").catch(() => "")).trim());
