@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, PATIENCE_MS } from "@atomkit/testkit";
+import { onTestFinished } from "vitest";
 import { buildRelease } from "../src/app";
 
 // A deploy project as a user has it: a deploy file using the published kinds (node_modules/@atomkit/*
@@ -12,17 +13,27 @@ const PACKAGES = resolve(__dirname, "../../../packages");
 const DEMO = resolve(__dirname, "..");
 export const BIN = join(PACKAGES, "cli/dist/bin.js");
 
-/** The built `atomkit` in `cwd`, as a user runs it (plain output, CI mode). */
-export function runCli(
-  cwd: string,
+/**
+ * Runs a node script to its end and collects its output, however long a loaded box takes (a hang is the
+ * test's timeout to report); inside a test the child is killed when the test ends, so none outlives it.
+ */
+export function runNode(
+  script: string,
   args: string[],
-  env: Record<string, string> = {},
+  o: { cwd?: string; env?: Record<string, string | undefined> } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd,
-      env: { ...process.env, NO_COLOR: "1", CI: "true", ...env },
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [script, ...args], {
+      cwd: o.cwd,
+      env: { ...process.env, ...o.env },
     });
+    try {
+      onTestFinished(() => {
+        child.kill("SIGKILL");
+      });
+    } catch {
+      // called from a hook (beforeAll), where there is no test to end with: the hook waits for it
+    }
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -31,8 +42,14 @@ export function runCli(
     child.stderr.on("data", (d: Buffer) => {
       stderr += d;
     });
+    child.on("error", fail);
     child.on("close", (code) => done({ code, stdout, stderr }));
   });
+}
+
+/** The built `atomkit` in `cwd`, as a user runs it (plain output, CI mode). */
+export function runCli(cwd: string, args: string[], env: Record<string, string> = {}) {
+  return runNode(BIN, args, { cwd, env: { NO_COLOR: "1", CI: "true", ...env } });
 }
 
 export interface SshTarget {

@@ -59,13 +59,9 @@ export async function reportCommand(ctx: Context, id?: string): Promise<number> 
   return EXIT.ok;
 }
 
-/** The run or fleet started last: a fleet's host runs are reported as their fleet. */
+/** The run or fleet started last (listRuns is oldest first): a fleet's host runs are reported as their fleet. */
 async function lastId(trail: TrailStore): Promise<string> {
-  const runs = (await trail.listRuns()).filter((r) => r.status !== "corrupt");
-  const last = runs
-    .slice()
-    .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId))
-    .pop();
+  const last = (await trail.listRuns()).filter((r) => r.status !== "corrupt").pop();
   if (!last)
     throw new AtomError("ATOM_PARAMS_INVALID", "the trail holds no run to report", {
       hint: "run a deploy first: atomkit run <atom>",

@@ -1,6 +1,6 @@
 import { liveRuns, type RunSummary, undoneRuns } from "@atomkit/core";
 import type { RunMeta } from "../atoms";
-import { anchor, duration, extent, html, iso, type Markup, show } from "./markup";
+import { anchor, duration, extent, html, iso, type Markup, outcomeClass, show } from "./markup";
 import { page } from "./page";
 
 // Runs over time, host by host: what is live now (per atom), every run with its vars and outcome, and
@@ -43,11 +43,6 @@ ${
   return page(`atomkit · history${options.hosts?.length ? ` · ${options.hosts.join(", ")}` : ""}`, body);
 }
 
-/** Only known outcomes become class names (a forged status is shown as text, styled as a problem). */
-function statusClass(status: string): string {
-  return ["committed", "rolled-back", "rollback-failed", "unfinished"].includes(status) ? status : "corrupt";
-}
-
 function dotClass(r: RunSummary): string {
   if (r.status === "committed" && r.mode === "run") return "committed";
   if (r.status === "rolled-back" || r.mode === "undo")
@@ -82,7 +77,7 @@ function hostTable(host: string, runs: readonly RunSummary[], undone: Map<string
       const by = undone.get(r.runId);
       if (by) links.push(html`undone by <a class="mono" href="#${anchor("run", by)}">${by}</a>`);
       if (r.fleet) links.push(html`<span class="mut">fleet ${r.fleet}</span>`);
-      return html`<tr id="${anchor("run", r.runId)}"><td class="when">${r.startedAt}</td><td class="mono">${r.runId}</td><td>${r.atom}</td><td>${r.mode}</td><td><span class="badge o-${statusClass(r.status)}">${r.status}</span>${r.recovered ? " (recovered)" : ""}${r.problem ? html` <span class="bad">${show(r.problem, 200)}</span>` : ""}</td><td class="mono">${vars(r)}</td><td>${r.endedAt ? duration(Date.parse(r.endedAt) - Date.parse(r.startedAt)) : r.status === "unfinished" ? "unfinished" : ""}</td><td>${links.length ? links.map((l, i) => html`${i ? html`<br>` : ""}${l}`) : ""}</td></tr>`;
+      return html`<tr id="${anchor("run", r.runId)}"><td class="when">${r.startedAt}</td><td class="mono">${r.runId}</td><td>${r.atom}</td><td>${r.mode}</td><td><span class="badge o-${outcomeClass(r.status)}">${r.status}</span>${r.recovered ? " (recovered)" : ""}${r.problem ? html` <span class="bad">${show(r.problem, 200)}</span>` : ""}</td><td class="mono">${vars(r)}</td><td>${r.endedAt ? duration(Date.parse(r.endedAt) - Date.parse(r.startedAt)) : r.status === "unfinished" ? "unfinished" : ""}</td><td>${links.length ? links.map((l, i) => html`${i ? html`<br>` : ""}${l}`) : ""}</td></tr>`;
     },
   )}</table></details>`;
 }

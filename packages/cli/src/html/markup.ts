@@ -52,6 +52,21 @@ export function anchor(prefix: string, id: string): string {
   return `${prefix}-${id.replace(/[^A-Za-z0-9-]/g, (c) => `_${c.codePointAt(0)!.toString(16)}_`)}`;
 }
 
+const OUTCOMES = new Set([
+  "committed",
+  "rolled-back",
+  "rollback-failed",
+  "partial",
+  "unfinished",
+  "refused",
+  "not-run",
+]);
+
+/** Only known outcomes become class names: a status the trail made up is styled as a problem (corrupt). */
+export function outcomeClass(status: string): string {
+  return OUTCOMES.has(status) ? status : "corrupt";
+}
+
 /** A time as ISO text, or "?" for one the trail did not record readably. */
 export function iso(t: number | undefined): string {
   return t !== undefined && Number.isFinite(t) ? new Date(t).toISOString() : "?";

@@ -1,6 +1,6 @@
 import type { ErrorInfo, Json } from "@atomkit/core";
 import { diffStates } from "./diff";
-import { anchor, duration, extent, html, iso, type Markup, show } from "./markup";
+import { anchor, duration, extent, html, iso, type Markup, outcomeClass, show } from "./markup";
 import type { HostModel, HostOutcome, ReportModel, RunModel, Segment, StepModel } from "./model";
 import { page } from "./page";
 
@@ -38,14 +38,14 @@ export function renderRunReport(m: ReportModel): string {
 function header(m: ReportModel): Markup {
   const count = (o: HostOutcome) => m.hosts.filter((h) => h.outcome === o).length;
   const counts = OUTCOME_ORDER.filter((o) => count(o) > 0).map(
-    (o) => html`<span><span class="badge o-${cls(o)}">${count(o)}</span> ${OUTCOME_LABEL[o]}</span>`,
+    (o) => html`<span><span class="badge o-${outcomeClass(o)}">${count(o)}</span> ${OUTCOME_LABEL[o]}</span>`,
   );
   const what =
     m.kind === "fleet"
       ? `fleet ${m.mode === "undo" ? "undo" : "run"} on ${m.hosts.length} host${m.hosts.length === 1 ? "" : "s"}`
       : `${m.mode} on ${m.hosts[0]?.host}`;
   return html`<header>
-<h1><span class="badge o-${cls(m.outcome)}">${m.outcome}</span> ${m.atom} <span class="mut">· ${what}</span></h1>
+<h1><span class="badge o-${outcomeClass(m.outcome)}">${m.outcome}</span> ${m.atom} <span class="mut">· ${what}</span></h1>
 ${summary(m)}
 <dl class="meta">
 <dt>${m.kind === "fleet" ? "fleet id" : "run id"}</dt><dd class="mono">${m.id}</dd>
@@ -88,18 +88,6 @@ function summary(m: ReportModel): Markup {
 // --- timeline ---
 
 const PHASES = ["apply", "check", "undo", "verify", "drift"] as const;
-
-const KNOWN = new Set([
-  "committed",
-  "rolled-back",
-  "rollback-failed",
-  "partial",
-  "unfinished",
-  "refused",
-  "not-run",
-]);
-/** Only known outcomes become class names: a status the trail made up is styled as a problem. */
-const cls = (status: string) => (KNOWN.has(status) ? status : "corrupt");
 
 function timeline(m: ReportModel): Markup {
   const segs = m.hosts.flatMap((h) => h.runs.flatMap((r) => r.steps.flatMap((s) => s.segments)));
@@ -163,7 +151,7 @@ function hostGroups(m: ReportModel): Markup {
     if (single) return list.map((h) => hostBody(h));
     // problems open; the quiet majority folded once the fleet is large
     const open = o !== "committed" && o !== "not-run" ? true : list.length <= 20;
-    return html`<details class="group" ${open ? "open" : ""}><summary><span class="badge o-${cls(o)}">${list.length}</span> ${OUTCOME_LABEL[o]}</summary>${list.map((h) => hostDetails(h, m.hosts.length <= 8 || (o !== "committed" && o !== "rolled-back") || h.host === m.failure?.host))}</details>`;
+    return html`<details class="group" ${open ? "open" : ""}><summary><span class="badge o-${outcomeClass(o)}">${list.length}</span> ${OUTCOME_LABEL[o]}</summary>${list.map((h) => hostDetails(h, m.hosts.length <= 8 || (o !== "committed" && o !== "rolled-back") || h.host === m.failure?.host))}</details>`;
   })}`;
 }
 
@@ -172,7 +160,7 @@ function hostDetails(h: HostModel, open: boolean): Markup {
   const vars = h.ownVars
     ? html` <span class="mono mut">${h.ownVars.map(([k, v]) => `${k}=${show(v, 120)}`).join(" ")}</span>`
     : "";
-  return html`<details class="host" id="${anchor("host", h.host)}" ${open ? "open" : ""}><summary>${h.host} <span class="badge o-${cls(h.outcome)}">${h.outcome}</span>${failed}${vars}</summary>${hostBody(h)}</details>`;
+  return html`<details class="host" id="${anchor("host", h.host)}" ${open ? "open" : ""}><summary>${h.host} <span class="badge o-${outcomeClass(h.outcome)}">${h.outcome}</span>${failed}${vars}</summary>${hostBody(h)}</details>`;
 }
 
 function hostBody(h: HostModel): Markup {
@@ -186,7 +174,7 @@ function runBlock(r: RunModel): Markup {
     r.mode === "undo"
       ? html`undo of <a class="mono" href="#${anchor("run", r.undoOf ?? "")}">${r.undoOf}</a>`
       : "run";
-  return html`<div class="run" id="${anchor("run", r.runId)}"><h4><span class="mono">${r.runId}</span> · ${kind} · <span class="badge o-${cls(r.status)}">${r.status}</span>${r.recovered ? " (finished by recover)" : ""} <span class="mut">${r.endedAt !== undefined ? duration(r.endedAt - r.startedAt) : ""}${r.owner ? ` · ${r.owner}` : ""}</span></h4>
+  return html`<div class="run" id="${anchor("run", r.runId)}"><h4><span class="mono">${r.runId}</span> · ${kind} · <span class="badge o-${outcomeClass(r.status)}">${r.status}</span>${r.recovered ? " (finished by recover)" : ""} <span class="mut">${r.endedAt !== undefined ? duration(r.endedAt - r.startedAt) : ""}${r.owner ? ` · ${r.owner}` : ""}</span></h4>
 ${r.steps.map((s) => stepBlock(s, r))}
 ${r.stillApplied ? html`<p class="bad">Still applied on this host: ${r.stillApplied.join(", ")}</p>` : ""}
 ${r.error && !r.steps.some((s) => s.error || s.undoError) ? errorBlock("run", r.error) : ""}</div>`;
