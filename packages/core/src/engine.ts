@@ -103,6 +103,8 @@ export interface EngineOptions {
   lock?: LockRecord | undefined;
   /** The fleet run this host run belongs to. */
   fleet?: string | undefined;
+  /** The store lock held for this host (`TrailStore.lock`), recorded for recover. */
+  storeLock?: string | undefined;
 }
 
 const BACKOFF_CAP_MS = 5_000;
@@ -153,6 +155,7 @@ export class Engine {
           pid: process.pid,
           machine: hostname(),
           ...(this.o.lock ? { lock: this.o.lock } : {}),
+          ...(this.o.storeLock ? { storeLock: this.o.storeLock } : {}),
           steps: infos,
           ...(meta !== undefined ? { meta: this.o.redactor.scrub(meta) } : {}),
         },

@@ -14,8 +14,8 @@ import {
 } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AtomError, TrailError } from "./errors";
-import { sealTrail } from "./seal";
-import { summarizeAll, type TrailRecord, type TrailStore } from "./trail";
+import { keyFrom, sealTrail } from "./seal";
+import { MAX_RECORD_BYTES, refuseOversized, summarizeAll, type TrailRecord, type TrailStore } from "./trail";
 
 export interface FileTrailOptions {
   /** Default `.atomkit/trails` (relative to the working directory). */
@@ -37,12 +37,6 @@ export interface FileTrailOptions {
 }
 
 const RUN_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/**
- * Longest record the trail writes or reads. A state is a few facts, not data: a longer line is refused
- * when written and reported as corrupt when read, so one huge line cannot cost every command its memory.
- */
-export const MAX_RECORD_BYTES = 4 * 1024 * 1024;
 
 /**
  * The embedded default trail: one JSON-lines file per run, `<dir>/<runId>.jsonl`, appended with
@@ -148,13 +142,7 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
     async append(runId, records, opts = {}) {
       const lines = records.map((r) => {
         const line = Buffer.from(`${JSON.stringify(r)}\n`);
-        if (line.length > MAX_RECORD_BYTES) {
-          throw new TrailError(`a ${r.t} record of run ${runId} is ${line.length} bytes`, {
-            expected: `records under ${MAX_RECORD_BYTES} bytes (a state holds facts, not data)`,
-            found: `${line.length} bytes${"step" in r ? ` for step "${r.step}"` : ""}`,
-            hint: "make the kind's observe() return a digest instead of content",
-          });
-        }
+        refuseOversized(runId, r, line.length);
         return line;
       });
       const list = pending.get(runId) ?? [];
@@ -182,8 +170,8 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
       if (pending.has(runId)) await write(runId, false);
       return readRecords(fileOf(runId));
     },
-    async listRuns() {
-      return summarizeAll(await this.listIds!(), (id) => this.readRun(id));
+    async listRuns(query) {
+      return summarizeAll(await this.listIds!(), (id) => this.readRun(id), query);
     },
     async close() {
       for (const runId of [...pending.keys()]) await write(runId, false).catch(() => {});
@@ -320,19 +308,6 @@ async function openForAppend(dir: string, file: string): Promise<Handle> {
 }
 
 // --- The trail key ---
-
-function keyFrom(given: Uint8Array | string): Uint8Array {
-  if (typeof given !== "string") return given;
-  if (/^[0-9a-fA-F]{64}$/.test(given)) return Buffer.from(given, "hex");
-  if (given.length < 16) {
-    throw new TrailError("the trail key is too short", {
-      expected: "64 hex digits, or a passphrase of 16 characters or more (ATOMKIT_TRAIL_KEY)",
-      found: `${given.length} characters`,
-      hint: "generate one: node -e \"console.log(require('crypto').randomBytes(32).toString('hex'))\"",
-    });
-  }
-  return Buffer.from(given, "utf8");
-}
 
 /** The key in `file`; created for a new trail (`createFor`: its directory) that holds no runs yet. */
 async function keyFromFile(file: string, createFor: string | undefined): Promise<Uint8Array> {

@@ -14,6 +14,7 @@ import {
   type RunSummary,
   type TrailStore,
 } from "./trail";
+import { takeStoreLock } from "./trail-lock";
 import type { Json } from "./types";
 import { undoRun } from "./undo";
 
@@ -82,6 +83,20 @@ export async function runFleet(
   atomOrPerHost: Atom | ((host: Host) => Atom),
   hosts: readonly Host[],
   options: FleetOptions = {},
+): Promise<FleetResult> {
+  return withStoreLock(
+    options.trail,
+    hosts.map((h) => h.name),
+    "fleet run",
+    options,
+    (held) => runFleetHeld(atomOrPerHost, hosts, held),
+  );
+}
+
+async function runFleetHeld(
+  atomOrPerHost: Atom | ((host: Host) => Atom),
+  hosts: readonly Host[],
+  options: FleetOptions,
 ): Promise<FleetResult> {
   // per-host atoms let paths, ports or versions differ by host (e.g. several hosts on one machine)
   const atomFor = (h: Host) => (typeof atomOrPerHost === "function" ? atomOrPerHost(h) : atomOrPerHost);
@@ -216,7 +231,7 @@ export async function readFleet(
   const fleet = records.find((r): r is FleetStartRecord => r.t === "fleet");
   if (!fleet || fleet.fleetId !== fleetId) return undefined;
   const end = records.find((r): r is FleetEndRecord => r.t === "fleet-end");
-  const runs = (await store.listRuns()).filter((r) => r.fleet === fleetId);
+  const runs = await store.listRuns({ fleet: fleetId });
   return { fleet, ...(end ? { end } : {}), runs };
 }
 
@@ -277,7 +292,7 @@ export async function rollback(
 ): Promise<FleetResult> {
   uniqueHosts(hosts);
   const { to, count, atomName, ...rest } = options;
-  const runs = await store.listRuns();
+  const runs = await store.listRuns({ host: hosts });
   const toOf = (host: string) => (typeof to === "string" ? to : to?.[host]);
   // every host is planned before any is touched: one that cannot roll back refuses the whole command
   const plans = hosts.map((host) => ({
@@ -300,22 +315,45 @@ export async function recoverFleet(
   const out: Array<{ host: string; runId: string; result?: RecoverResult; error?: AtomError }> = [];
   const { batch, concurrency, onBatch, fleetId: _, ...rest } = options;
   checkFleetOptions({ batch, concurrency });
-  for (const [index, list] of planBatches(todo, batch).entries()) {
-    onBatch?.({ index, hosts: list.map((r) => r.host) });
-    await pool(list, concurrency ?? list.length, async (r) => {
-      try {
-        const [result] = await recover(store, { ...(rest as TrailRunOptions), runId: r.runId });
-        out.push({ host: r.host, runId: r.runId, ...(result ? { result } : {}) });
-      } catch (error) {
-        out.push({ host: r.host, runId: r.runId, error: asAtomError(error, "ATOM_ROLLBACK_FAILED") });
+  return withStoreLock(
+    store,
+    todo.map((r) => r.host),
+    `recover of fleet run ${fleetId}`,
+    rest,
+    async (held) => {
+      for (const [index, list] of planBatches(todo, batch).entries()) {
+        onBatch?.({ index, hosts: list.map((r) => r.host) });
+        await pool(list, concurrency ?? list.length, async (r) => {
+          try {
+            const [result] = await recover(store, { ...(held as TrailRunOptions), runId: r.runId });
+            out.push({ host: r.host, runId: r.runId, ...(result ? { result } : {}) });
+          } catch (error) {
+            out.push({ host: r.host, runId: r.runId, error: asAtomError(error, "ATOM_ROLLBACK_FAILED") });
+          }
+        });
       }
-    });
-  }
-  return out;
+      return out;
+    },
+  );
 }
 
 /** Undoes, per host, the given runs in order (newest first), as one fleet run of mode "undo". */
-async function acrossHosts(
+function acrossHosts(
+  store: TrailStore,
+  atomName: string,
+  plans: ReadonlyArray<{ host: string; runIds: readonly string[] }>,
+  options: FleetTrailOptions & { undoOf?: string },
+): Promise<FleetResult> {
+  return withStoreLock(
+    store,
+    plans.map((p) => p.host),
+    `undo of ${atomName}`,
+    options,
+    (held) => acrossHostsHeld(store, atomName, plans, held),
+  );
+}
+
+async function acrossHostsHeld(
   store: TrailStore,
   atomName: string,
   plans: ReadonlyArray<{ host: string; runIds: readonly string[] }>,
@@ -504,4 +542,27 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
     while (next < items.length) await fn(items[next++]!);
   });
   await Promise.all(workers);
+}
+
+/**
+ * Runs `fn` holding the store locks of every host at once (`TrailStore.lock`: all or none, before any
+ * host is touched), so two controllers racing on one fleet never both deploy: one gets every host, the
+ * other is refused with nothing changed. `fn` gets the options with `storeLocked` (its host runs take
+ * no lock of their own) and a signal that also aborts when the store loses the locks.
+ */
+async function withStoreLock<O extends { signal?: AbortSignal; storeLocked?: boolean }, T>(
+  store: TrailStore | undefined,
+  hosts: readonly string[],
+  note: string,
+  options: O,
+  fn: (held: O) => Promise<T>,
+): Promise<T> {
+  const lock = await takeStoreLock(store, [...new Set(hosts)], note, { held: options.storeLocked });
+  if (!lock) return fn(options);
+  try {
+    const signal = options.signal ? AbortSignal.any([options.signal, lock.signal]) : lock.signal;
+    return await fn({ ...options, storeLocked: true, signal } as O);
+  } finally {
+    await lock.release().catch(() => {});
+  }
 }

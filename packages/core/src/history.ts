@@ -133,9 +133,7 @@ export function rollbackPlan(
 
 /** Refuses to start on hosts whose last run is unfinished: a new run would change what recover must observe. */
 export async function refuseUnfinished(trail: TrailStore, hosts: readonly string[]): Promise<void> {
-  const unfinished = (await trail.listRuns()).filter(
-    (r) => r.status === "unfinished" && hosts.includes(r.host),
-  );
+  const unfinished = await trail.listRuns({ status: "unfinished", host: hosts });
   if (!unfinished.length) return;
   const r = unfinished[0]!;
   // who started it and where: a deploy going on right now is someone's, and they can be asked

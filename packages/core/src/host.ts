@@ -100,6 +100,11 @@ export interface LockOptions {
   ttlMs?: number;
   /** Take over a stale lease instead of failing. Default false: a human decides. */
   breakStale?: boolean;
+  /**
+   * Take over the lease held under this token, stale or not: its holder is known to be dead (recover
+   * holds the store lock that holder's controller held, so that controller's session ended).
+   */
+  breakToken?: string;
   /** Written into the lease, e.g. the run id. */
   note?: string;
 }

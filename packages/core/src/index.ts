@@ -39,7 +39,7 @@ export {
 } from "./errors";
 export type { RunEvent, RunEventType } from "./events";
 export type { FileTrailOptions } from "./file-trail";
-export { fileTrail, MAX_RECORD_BYTES } from "./file-trail";
+export { fileTrail } from "./file-trail";
 export type {
   FleetFailurePolicy,
   FleetHostResult,
@@ -86,7 +86,7 @@ export { registerSteps } from "./registry";
 export type { LockSettings, RunOptions, RunResult } from "./run";
 export { run } from "./run";
 export type { TrailKey } from "./seal";
-export { canonical, sealTrail } from "./seal";
+export { canonical, keyFrom as trailKey, sealTrail } from "./seal";
 export type {
   AnyStepKind,
   ParamsSchema,
@@ -104,6 +104,7 @@ export type {
   LockRecord,
   RunEndRecord,
   RunMode,
+  RunQuery,
   RunStartRecord,
   RunStatus,
   RunSummary,
@@ -111,11 +112,22 @@ export type {
   StepStatus,
   StepTrailRecord,
   StepView,
+  StoreLock,
+  StoreLockOwner,
   TrailRecord,
   TrailStepInfo,
   TrailStore,
 } from "./trail";
-export { foldRun, memoryTrail, summarize } from "./trail";
+export {
+  foldRun,
+  hostLockName,
+  MAX_RECORD_BYTES,
+  matchesQuery,
+  memoryTrail,
+  refuseOversized,
+  summarize,
+  summarizeAll,
+} from "./trail";
 export { lockRecord } from "./trail-lock";
 export type { Json, MaybePromise, StandardSchemaV1 } from "./types";
 export { compareRun, undoRun } from "./undo";

@@ -72,7 +72,7 @@ export async function acquireLease(host: Host, name: string, options: LockOption
       holder = unreadableHolder(name, host, st.mtimeMs);
     }
     const stale = isStale(holder);
-    if (stale && options.breakStale) {
+    if ((stale && options.breakStale) || (options.breakToken && holder.token === options.breakToken)) {
       await breakIfStill(host, path, holder, info.token);
       continue;
     }

@@ -7,7 +7,7 @@ import { loadRun, type RebuildOptions, rebuildSteps } from "./rebuild";
 import { Redactor } from "./redact";
 import type { LockSettings, RunResult } from "./run";
 import type { RunStatus, RunView, StepView, TrailStore } from "./trail";
-import { lockLikeRun, refuseLive } from "./trail-lock";
+import { lockLikeRun, refuseLive, takeStoreLock } from "./trail-lock";
 import type { Json } from "./types";
 
 export type { SecretValues } from "./rebuild";
@@ -29,6 +29,8 @@ export interface TrailRunOptions extends RebuildOptions {
   abortGraceMs?: number;
   /** Undo runs: the fleet run they belong to. */
   fleet?: string;
+  /** The caller holds the host's store lock already (a fleet command takes all its hosts' at once). */
+  storeLocked?: boolean;
 }
 
 export interface RecoverOptions extends TrailRunOptions {
@@ -66,7 +68,7 @@ export interface RecoverResult extends RunResult {
 export async function recover(store: TrailStore, options: RecoverOptions): Promise<RecoverResult[]> {
   const ids = options.runId
     ? [options.runId]
-    : (await store.listRuns()).filter((r) => r.status === "unfinished").map((r) => r.runId);
+    : (await store.listRuns({ status: "unfinished" })).map((r) => r.runId);
   const out: RecoverResult[] = [];
   for (const runId of ids) {
     const view = await loadRun(store, runId);
@@ -101,15 +103,26 @@ async function recoverOne(
   options: RecoverOptions,
 ): Promise<RecoverResult> {
   const host = await hostFor(options.host, first.run.host);
-  await refuseLive(host, first);
-  const lease = await lockLikeRun(host, options.lock, first, `recover of run ${first.run.runId}`);
+  const note = `recover of run ${first.run.runId}`;
+  // Holding the store lock its controller held proves that controller gone (a live one holds it until
+  // it ends), so its host lease need not go stale first: recover can run at once from another machine.
+  const storeLock = await takeStoreLock(store, [host.name], note, { held: options.storeLocked });
+  const ownerGone = first.run.storeLock !== undefined && (storeLock !== undefined || !!options.storeLocked);
+  let lease: Awaited<ReturnType<typeof lockLikeRun>>;
+  try {
+    await refuseLive(host, first, ownerGone);
+    lease = await lockLikeRun(host, options.lock, first, note, ownerGone);
+  } catch (error) {
+    await storeLock?.release().catch(() => {});
+    throw error;
+  }
   const started = Date.now();
   try {
     // decide from the trail as it is now that we hold the lock: another recover may have finished this
     // run, or a deploy may have started, while we were connecting
     const view = await loadRun(store, first.run.runId);
     refuseFinished(view, options.runId !== undefined, true);
-    const later = changesAfter(await store.listRuns(), {
+    const later = changesAfter(await store.listRuns({ host: view.run.host }), {
       runId: view.run.runId,
       host: view.run.host,
       startedAt: view.run.at,
@@ -192,6 +205,7 @@ async function recoverOne(
     };
   } finally {
     await lease?.release().catch(() => {});
+    await storeLock?.release().catch(() => {});
   }
 }
 
@@ -205,7 +219,9 @@ export async function trailEngine(
   host: Host,
   trail: TrailStore,
   options: Omit<TrailRunOptions, "host">,
-  o: Pick<EngineOptions, "runId" | "recovering" | "lock" | "fleet"> & { override?: Partial<Entry["rec"]> },
+  o: Pick<EngineOptions, "runId" | "recovering" | "lock" | "fleet" | "storeLock"> & {
+    override?: Partial<Entry["rec"]>;
+  },
 ): Promise<Engine> {
   const redactor = new Redactor();
   const bound = await rebuildSteps(view, recorded, options, redactor);
@@ -221,6 +237,7 @@ export async function trailEngine(
     recovering: o.recovering,
     lock: o.lock,
     fleet: o.fleet,
+    storeLock: o.storeLock,
   });
   for (const [i, s] of recorded.entries())
     addRecorded(engine, bound[i]!, s, view.end?.final?.[s.name] ?? s.final, o.override);

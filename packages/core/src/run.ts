@@ -1,4 +1,3 @@
-import { hostname, userInfo } from "node:os";
 import { newRunId, omitPaths, viaJson } from "./_utils";
 import { type Atom, stepsOf } from "./atom";
 import { type BoundStep, Engine, type StepRecord } from "./engine";
@@ -11,7 +10,7 @@ import { validateAll } from "./params";
 import { Redactor } from "./redact";
 import type { Step } from "./step";
 import { memoryTrail, type RunStatus, type TrailStepInfo, type TrailStore } from "./trail";
-import { lockRecord } from "./trail-lock";
+import { defaultOwner, lockRecord, storeLockOf, takeStoreLock } from "./trail-lock";
 import type { Json } from "./types";
 
 export interface LockSettings {
@@ -23,6 +22,8 @@ export interface LockSettings {
   ttlMs?: number;
   /** Take over a lease whose heartbeat stopped. Default false. */
   breakStale?: boolean;
+  /** Take over the lease held under this token (its holder is known dead). */
+  breakToken?: string;
 }
 
 export interface RunOptions {
@@ -49,6 +50,11 @@ export interface RunOptions {
   refuseUnfinished?: boolean;
   /** The host lock taken for the run. `false`: none (the caller serialises runs). Default `{ name: "deploy" }`. */
   lock?: LockSettings | false;
+  /**
+   * The caller holds this host's store lock already (`TrailStore.lock`; `runFleet` takes every host's at
+   * once): none is taken. Without it a store with locks is locked for the host before the host lease.
+   */
+  storeLocked?: boolean;
   /** Roll back through drift instead of stopping at it. Default false. */
   force?: boolean;
   /** Base delay between undo attempts, doubled per attempt. Default 200. */
@@ -96,14 +102,19 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
   const redactor = redactorFor(placed.map((p, i) => ({ step: p.step, params: values[i] })));
   const bound = placed.map(({ step, phase }, i) => bind(step, phase, values[i], redactor));
 
-  const lease = await takeLock(host, options.lock, `run ${runId} of atom ${atom.name}`).catch(
-    async (error) => {
-      // a dead holder whose run the trail knows is better named by that run, with the command to finish it
-      if (error instanceof LockedError && error.stale && options.trail && options.refuseUnfinished !== false)
-        await refuseUnfinished(options.trail, [host.name]);
-      throw error;
-    },
-  );
+  const note = `run ${runId} of atom ${atom.name}`;
+  // the store's lock first: it is where controllers on other machines meet, before any host is touched
+  const storeLock = await takeStoreLock(options.trail, [host.name], note, {
+    held: options.storeLocked,
+    owner: options.lock ? options.lock.owner : undefined,
+  });
+  const lease = await takeLock(host, options.lock, note).catch(async (error) => {
+    await storeLock?.release().catch(() => {});
+    // a dead holder whose run the trail knows is better named by that run, with the command to finish it
+    if (error instanceof LockedError && error.stale && options.trail && options.refuseUnfinished !== false)
+      await refuseUnfinished(options.trail, [host.name]);
+    throw error;
+  });
   const started = Date.now();
   try {
     // after the lock: a live holder is named by the lock; only a dead run's trail is left to refuse on
@@ -119,6 +130,7 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
       abortGraceMs: options.abortGraceMs ?? 5_000,
       lock: lockRecord(lease),
       fleet: options.fleet,
+      storeLock: storeLockOf(options.trail, host.name),
     });
     for (const step of bound) engine.add(step);
     await engine.start(
@@ -127,7 +139,7 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
       undefined,
       options.meta,
     );
-    const signal = lease ? anySignal(options.signal, lease.signal) : options.signal;
+    const signal = anySignal(options.signal, lease?.signal, storeLock?.signal);
     const failure = await engine.forward(engine.entries, signal);
     const result = (status: RunStatus, error?: AtomError): RunResult => ({
       runId,
@@ -161,6 +173,7 @@ export async function run(atom: Atom, options: RunOptions = {}): Promise<RunResu
     return result(status, error);
   } finally {
     await lease?.release().catch(() => {});
+    await storeLock?.release().catch(() => {});
   }
 }
 
@@ -227,16 +240,9 @@ export async function takeLock(
     owner: settings.owner ?? defaultOwner(),
     ...(settings.ttlMs !== undefined ? { ttlMs: settings.ttlMs } : {}),
     ...(settings.breakStale !== undefined ? { breakStale: settings.breakStale } : {}),
+    ...(settings.breakToken !== undefined ? { breakToken: settings.breakToken } : {}),
     note,
   });
-}
-
-function defaultOwner(): string {
-  let user = "unknown";
-  try {
-    user = userInfo().username;
-  } catch {}
-  return `${user}@${hostname()}`;
 }
 
 function anySignal(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {

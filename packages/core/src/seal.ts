@@ -78,14 +78,20 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
           },
         }
       : {}),
-    async listRuns() {
-      // every summary comes from verified records: a forged "rolled-back" must not hide a live change
-      const ids = inner.listIds ? await inner.listIds() : (await inner.listRuns()).map((r) => r.runId);
-      return summarizeAll(ids, verified);
+    async listRuns(query) {
+      // Every summary comes from verified records: a forged "rolled-back" must not hide a live change.
+      // The store's index only chooses which runs to read (it could hide a run, as deleting its records
+      // could; it cannot make one look finished).
+      const ids = inner.listIds
+        ? await inner.listIds(query)
+        : (await inner.listRuns(query)).map((r) => r.runId);
+      return summarizeAll(ids, verified, query);
     },
-    async listIds() {
-      return inner.listIds ? inner.listIds() : (await inner.listRuns()).map((r) => r.runId);
+    async listIds(query) {
+      return inner.listIds ? inner.listIds(query) : (await inner.listRuns(query)).map((r) => r.runId);
     },
+    ...(inner.lock ? { lock: inner.lock.bind(inner) } : {}),
+    ...(inner.migrate ? { migrate: inner.migrate.bind(inner) } : {}),
     ...(inner.close ? { close: () => inner.close!() } : {}),
   };
 }
@@ -110,4 +116,18 @@ function equalHex(a: string, b: string): boolean {
   const x = Buffer.from(a, "hex");
   const y = Buffer.from(b, "hex");
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
+
+/** A trail key from `ATOMKIT_TRAIL_KEY`-style text (64 hex digits, or a passphrase of 16+ characters) or bytes. */
+export function keyFrom(given: Uint8Array | string): Uint8Array {
+  if (typeof given !== "string") return given;
+  if (/^[0-9a-fA-F]{64}$/.test(given)) return Buffer.from(given, "hex");
+  if (given.length < 16) {
+    throw new TrailError("the trail key is too short", {
+      expected: "64 hex digits, or a passphrase of 16 characters or more (ATOMKIT_TRAIL_KEY)",
+      found: `${given.length} characters`,
+      hint: "generate one: node -e \"console.log(require('crypto').randomBytes(32).toString('hex'))\"",
+    });
+  }
+  return Buffer.from(given, "utf8");
 }

@@ -1,6 +1,6 @@
 import type { AtomPhase } from "./atom";
 import { isLive } from "./engine";
-import type { ErrorInfo } from "./errors";
+import { type ErrorInfo, TrailError } from "./errors";
 import type { Json } from "./types";
 
 export type RunStatus = "committed" | "rolled-back" | "rollback-failed";
@@ -79,6 +79,11 @@ export interface RunStartRecord extends Sealed {
   steps: TrailStepInfo[];
   /** What the caller recorded with the run (`RunOptions.meta`), e.g. the CLI's `--var`s (never secret ones). */
   meta?: Json;
+  /**
+   * The store lock (see `TrailStore.lock`) the run's controller held for this host. Once another
+   * controller can take it, that controller is gone: recover need not wait for the host lease to go stale.
+   */
+  storeLock?: string;
 }
 
 export interface StepTrailRecord extends Sealed {
@@ -168,6 +173,54 @@ export interface RunSummary {
 }
 
 /**
+ * Which runs `listRuns` returns. A store with an index (PostgreSQL) selects by it; the others filter
+ * after reading. Every field must match; a list of hosts matches any of them.
+ */
+export interface RunQuery {
+  host?: string | readonly string[];
+  atom?: string;
+  status?: RunSummary["status"];
+  fleet?: string;
+  undoOf?: string;
+}
+
+/** Whether a summary matches a query (`listRuns` of stores without an index). */
+export function matchesQuery(r: RunSummary, q: RunQuery | undefined): boolean {
+  if (!q) return true;
+  if (q.host !== undefined && !(typeof q.host === "string" ? r.host === q.host : q.host.includes(r.host)))
+    return false;
+  return (
+    (q.atom === undefined || r.atom === q.atom) &&
+    (q.status === undefined || r.status === q.status) &&
+    (q.fleet === undefined || r.fleet === q.fleet) &&
+    (q.undoOf === undefined || r.undoOf === q.undoOf)
+  );
+}
+
+/** Who takes a store lock: shown to whoever finds it held. */
+export interface StoreLockOwner {
+  owner: string;
+  /** What for, e.g. "run 20261202T… of atom release". */
+  note?: string;
+}
+
+/** Locks held in a shared store until `release`, or until the store loses them. */
+export interface StoreLock {
+  /** The names held, e.g. `host/web1`. */
+  readonly names: readonly string[];
+  /**
+   * Aborted when the store lost the locks (its session ended: the database restarted or dropped the
+   * connection): another controller may take them now, so the run stops and rolls back while the host
+   * lease still keeps everyone else off the host.
+   */
+  readonly signal: AbortSignal;
+  release(): Promise<void>;
+}
+
+/** The store lock name of a host: one controller per host at a time across machines. */
+export const hostLockName = (host: string): string => `host/${host}`;
+
+/**
  * The durable journal of runs. `append` with `sync: true` must not return before the records would
  * survive a crash (fsync, a committed transaction); without it the store may buffer, but must keep
  * order: a later synced append makes every earlier record durable too. A failed append must leave the
@@ -180,12 +233,29 @@ export interface TrailStore {
    * cannot be trusted (a bad line in the middle, a failed integrity check).
    */
   readRun(runId: string): Promise<TrailRecord[]>;
-  /** Oldest first. One unreadable run is listed as `corrupt`; it never hides or blocks the others. */
-  listRuns(): Promise<RunSummary[]>;
-  /** Every id the store holds records under (runs and fleets), from its own index, without reading them. */
-  listIds?(): Promise<string[]>;
+  /**
+   * Oldest first, only those matching `query`. One unreadable run is listed as `corrupt` (unless the
+   * query names a host, atom, fleet or status: a corrupt run has none); it never hides or blocks the others.
+   */
+  listRuns(query?: RunQuery): Promise<RunSummary[]>;
+  /**
+   * Every id the store holds records under (runs and fleets), from its own index, without reading
+   * them. With `query` a store may leave out the runs its index knows not to match (it may also return
+   * them: the caller filters again on what it reads).
+   */
+  listIds?(query?: RunQuery): Promise<string[]>;
   /** Deletes every record of a run or fleet (`pruneTrail`); optional: a store without it is never pruned. */
   remove?(runId: string): Promise<void>;
+  /**
+   * Coordination for a store shared by several controllers (PostgreSQL): takes every named lock or
+   * none, and throws a `LockedError` naming the holder when one is held. Runs, undos and recovers take
+   * `host/<name>` for each host they change (a fleet all of its hosts at once, before any is touched),
+   * so two controllers never deploy the same host; the host lease stays the last line of defence.
+   * A controller that dies loses its locks with its session.
+   */
+  lock?(names: readonly string[], owner: StoreLockOwner): Promise<StoreLock>;
+  /** Brings the store's schema up to date (a database store); returns the schema version. */
+  migrate?(): Promise<{ version: number; applied: number[] }>;
   close?(): Promise<void>;
 }
 
@@ -270,6 +340,7 @@ export function corruptSummary(runId: string, problem: string, at = ""): RunSumm
 export async function summarizeAll(
   ids: readonly string[],
   read: (runId: string) => Promise<readonly TrailRecord[]>,
+  query?: RunQuery,
 ): Promise<RunSummary[]> {
   const out: RunSummary[] = [];
   for (const runId of ids) {
@@ -293,7 +364,9 @@ export async function summarizeAll(
         ),
       );
   }
-  return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
+  return out
+    .filter((r) => matchesQuery(r, query))
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
 }
 
 /** Keeps runs in memory: for tests, benchmarks and throwaway runs. Lost with the process. */
@@ -305,6 +378,8 @@ export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]
   return {
     records,
     async append(runId, recs) {
+      // the same limit as every store: a kind tested on the memory trail must not fail on the file trail
+      for (const r of recs) refuseOversized(runId, r, JSON.stringify(r).length);
       const list = records.get(runId) ?? [];
       records.set(runId, list);
       // kept by reference (the engine writes fresh records and never mutates a state); readers get copies
@@ -313,7 +388,7 @@ export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]
     async readRun(runId) {
       return structuredClone(records.get(runId) ?? []);
     },
-    async listRuns() {
+    async listRuns(query) {
       const out: RunSummary[] = [];
       for (const [id, list] of records) {
         let known = summaries.get(id);
@@ -321,7 +396,7 @@ export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]
           known = { count: list.length, list: await summarizeAll([id], async () => list) };
           summaries.set(id, known);
         }
-        out.push(...known.list.map((r) => ({ ...r })));
+        out.push(...known.list.filter((r) => matchesQuery(r, query)).map((r) => ({ ...r })));
       }
       return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
     },
@@ -333,4 +408,20 @@ export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]
       summaries.delete(runId);
     },
   };
+}
+
+/**
+ * Longest record a trail writes or reads. A state is a few facts, not data: a longer record is refused
+ * when written and reported as corrupt when read, so one huge record cannot cost every command its memory.
+ */
+export const MAX_RECORD_BYTES = 4 * 1024 * 1024;
+
+/** Refuses a record of `bytes` over MAX_RECORD_BYTES (UTF-16 length is a lower bound of its UTF-8 size). */
+export function refuseOversized(runId: string, r: TrailRecord, bytes: number): void {
+  if (bytes <= MAX_RECORD_BYTES) return;
+  throw new TrailError(`a ${r.t} record of run ${runId} is ${bytes} bytes`, {
+    expected: `records under ${MAX_RECORD_BYTES} bytes (a state holds facts, not data)`,
+    found: `${bytes} bytes${"step" in r ? ` for step "${r.step}"` : ""}`,
+    hint: "make the kind's observe() return a digest instead of content",
+  });
 }

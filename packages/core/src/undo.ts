@@ -7,7 +7,7 @@ import { loadRun } from "./rebuild";
 import { hostFor, type TrailRunOptions, trailEngine } from "./recover";
 import type { RunResult } from "./run";
 import { memoryTrail, type RunStatus, type RunView, type StepView, type TrailStore } from "./trail";
-import { lockLikeRun, lockRecord } from "./trail-lock";
+import { lockLikeRun, lockRecord, storeLockOf, takeStoreLock } from "./trail-lock";
 import type { Json } from "./types";
 
 /**
@@ -25,7 +25,12 @@ export async function undoRun(
   const first = await loadRun(store, runId);
   const host = await hostFor(options.host, first.run.host);
   const newId = newRunId();
-  const lease = await lockLikeRun(host, options.lock, first, `run ${newId}: undo of run ${runId}`);
+  const note = `run ${newId}: undo of run ${runId}`;
+  const storeLock = await takeStoreLock(store, [host.name], note, { held: options.storeLocked });
+  const lease = await lockLikeRun(host, options.lock, first, note).catch(async (error) => {
+    await storeLock?.release().catch(() => {});
+    throw error;
+  });
   const started = Date.now();
   try {
     // every check on the trail as it is once we hold the lock (another undo may have won the race)
@@ -35,6 +40,7 @@ export async function undoRun(
       runId: newId,
       lock: lockRecord(lease),
       fleet: options.fleet,
+      storeLock: storeLockOf(store, host.name),
       override: { status: "applied", changed: true },
     });
     if (!options.allowLaterRuns) await refuseLaterRuns(store, view);
@@ -76,6 +82,7 @@ export async function undoRun(
     };
   } finally {
     await lease?.release().catch(() => {});
+    await storeLock?.release().catch(() => {});
   }
 }
 
@@ -92,8 +99,7 @@ async function undoable(store: TrailStore, view: RunView): Promise<StepView[]> {
     );
   if (!view.end)
     throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} is unfinished`, `run \`atomkit recover ${runId}\` first`);
-  const runs = await store.listRuns();
-  const undos = runs.filter((r) => r.undoOf === runId);
+  const undos = await store.listRuns({ undoOf: runId });
   const done = undos.find((r) => r.status === "rolled-back");
   if (done) throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} was already undone by run ${done.runId}`);
   const stuck = undos.find((r) => r.status === "rollback-failed" || r.status === "unfinished");
@@ -123,7 +129,7 @@ async function undoable(store: TrailStore, view: RunView): Promise<StepView[]> {
 /** A later run of the same atom that is still live on the host is undone first (or rolled back past). */
 async function refuseLaterRuns(store: TrailStore, view: RunView): Promise<void> {
   const later = changesAfter(
-    await store.listRuns(),
+    await store.listRuns({ host: view.run.host }),
     { runId: view.run.runId, host: view.run.host, startedAt: view.run.at },
     (r) => r.atom === view.run.atom,
   );

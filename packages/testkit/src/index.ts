@@ -5,5 +5,7 @@ export { freePort } from "./ports";
 export type { StepContractOptions, StepFixture } from "./step-contract";
 export { describeStepContract } from "./step-contract";
 export { serviceMissing, testbedEnv } from "./testbed";
+export type { TrailStoreContractOptions, TrailStoreFixture } from "./trail-contract";
+export { describeTrailStoreContract } from "./trail-contract";
 export type { TreeEntry } from "./tree";
 export { diffTrees, hashTree, snapshotTree, TreeSnapshot } from "./tree";

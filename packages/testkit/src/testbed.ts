@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
  * Settings of the real test services (sshd, dockerd) started by the project's test scripts: the
  * `KEY=VALUE` lines of `$ATOMKIT_TESTBED_DIR/{sshd,dockerd}.env`, where `ATOMKIT_*` in the environment win.
  */
-export function testbedEnv(file: "sshd.env" | "dockerd.env"): Record<string, string> {
+export function testbedEnv(file: "sshd.env" | "dockerd.env" | "postgres.env"): Record<string, string> {
   const base = process.env.ATOMKIT_TESTBED_DIR ?? "/tmp/atomkit-testbed";
   const out: Record<string, string> = {};
   const path = `${base}/${file}`;
