@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything and runs every test, lint and type check: the README's test command and CI's.
-# Starts a real sshd (several ports) and a real dockerd for the provider tests (needs root; installs
-# them with apt-get when missing), and stops on exit only the ones it started (ATOMKIT_KEEP_SERVICES=1:
+# Starts a real sshd (several ports), a real dockerd and a private PostgreSQL cluster for the provider
+# and store tests (needs root; installs them with apt-get when missing), and stops on exit only the ones it started (ATOMKIT_KEEP_SERVICES=1:
 # none). Ends with one line "tests: N passed, N failed" summed over packages.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ pnpm_cmd install --frozen-lockfile || { echo "install failed"; exit 1; }
 
 services_started=0
 if [ "$(id -u)" = 0 ]; then
-  step "test services: sshd on 127.0.0.1:${SSH_PORTS[*]}, dockerd, chromium"
+  step "test services: sshd on 127.0.0.1:${SSH_PORTS[*]}, dockerd, postgres, chromium"
   # stop on exit only what this run started: services already up belong to someone else (a developer's
   # testbed, another checkout's run going on at the same time) and must outlive this run
   started_ports=()
@@ -35,8 +35,11 @@ if [ "$(id -u)" = 0 ]; then
   # any dockerd process counts as up (a loaded box may answer `docker info` slowly): when in doubt, leave it
   dockerd_was_up=0
   { pgrep -x dockerd >/dev/null 2>&1 || timeout 60 docker info >/dev/null 2>&1; } && dockerd_was_up=1
+  postgres_was_up=0
+  bash scripts/testbed/postgres.sh status 2>/dev/null | grep -q running && postgres_was_up=1
   bash scripts/testbed/sshd.sh start "${SSH_PORTS[@]}" >/dev/null || { echo "sshd failed to start"; failed=1; }
   bash scripts/testbed/dockerd.sh start >/dev/null || { echo "dockerd failed to start"; failed=1; }
+  bash scripts/testbed/postgres.sh start >/dev/null || { echo "postgres failed to start"; failed=1; }
   # the report's browser tests drive Debian's Chromium (nothing to start, only to install once)
   bash scripts/testbed/chromium.sh || { echo "chromium failed to install"; failed=1; }
   services_started=1
@@ -44,11 +47,12 @@ if [ "$(id -u)" = 0 ]; then
     [ -n "${ATOMKIT_KEEP_SERVICES:-}" ] && return 0
     [ "${#started_ports[@]}" -gt 0 ] && bash scripts/testbed/sshd.sh stop "${started_ports[@]}" >/dev/null 2>&1
     [ "$dockerd_was_up" = 1 ] || bash scripts/testbed/dockerd.sh stop >/dev/null 2>&1
+    [ "$postgres_was_up" = 1 ] || bash scripts/testbed/postgres.sh stop >/dev/null 2>&1
     return 0
   }
   trap stop_services EXIT
 else
-  echo "!! not root: no sshd/dockerd started; the SSH and Docker suites will skip (they fail under CI=true)"
+  echo "!! not root: no sshd/dockerd/postgres started; the SSH, Docker and PostgreSQL suites will skip (they fail under CI=true)"
 fi
 
 rm -f packages/*/test-results.json apps/*/test-results.json examples/*/test-results.json

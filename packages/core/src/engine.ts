@@ -323,8 +323,10 @@ export class Engine {
     }
     const ac = new AbortController();
     let timer: NodeJS.Timeout | undefined;
+    // why the run was aborted (a lost lock, Ctrl-C, a fleet's failure budget) belongs in the message
+    const why = () => (isAtomError(outer?.reason) ? `: ${outer.reason.shortMessage}` : "");
     const onOuter = () =>
-      ac.abort(this.stepError(entry, phase, "ATOM_ABORTED", "the run was aborted", outer?.reason));
+      ac.abort(this.stepError(entry, phase, "ATOM_ABORTED", `the run was aborted${why()}`, outer?.reason));
     if (outer?.aborted) onOuter();
     else outer?.addEventListener("abort", onOuter, { once: true });
     if (timeoutMs !== undefined) {

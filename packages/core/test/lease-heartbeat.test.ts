@@ -34,7 +34,8 @@ describe("lease heartbeats", () => {
       },
     };
     let heartbeats = 0;
-    const lease = await acquireLease(host, "deploy", { owner: "test", ttlMs: 300 });
+    // a ttl a loaded machine can keep (a beat every third of it): a late beat must not make it stale
+    const lease = await acquireLease(host, "deploy", { owner: "test", ttlMs: 1_500 });
     heartbeats = 1;
     await waitUntil(async () => lease.signal.aborted, "the holder to notice it lost the lock");
     // whatever the heartbeat did in between, the broken lease never came back
@@ -44,11 +45,12 @@ describe("lease heartbeats", () => {
 
   it("a live holder's heartbeats keep it fresh (its beat file), and release removes both files", async () => {
     const host = localHost({ stateDir: join(dir.dir, "state") });
-    const lease = await acquireLease(host, "deploy", { owner: "test", ttlMs: 300 });
+    // a ttl a loaded machine can keep (a beat every third of it): a late beat must not make it stale
+    const lease = await acquireLease(host, "deploy", { owner: "test", ttlMs: 1_500 });
     const first = (await readLease(host, "deploy"))!.heartbeatAt;
     await waitUntil(async () => (await readLease(host, "deploy"))!.heartbeatAt > first, "a heartbeat");
     // well past the ttl of the lease file's own time: still fresh, from the beat file
-    await waitUntil(async () => Date.now() - Date.parse(first) > 600, "the first heartbeat to age");
+    await waitUntil(async () => Date.now() - Date.parse(first) > 3_000, "the first heartbeat to age");
     expect((await readLease(host, "deploy"))?.stale).toBe(false);
     await lease.release();
     expect(await host.readdir(join(dir.dir, "state", "locks"))).toEqual([]);

@@ -39,7 +39,10 @@ function controller(
     ...(args.hold ? [args.hold] : []),
   ];
   const [cmd, cmdArgs] = options.otherMachine
-    ? ["unshare", ["--uts", "sh", "-c", 'hostname other-controller && exec "$0" "$@"', process.execPath, ...argv]]
+    ? [
+        "unshare",
+        ["--uts", "sh", "-c", 'hostname other-controller && exec "$0" "$@"', process.execPath, ...argv],
+      ]
     : [process.execPath, argv];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd as string, cmdArgs as string[], {
@@ -116,7 +119,8 @@ describe.skipIf(pgMissing)("controllers sharing a PostgreSQL trail", { timeout: 
       // the second process: only the database (and the hosts); no lease of the dead one is stale yet
       const trail = open();
       const results = await recover(trail, { host: hostOf, steps: kinds });
-      for (const r of results) found[`${r.found} → ${r.status}`] = (found[`${r.found} → ${r.status}`] ?? 0) + 1;
+      for (const r of results)
+        found[`${r.found} → ${r.status}`] = (found[`${r.found} → ${r.status}`] ?? 0) + 1;
       expect(results.every((r) => r.status !== "rollback-failed")).toBe(true);
       expect(await trail.listRuns({ status: "unfinished" })).toEqual([]);
       // every host is back to its before-state, or holds the whole release
