@@ -11,6 +11,7 @@ import {
   type TrailStore,
 } from "@atomkit/core";
 import { createJiti } from "jiti";
+import { trailFromUrl } from "./trail-url";
 import type { VarSpecs, Vars } from "./vars";
 
 export type { VarSpec, VarSpecs, Vars } from "./vars";
@@ -41,7 +42,8 @@ export interface AtomkitConfig {
   atoms: Record<string, AtomEntry>;
   /**
    * Default `{ dir: ".atomkit/trails" }` next to the config file, sealed with the key in
-   * `ATOMKIT_TRAIL_KEY` or `.atomkit/trail.key`; or any TrailStore.
+   * `ATOMKIT_TRAIL_KEY` or `.atomkit/trail.key`; or any TrailStore, e.g. `postgresTrail(...)` from
+   * `@atomkit/store-postgres` (`ATOMKIT_TRAIL_URL=postgres://…` overrides this).
    */
   trail?: { dir?: string; keyFile?: string } | TrailStore;
   /** Step kinds to register for `undo`/`recover` besides those used by the atoms (e.g. retired ones). */
@@ -133,9 +135,19 @@ export async function loadConfig(cwd: string, explicit?: string): Promise<Loaded
   return { path, dir: resolve(path, ".."), config };
 }
 
-/** The trail: `--trail <dir>` (from where the command was started), the config's, or `.atomkit/trails`. */
-export function trailOf(loaded: LoadedConfig, override?: string, cwd = process.cwd()): TrailStore {
+/**
+ * The trail: `--trail <dir>` (from where the command was started), else `ATOMKIT_TRAIL_URL` (a
+ * PostgreSQL trail: CI points every controller at one database that way), else the config's, else
+ * `.atomkit/trails` next to the deploy file.
+ */
+export async function trailOf(
+  loaded: LoadedConfig,
+  override?: string,
+  cwd = process.cwd(),
+  env: Record<string, string | undefined> = process.env,
+): Promise<TrailStore> {
   if (override) return fileTrail({ dir: resolve(cwd, override) });
+  if (env.ATOMKIT_TRAIL_URL) return trailFromUrl(env.ATOMKIT_TRAIL_URL, loaded.dir);
   const t = loaded.config.trail;
   if (t && typeof (t as TrailStore).append === "function") return t as TrailStore;
   const o = (t ?? {}) as { dir?: string; keyFile?: string };

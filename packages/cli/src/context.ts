@@ -13,6 +13,7 @@ import {
 import { Atoms } from "./atoms";
 import { findConfig, HostPool, type LoadedConfig, loadConfig, trailOf } from "./config";
 import { createRenderer, pickMode, type Renderer } from "./render";
+import { trailFromUrl } from "./trail-url";
 import type { Vars } from "./vars";
 
 export interface Flags {
@@ -74,7 +75,7 @@ export class Context {
     if (!this.loadedConfig) {
       this.loadedConfig = await loadConfig(this.io.cwd, this.flags.config);
       // --trail is resolved from where the command was started, before the move
-      this.trailStore = trailOf(this.loadedConfig, this.flags.trail, this.io.cwd);
+      this.trailStore = await trailOf(this.loadedConfig, this.flags.trail, this.io.cwd, this.io.env);
       if (process.cwd() !== this.loadedConfig.dir) process.chdir(this.loadedConfig.dir);
     }
     return this.loadedConfig;
@@ -90,9 +91,16 @@ export class Context {
    * the commands that only read it (trail, report) still work: nothing else needs the deploy file.
    */
   async trail(): Promise<TrailStore> {
-    if (this.flags.trail && !this.flags.config && !this.loadedConfig && !findConfig(this.io.cwd)) {
-      this.trailStore ??= fileTrail({ dir: resolve(this.io.cwd, this.flags.trail) });
-      return this.trailStore;
+    if (!this.flags.config && !this.loadedConfig && !findConfig(this.io.cwd)) {
+      // a trail that lives elsewhere is read (and recovered from) without the deploy file
+      if (this.flags.trail) {
+        this.trailStore ??= fileTrail({ dir: resolve(this.io.cwd, this.flags.trail) });
+        return this.trailStore;
+      }
+      if (this.io.env.ATOMKIT_TRAIL_URL) {
+        this.trailStore ??= await trailFromUrl(this.io.env.ATOMKIT_TRAIL_URL, this.io.cwd);
+        return this.trailStore;
+      }
     }
     await this.loaded();
     return this.trailStore!;

@@ -8,6 +8,7 @@ import { reportCommand } from "./commands/report";
 import { rollbackCommand } from "./commands/rollback";
 import { runCommand } from "./commands/run";
 import { statusCommand } from "./commands/status";
+import { storeCommand } from "./commands/store";
 import { trailCommand } from "./commands/trail";
 import { recoverCommand, undoCommand } from "./commands/undo";
 import { unlockCommand } from "./commands/unlock";
@@ -48,10 +49,13 @@ usage:
                                             forget old runs: never a live release, an unfinished or
                                             rollback-failed run, nor a run without its undo
   atomkit unlock <host> [--yes]             show who holds the host lock; remove it with --yes
+  atomkit store migrate                     bring a database trail's schema up to date
+                                            (ATOMKIT_TRAIL_URL=postgres://…, or the config's trail)
 
 options:
   --config <file>   deploy file (default: atomkit.config.{ts,mts,js,mjs,cjs} here or in a parent)
-  --trail <dir>     trail directory (default: .atomkit/trails next to the deploy file)
+  --trail <dir>     trail directory (default: ATOMKIT_TRAIL_URL, the config's trail, or .atomkit/trails
+                    next to the deploy file)
   --var k=v         a var of the atom (\`atomkit list\` shows declared ones); undo, rollback and
                     recover take secret vars again this way (they never reach the trail)
   --force           undo/rollback/recover through drift (a state neither left by the run nor before it)
@@ -121,6 +125,8 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
         return await reportCommand(ctx, arg);
       case "unlock":
         return await unlockCommand(ctx, need("host"));
+      case "store":
+        return await storeCommand(ctx, need("action"));
       default:
         io.stderr.write(`unknown command "${command}"\n\n${HELP}\n`);
         return EXIT.invalid;
