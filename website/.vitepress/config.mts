@@ -15,6 +15,7 @@ const packages = [
   "step-process",
   "step-ssh",
   "step-docker",
+  "store-postgres",
   "testkit",
 ];
 
