@@ -15,7 +15,7 @@ import {
 import { dirname, join } from "node:path";
 import { AtomError, TrailError } from "./errors";
 import { keyFrom, sealTrail } from "./seal";
-import { MAX_RECORD_BYTES, refuseOversized, summarizeAll, type TrailRecord, type TrailStore } from "./trail";
+import { MAX_RECORD_BYTES, refuseOversized, SummaryCache, type TrailRecord, type TrailStore } from "./trail";
 
 export interface FileTrailOptions {
   /** Default `.atomkit/trails` (relative to the working directory). */
@@ -73,6 +73,7 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
   // records of the append that failed (its caller was told; written later, a run record of a run that
   // never started would turn up as an unfinished run).
   const pending = new Map<string, Buffer[]>();
+  const cache = new SummaryCache();
 
   const fileOf = (runId: string) => {
     if (!RUN_ID_RE.test(runId)) {
@@ -171,7 +172,19 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
       return readRecords(fileOf(runId));
     },
     async listRuns(query) {
-      return summarizeAll(await this.listIds!(), (id) => this.readRun(id), query);
+      const ids = await this.listIds!();
+      return cache.list(ids, await this.stamps!(ids), (id) => this.readRun(id), query);
+    },
+    async stamps(ids) {
+      // size, mtime and inode: appends grow the file; a file replaced or cut back is another stamp
+      const out = new Map<string, string>();
+      await Promise.all(
+        ids.map(async (id) => {
+          const st = await stat(fileOf(id)).catch(() => null);
+          if (st) out.set(id, `${st.size}:${st.mtimeMs}:${st.ino}`);
+        }),
+      );
+      return out;
     },
     async close() {
       for (const runId of [...pending.keys()]) await write(runId, false).catch(() => {});

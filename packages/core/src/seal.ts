@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { TrailError } from "./errors";
-import { summarizeAll, type TrailRecord, type TrailStore } from "./trail";
+import { SummaryCache, type TrailRecord, type TrailStore } from "./trail";
 
 /** A key, or how to get it when first needed (a key file is created on the first write). */
 export type TrailKey = Uint8Array | ((purpose: "read" | "write") => Promise<Uint8Array>);
@@ -16,15 +16,24 @@ export type TrailKey = Uint8Array | ((purpose: "read" | "write") => Promise<Uint
  */
 export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
   let keyBytes: Promise<Uint8Array> | undefined;
-  const getKey = (purpose: "read" | "write") => {
-    if (key instanceof Uint8Array) return Promise.resolve(key);
-    if (purpose === "read") return key("read"); // never cached: a missing key file is not created by a read
+  let readKey: Uint8Array | undefined;
+  const getKey = async (purpose: "read" | "write") => {
+    if (key instanceof Uint8Array) return key;
+    if (purpose === "read") {
+      // a key found is kept (every run read would read the key file again); a missing key file is
+      // not created by a read, and asked for again next time
+      readKey ??= keyBytes ? await keyBytes.catch(() => undefined) : undefined;
+      readKey ??= await key("read");
+      return readKey;
+    }
     keyBytes ??= key("write");
     keyBytes.catch(() => (keyBytes = undefined));
     return keyBytes;
   };
   /** The mac of each run's last record, once this process has read or written it. */
   const last = new Map<string, string>();
+  /** Verified summaries, read again only when the store's stamp of a run changes. */
+  const cache = new SummaryCache();
 
   const verified = async (runId: string): Promise<TrailRecord[]> => {
     const records = await inner.readRun(runId);
@@ -65,6 +74,7 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
         // The contract says a failed append leaves the store as before it, but a store may keep the
         // records for its next attempt: the next record is chained to what it holds, read back.
         last.delete(runId);
+        cache.forget(runId);
         throw error;
       }
       last.set(runId, prev);
@@ -74,6 +84,7 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
       ? {
           async remove(runId: string) {
             last.delete(runId);
+            cache.forget(runId);
             await inner.remove!(runId);
           },
         }
@@ -85,12 +96,13 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
       const ids = inner.listIds
         ? await inner.listIds(query)
         : (await inner.listRuns(query)).map((r) => r.runId);
-      return summarizeAll(ids, verified, query);
+      return cache.list(ids, await inner.stamps?.(ids), verified, query);
     },
     async listIds(query) {
       return inner.listIds ? inner.listIds(query) : (await inner.listRuns(query)).map((r) => r.runId);
     },
     ...(inner.lock ? { lock: inner.lock.bind(inner) } : {}),
+    ...(inner.stamps ? { stamps: inner.stamps.bind(inner) } : {}),
     ...(inner.migrate ? { migrate: inner.migrate.bind(inner) } : {}),
     ...(inner.close ? { close: () => inner.close!() } : {}),
   };

@@ -244,6 +244,12 @@ export interface TrailStore {
    * them: the caller filters again on what it reads).
    */
   listIds?(query?: RunQuery): Promise<string[]>;
+  /**
+   * A cheap fingerprint of each run's records (a file's size and mtime, a row count) that changes
+   * whenever records are added or removed: `listRuns` then reads again only the runs that changed, so
+   * every host of a fleet rollback asking for the runs does not read all of them again.
+   */
+  stamps?(ids: readonly string[]): Promise<Map<string, string>>;
   /** Deletes every record of a run or fleet (`pruneTrail`); optional: a store without it is never pruned. */
   remove?(runId: string): Promise<void>;
   /**
@@ -367,6 +373,39 @@ export async function summarizeAll(
   return out
     .filter((r) => matchesQuery(r, query))
     .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
+}
+
+/**
+ * Summaries by run, each kept with the stamp of the records it was folded from (`TrailStore.stamps`):
+ * a run whose stamp is unchanged is not read again. Ids no longer listed are forgotten.
+ */
+export class SummaryCache {
+  private known = new Map<string, { stamp: string; list: RunSummary[] }>();
+
+  forget(runId: string): void {
+    this.known.delete(runId);
+  }
+
+  async list(
+    ids: readonly string[],
+    stamps: Map<string, string> | undefined,
+    read: (runId: string) => Promise<readonly TrailRecord[]>,
+    query?: RunQuery,
+  ): Promise<RunSummary[]> {
+    const next = new Map<string, { stamp: string; list: RunSummary[] }>();
+    const out: RunSummary[] = [];
+    for (const id of ids) {
+      const stamp = stamps?.get(id);
+      let entry = this.known.get(id);
+      if (stamp === undefined || entry?.stamp !== stamp) {
+        entry = { stamp: stamp ?? "", list: await summarizeAll([id], read) };
+      }
+      if (stamp !== undefined) next.set(id, entry);
+      out.push(...entry.list.filter((r) => matchesQuery(r, query)).map((r) => ({ ...r })));
+    }
+    this.known = next;
+    return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
+  }
 }
 
 /** Keeps runs in memory: for tests, benchmarks and throwaway runs. Lost with the process. */

@@ -146,6 +146,14 @@ export function recordStore(
     async listRuns(q) {
       return summarizeAll(await this.listIds!(q), (id) => this.readRun(id), q);
     },
+    async stamps(ids) {
+      const { rows } = await query<{ id: string; records: number }>(
+        "read",
+        `SELECT id, records FROM ${s}.runs WHERE id = ANY($1::text[])`,
+        [[...ids]],
+      );
+      return new Map(rows.map((r) => [r.id, String(r.records)]));
+    },
     async remove(runId) {
       pending.delete(runId);
       await query("write", `DELETE FROM ${s}.runs WHERE id = $1`, [runId]);

@@ -209,6 +209,25 @@ export function describeTrailStoreContract(options: TrailStoreContractOptions): 
       ]);
     });
 
+    it("a handle that listed the runs sees what another handle appended since (no stale summaries)", async () => {
+      const s = await open();
+      const other = await open();
+      await other.append("r", [start("r", { i: 1 }), step("r", "applying")], { sync: true });
+      expect((await s.listRuns()).map((r) => r.status)).toEqual(["unfinished"]);
+      await other.append("r", [step("r", "applied", { changed: true }), end("r", "committed")], { sync: true });
+      await other.append("q", [start("q", { i: 2 })], { sync: true });
+      expect((await s.listRuns()).map((r) => [r.runId, r.status])).toEqual([
+        ["r", "committed"],
+        ["q", "unfinished"],
+      ]);
+      // and its own run, started here and finished elsewhere (recover in another process)
+      await s.append("own", [start("own", { i: 3 }), step("own", "applying")], { sync: true });
+      expect((await s.listRuns({ status: "unfinished" })).map((r) => r.runId)).toEqual(["q", "own"]);
+      await other.append("own", [step("own", "failed-unchanged"), end("own", "rolled-back")], { sync: true });
+      await s.append("own2", [start("own2", { i: 4 })], { sync: true });
+      expect((await s.listRuns({ status: "rolled-back" })).map((r) => r.runId)).toEqual(["own"]);
+    });
+
     it("refuses a record over the size limit and keeps everything appended before it", async () => {
       const s = await open();
       await s.append("r", [start("r", { i: 1 })], { sync: true });
