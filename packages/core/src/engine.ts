@@ -5,6 +5,7 @@ import {
   AtomError,
   DriftError,
   type ErrorInfo,
+  errorReason,
   isAtomError,
   RollbackError,
   StepError,
@@ -772,6 +773,9 @@ export class Engine {
     // is worse, and recover decides from fresh observes whatever the trail missed.
     await this.journal(entry, true).catch(() => {});
     let last: AtomError | undefined;
+    // what the previous failed attempt ended with: the same failure over the same state again means
+    // retrying cannot help (a deterministic error), so the rollback moves on instead of backing off
+    let lastFailure: string | undefined;
     for (let attempt = 0; attempt <= step.undoRetries; attempt++) {
       // a verify time is this attempt's or none: a later attempt that fails before verifying must not
       // show an earlier attempt's verify
@@ -798,6 +802,9 @@ export class Engine {
         continue;
       }
       if (this.same(entry, seen, before)) return done(false);
+      const failure = `${undoError?.code}\0${undoError?.shortMessage}\0${JSON.stringify(seen)}`;
+      const repeated = failure === lastFailure || hopeless(undoError);
+      lastFailure = failure;
       last =
         undoError ??
         new AtomError("ATOM_VERIFY_FAILED", "undo finished but the state is not the recorded before-state", {
@@ -810,6 +817,7 @@ export class Engine {
           found: this.o.redactor.scrub(seen),
           hint: `the undo of ${step.kind} did not restore the state; fix the host by hand (or the step kind), then \`atomkit recover ${this.o.runId}\` finishes the rollback`,
         });
+      if (repeated) break;
     }
     return fail("undo-failed", last!);
   }
@@ -857,4 +865,10 @@ export function isLive(rec: { status: StepStatus; changed?: boolean | undefined 
     default:
       return false;
   }
+}
+
+/** Failures no retry can mend: the host refused who we are. */
+function hopeless(error: AtomError | undefined): boolean {
+  const reason = errorReason(error?.cause ?? error);
+  return reason === "HOST_KEY" || reason === "AUTH";
 }

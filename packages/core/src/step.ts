@@ -79,7 +79,10 @@ export interface StepOptions {
   timeoutMs?: number;
   /** Extra attempts of apply, made only when check proves the failed attempt changed nothing. Default 0. */
   retries?: number;
-  /** Extra attempts of undo, with exponential backoff. Default 2. */
+  /**
+   * Extra attempts of undo, with exponential backoff. Default 2. Made only while they can help: the
+   * same failure over the same state twice, or credentials refused, end the attempts.
+   */
   undoRetries?: number;
   /** More dotted param paths to keep out of the trail, on top of the kind's own `secret`. */
   secret?: readonly string[];
