@@ -22,7 +22,7 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
     if (purpose === "read") {
       // a key found is kept (every run read would read the key file again); a missing key file is
       // not created by a read, and asked for again next time
-      readKey ??= keyBytes ? await keyBytes.catch(() => undefined) : undefined;
+      if (readKey === undefined && keyBytes !== undefined) readKey = await keyBytes.catch(() => undefined);
       readKey ??= await key("read");
       return readKey;
     }

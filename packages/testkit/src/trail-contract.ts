@@ -214,7 +214,9 @@ export function describeTrailStoreContract(options: TrailStoreContractOptions): 
       const other = await open();
       await other.append("r", [start("r", { i: 1 }), step("r", "applying")], { sync: true });
       expect((await s.listRuns()).map((r) => r.status)).toEqual(["unfinished"]);
-      await other.append("r", [step("r", "applied", { changed: true }), end("r", "committed")], { sync: true });
+      await other.append("r", [step("r", "applied", { changed: true }), end("r", "committed")], {
+        sync: true,
+      });
       await other.append("q", [start("q", { i: 2 })], { sync: true });
       expect((await s.listRuns()).map((r) => [r.runId, r.status])).toEqual([
         ["r", "committed"],
