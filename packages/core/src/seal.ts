@@ -35,8 +35,8 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
   /** Verified summaries, read again only when the store's stamp of a run changes. */
   const cache = new SummaryCache();
 
-  const verified = async (runId: string): Promise<TrailRecord[]> => {
-    const records = await inner.readRun(runId);
+  const verified = async (runId: string, given?: readonly TrailRecord[]): Promise<TrailRecord[]> => {
+    const records = given ? [...given] : await inner.readRun(runId);
     if (!records.length) return records;
     const k = await getKey("read");
     let prev = "";
@@ -96,7 +96,7 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
       const ids = inner.listIds
         ? await inner.listIds(query)
         : (await inner.listRuns(query)).map((r) => r.runId);
-      return cache.list(ids, await inner.stamps?.(ids), verified, query);
+      return cache.list(ids, await inner.stamps?.(ids), verified, query, inner.readRuns?.bind(inner));
     },
     async listIds(query) {
       return inner.listIds ? inner.listIds(query) : (await inner.listRuns(query)).map((r) => r.runId);

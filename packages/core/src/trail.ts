@@ -250,6 +250,11 @@ export interface TrailStore {
    * every host of a fleet rollback asking for the runs does not read all of them again.
    */
   stamps?(ids: readonly string[]): Promise<Map<string, string>>;
+  /**
+   * The records of many runs at once (a database answers one query instead of one per run); a run it
+   * cannot give is left out, and read alone (its error then names the problem).
+   */
+  readRuns?(ids: readonly string[]): Promise<Map<string, TrailRecord[]>>;
   /** Deletes every record of a run or fleet (`pruneTrail`); optional: a store without it is never pruned. */
   remove?(runId: string): Promise<void>;
   /**
@@ -386,19 +391,33 @@ export class SummaryCache {
     this.known.delete(runId);
   }
 
+  /**
+   * `read(id, given)`: the records of run `id` as they will be trusted; `given` are the records
+   * `readMany` fetched for it in bulk (a sealed store verifies them), absent when it is read alone.
+   */
   async list(
     ids: readonly string[],
     stamps: Map<string, string> | undefined,
-    read: (runId: string) => Promise<readonly TrailRecord[]>,
+    read: (runId: string, given?: readonly TrailRecord[]) => Promise<readonly TrailRecord[]>,
     query?: RunQuery,
+    readMany?: (ids: readonly string[]) => Promise<Map<string, TrailRecord[]>>,
   ): Promise<RunSummary[]> {
     const next = new Map<string, { stamp: string; list: RunSummary[] }>();
     const out: RunSummary[] = [];
+    const changed = ids.filter((id) => {
+      const stamp = stamps?.get(id);
+      return stamp === undefined || this.known.get(id)?.stamp !== stamp;
+    });
+    const fetched = new Map<string, TrailRecord[]>();
+    if (readMany && changed.length > 1)
+      for (let i = 0; i < changed.length; i += 500)
+        for (const [id, records] of await readMany(changed.slice(i, i + 500))) fetched.set(id, records);
+    const readOne = (id: string) => read(id, fetched.get(id));
     for (const id of ids) {
       const stamp = stamps?.get(id);
       let entry = this.known.get(id);
       if (stamp === undefined || entry?.stamp !== stamp) {
-        entry = { stamp: stamp ?? "", list: await summarizeAll([id], read) };
+        entry = { stamp: stamp ?? "", list: await summarizeAll([id], readOne) };
       }
       if (stamp !== undefined) next.set(id, entry);
       out.push(...entry.list.filter((r) => matchesQuery(r, query)).map((r) => ({ ...r })));

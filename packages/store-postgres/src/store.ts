@@ -144,7 +144,32 @@ export function recordStore(
       return rows.map((r) => r.id);
     },
     async listRuns(q) {
-      return summarizeAll(await this.listIds!(q), (id) => this.readRun(id), q);
+      const ids = await this.listIds!(q);
+      const many = ids.length > 1 ? await this.readRuns!(ids) : new Map<string, TrailRecord[]>();
+      return summarizeAll(ids, async (id) => many.get(id) ?? this.readRun(id), q);
+    },
+    async readRuns(ids) {
+      await flush();
+      const { rows } = await query<{ run_id: string; body: string; seq: number }>(
+        "read",
+        `SELECT run_id, body, seq FROM ${s}.records WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq`,
+        [[...ids]],
+      );
+      const out = new Map<string, TrailRecord[]>();
+      const bad = new Set<string>();
+      for (const row of rows) {
+        const list = out.get(row.run_id) ?? [];
+        out.set(row.run_id, list);
+        try {
+          if (row.seq !== list.length) throw new Error("a record is missing");
+          list.push(JSON.parse(row.body) as TrailRecord);
+        } catch {
+          bad.add(row.run_id);
+        }
+      }
+      // a run with a bad row is read alone, where its error names the record
+      for (const id of bad) out.delete(id);
+      return out;
     },
     async stamps(ids) {
       const { rows } = await query<{ id: string; records: number }>(
