@@ -22,6 +22,14 @@ afterEach(async () => {
 });
 
 describe("the first hour", () => {
+  it("--version prints the package's version (without loading the CLI or a deploy file)", async () => {
+    await writeFile(join(dir, "atomkit.config.ts"), "this is not TypeScript (");
+    const r = await atomkit(dir, ["--version"]);
+    expect(r.code).toBe(0);
+    const { version } = JSON.parse(await readFile(join(__dirname, "..", "package.json"), "utf8"));
+    expect(r.stdout).toBe(`${version}\n`);
+  });
+
   it("a mistyped flag: one line with the flag meant, and only that command's usage (exit 2)", async () => {
     const r = await atomkit(dir, ["run", "release", "--vars", "version=1"]);
     expect(r.code).toBe(2);
