@@ -21,11 +21,9 @@ node -e '
 ' "$out/plan.json"
 
 failed=0
-for dir in packages/*/; do
-  if [ "$(node -p "require('./${dir}package.json').private === true")" = true ]; then continue; fi
-  (cd "$dir" && pnpm_cmd pack --pack-destination "$out" >/dev/null)
-done
-for tgz in "$out"/*.tgz; do
+# every package without "private": true, as `pnpm run pack` makes them
+bash scripts/pack.sh "$out/tarballs" >/dev/null
+for tgz in "$out"/tarballs/*.tgz; do
   name=$(basename "$tgz" .tgz)
   list=$(tar -tzf "$tgz")
   for f in package/LICENSE package/README.md package/package.json; do

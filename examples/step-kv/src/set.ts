@@ -1,6 +1,7 @@
 import { posix } from "node:path";
 import {
   absolutePath,
+  checkFields,
   defineStep,
   type Host,
   ParamsFieldError,
@@ -10,7 +11,6 @@ import {
   stepError,
   tempPrefix,
 } from "@atomkit/core";
-import { fieldsSchema } from "./schema";
 
 export interface KvSetOptions {
   /** Absolute path of the JSON file on the host, e.g. `/srv/app/flags.json`. Created if missing. */
@@ -53,23 +53,25 @@ const NEW_FILE_MODE = 0o600;
 export const setKey = defineStep({
   kind: KIND,
   package: "atomkit-step-kv",
-  params: fieldsSchema<KvSetOptions, KvSetParams>("atomkit-step-kv", {
-    file: (v) => absolutePath(v, "file"),
-    key: (v) => {
-      if (typeof v === "string" && KEY_RE.test(v)) return v;
-      throw new ParamsFieldError(
-        "key",
-        `expected a key like "feature.checkout" (${KEY_RE}), found ${show(v)}`,
-      );
-    },
-    value: (v) => {
-      if (typeof v !== "string") throw new ParamsFieldError("value", `expected a string, found ${show(v)}`);
-      if (Buffer.byteLength(v) > MAX_VALUE_BYTES) {
-        throw new ParamsFieldError("value", `expected at most ${MAX_VALUE_BYTES} bytes, found ${v.length}`);
-      }
-      return v;
-    },
-  }),
+  // core's checkFields reports every invalid field (and a mistyped key, with the key meant) at once
+  params: (input: KvSetOptions): KvSetParams =>
+    checkFields(input, {
+      file: absolutePath,
+      key: (v, path) => {
+        if (typeof v === "string" && KEY_RE.test(v)) return v;
+        throw new ParamsFieldError(
+          path,
+          `expected a key like "feature.checkout" (${KEY_RE}), found ${show(v)}`,
+        );
+      },
+      value: (v, path) => {
+        if (typeof v !== "string") throw new ParamsFieldError(path, `expected a string, found ${show(v)}`);
+        if (Buffer.byteLength(v) > MAX_VALUE_BYTES) {
+          throw new ParamsFieldError(path, `expected at most ${MAX_VALUE_BYTES} bytes, found ${v.length}`);
+        }
+        return v;
+      },
+    }),
   describe: (p) =>
     `kv ${p.file}: ${p.key} = ${show(p.value.length > 40 ? `${p.value.slice(0, 40)}…` : p.value)}`,
   observe: async (ctx, p): Promise<KvState> => {

@@ -11,6 +11,7 @@ import {
   type TrailStore,
 } from "@atomkit/core";
 import { createJiti } from "jiti";
+import { type KeyedHost, keyedHost } from "./keyed-host";
 import { trailFromUrl } from "./trail-url";
 import type { VarSpecs, Vars } from "./vars";
 
@@ -158,9 +159,14 @@ export async function trailOf(
   });
 }
 
-/** Hosts opened by this command, closed at exit. */
+/**
+ * Hosts opened by this command, closed at exit. Each is named by its key in `hosts` (see `keyedHost`):
+ * that name is what runs, locks, `plan`, `status` and `--host` use.
+ */
 export class HostPool {
+  /** The Host objects of the deploy file, by key, opened once. */
   private readonly open = new Map<string, Host>();
+  private readonly named = new Map<string, { key: string; host: KeyedHost }>();
   constructor(private readonly loaded: LoadedConfig) {}
 
   /** The config keys of the hosts. */
@@ -174,35 +180,53 @@ export class HostPool {
     return entry && isWithVars(entry) ? { ...(entry.vars ?? {}) } : {};
   }
 
-  /** By config key; then by a host's own `name` (what the trail records). */
-  async get(name: string): Promise<Host> {
+  /** By config key; then by a host's own name (what runs recorded before hosts were named by key). */
+  async get(name: string): Promise<KeyedHost> {
     return (await this.entry(name)).host;
   }
 
-  /** The host and its config key. */
-  async entry(name: string): Promise<{ key: string; host: Host }> {
-    const cached = this.open.get(name);
-    if (cached) return { key: name, host: cached };
+  /**
+   * The host named `name` and its config key. A name that is no key but the own name of a host (a
+   * run recorded as `deploy@10.0.0.5:22` before hosts were named by key) finds that host, named as the
+   * run recorded it, so `undo`, `recover` and `--host` still reach those runs.
+   */
+  async entry(name: string): Promise<{ key: string; host: KeyedHost }> {
+    const cached = this.named.get(name);
+    if (cached) return cached;
     const hosts = this.loaded.config.hosts ?? {};
-    if (hosts[name]) return { key: name, host: this.keep(name, await make(hosts[name])) };
-    for (const [key, value] of Object.entries(hosts)) {
-      const h = this.open.get(key) ?? this.keep(key, await make(value));
-      if (h.name === name) return { key, host: h };
+    let key: string | undefined = Object.hasOwn(hosts, name) ? name : undefined;
+    if (key === undefined) {
+      for (const k of Object.keys(hosts)) {
+        if ((await this.host(k)).name === name) {
+          key = k;
+          break;
+        }
+      }
     }
-    throw new AtomError("ATOM_PARAMS_INVALID", `no host "${name}" in ${this.loaded.path}`, {
-      expected: this.names().join(", ") || "hosts: { … } in the deploy file",
-      found: name,
-      hint: "add the host to the deploy file's hosts, or fix --host",
-    });
+    if (key === undefined) {
+      throw new AtomError("ATOM_PARAMS_INVALID", `no host "${name}" in ${this.loaded.path}`, {
+        expected: this.names().join(", ") || "hosts: { … } in the deploy file",
+        found: name,
+        hint: "add the host to the deploy file's hosts, or fix --host",
+      });
+    }
+    const entry = { key, host: keyedHost(name, await this.host(key)) };
+    this.named.set(name, entry);
+    return entry;
   }
 
   async closeAll(): Promise<void> {
     await Promise.all([...new Set(this.open.values())].map((h) => h.close().catch(() => {})));
   }
 
-  private keep(key: string, host: Host): Host {
-    this.open.set(key, host);
-    return host;
+  /** The deploy file's Host object of a key, opened once. */
+  private async host(key: string): Promise<Host> {
+    let h = this.open.get(key);
+    if (!h) {
+      h = await make(this.loaded.config.hosts![key]!);
+      this.open.set(key, h);
+    }
+    return h;
   }
 }
 

@@ -5,13 +5,13 @@ import {
   type FleetFailurePolicy,
   type FleetSpread,
   fileTrail,
-  type Host,
   type LockSettings,
   readFleet,
   type TrailStore,
 } from "@atomkit/core";
 import { Atoms } from "./atoms";
 import { findConfig, HostPool, type LoadedConfig, loadConfig, trailOf } from "./config";
+import type { KeyedHost } from "./keyed-host";
 import { createRenderer, pickMode, type Renderer } from "./render";
 import { trailFromUrl } from "./trail-url";
 import type { Vars } from "./vars";
@@ -138,27 +138,14 @@ export class Context {
     return names;
   }
 
-  /** The selected hosts, opened, with their config keys. */
-  async selectedHosts(): Promise<Array<{ key: string; host: Host }>> {
+  /**
+   * The selected hosts, opened, each named by its config key (or, given with --host, by the own name a
+   * run recorded it under), with its config key.
+   */
+  async selectedHosts(): Promise<Array<{ key: string; host: KeyedHost }>> {
     const pool = await this.hosts();
-    const out: Array<{ key: string; host: Host }> = [];
-    for (const key of await this.hostKeys()) out.push({ key, host: (await pool.entry(key)).host });
-    const seen = new Map<string, string>();
-    for (const { key, host } of out) {
-      const other = seen.get(host.name);
-      if (other !== undefined) {
-        throw new AtomError(
-          "ATOM_PARAMS_INVALID",
-          `hosts "${other}" and "${key}" are the same host "${host.name}"`,
-          {
-            expected: "one entry per host: runs, locks and trails are kept by the host's name",
-            found: `${other} and ${key} both named "${host.name}"`,
-            hint: `give each a distinct name (e.g. localHost({ name: "${key}" })) or drop one`,
-          },
-        );
-      }
-      seen.set(host.name, key);
-    }
+    const out: Array<{ key: string; host: KeyedHost }> = [];
+    for (const name of await this.hostKeys()) out.push(await pool.entry(name));
     return out;
   }
 

@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { AtomError, isAtomError } from "@atomkit/core";
+import { AtomError, closest, isAtomError, type ParamsError } from "@atomkit/core";
 import { initCommand } from "./commands/init";
 import { listCommand } from "./commands/list";
 import { planCommand } from "./commands/plan";
@@ -40,7 +40,9 @@ usage:
   atomkit status [--host h ...] [--history] what serves on each host: atom, vars, when, by whom,
                                             and whether the host still holds it
   atomkit list                              the deploy file's atoms, their vars, and its hosts
-  atomkit trail [runId|fleetId] [--json]    list runs, or show one run's (or fleet's) steps
+  atomkit trail [runId|fleetId] [--host h ...] [--json]
+                                            list runs (of those hosts), or show one run's (or
+                                            fleet's) steps
   atomkit report [<runId|fleetId> | --last] [-o file]
                                             one HTML file: outcome, timeline across hosts, every
                                             step's before → after, undo and verify (no host contacted)
@@ -176,34 +178,6 @@ export function usageOf(command: string): string | undefined {
   return out.join("\n");
 }
 
-/** The option nearest to a mistyped one (edit distance ≤ 2, or a prefix of it), if any. */
-function closest(word: string, options: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const o of options) {
-    const d = o.startsWith(word) || word.startsWith(o) ? 1 : distance(word, o);
-    if (d < bestDistance) {
-      best = o;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const next = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = row[j]!;
-      row[j] = next;
-    }
-  }
-  return row[b.length]!;
-}
-
 const OPTIONS = {
   config: { type: "string", short: "c" },
   host: { type: "string", short: "H", multiple: true, default: [] as string[] },
@@ -268,6 +242,10 @@ function errorJson(error: unknown) {
     step: error.step,
     host: error.host,
     hint: error.hint,
+    // every invalid field, for a tool to point at: step, kind, path, message
+    ...(error.code === "ATOM_PARAMS_INVALID" && Array.isArray((error as ParamsError).issues)
+      ? { issues: (error as ParamsError).issues }
+      : {}),
   };
 }
 

@@ -61,6 +61,34 @@ export default defineConfig({ hosts: {}, atoms: { release: () => atom("release",
     expect(ls.code).toBe(0); // reading the trail needs no host
   });
 
+  it("every invalid field of a step at once: plan and run name each, with expected and found", async () => {
+    await writeFile(
+      join(dir, "atomkit.config.ts"),
+      `import { atom, localHost } from "@atomkit/core";
+import { defineConfig } from "@atomkit/cli";
+import { startProcess } from "@atomkit/step-process";
+export default defineConfig({
+  hosts: { local: localHost({ stateDir: ${JSON.stringify(join(dir, "state"))} }) },
+  atoms: { release: () => atom("release", { steps: [startProcess({ command: ["node", "server.js"], pidFile: "run/app.pid", cwd: "srv/app", health: { htp: { port: 8080 } } } as never, { name: "start" })] }) },
+});
+`,
+    );
+    for (const command of ["plan", "run"]) {
+      const r = await atomkit(dir, [command, "release"]);
+      expect(r.code, command).toBe(2);
+      const lines = r.stderr.trim().split("\n");
+      expect(lines[0]).toMatch(/invalid params, nothing was run:$/);
+      expect(lines.slice(1, 4)).toEqual([
+        '  - step "start" (process.start) field "cwd": expected an absolute path, found "srv/app"',
+        '  - step "start" (process.start) field "pidFile": expected an absolute path, found "run/app.pid"',
+        '  - step "start" (process.start) field "health.htp": unknown param "htp"; did you mean "http"? (known: http, tcp, exec, logLine, timeoutMs, intervalMs)',
+      ]);
+    }
+    const json = await atomkit(dir, ["plan", "release", "--json"]);
+    const error = JSON.parse(json.stdout.trim().split("\n").at(-1)!).error;
+    expect(error.issues.map((i: { path: string }) => i.path)).toEqual(["cwd", "pidFile", "health.htp"]);
+  });
+
   it("plan shows file modes as people write them (0o755), and a 0×0 terminal gets plain lines", async () => {
     expect((await atomkit(dir, ["init"])).code).toBe(0);
     const plan = await atomkit(dir, ["plan", "release", "--var", "version=1"]);

@@ -1,45 +1,12 @@
-// Helpers for writing step kinds: params validation without a schema library, errors that name the
-// host and step, temporary names for atomic replaces, and backups of file contents for undo. Our
+// Helpers for writing step kinds: field checks for params (collected by `checkFields`, fields.ts),
+// errors that name the host and step, temporary names for atomic replaces, and backups of file contents for undo. Our
 // providers use them; so can yours.
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { AtomError, type ErrorDetails, type StepPhase } from "./errors";
+import { ParamsFieldError, show } from "./fields";
 import type { Host } from "./host";
 import type { StepContext } from "./step";
-
-/** Thrown by a function params validator; the engine reports `path` as the field name. */
-export class ParamsFieldError extends Error {
-  constructor(
-    readonly path: string,
-    message: string,
-  ) {
-    super(message);
-    Object.defineProperty(this, "name", { value: "ParamsFieldError", enumerable: false, configurable: true });
-  }
-}
-
-/** A value for an error message: JSON where possible, `nothing` for undefined. */
-export function show(value: unknown): string {
-  if (value === undefined) return "nothing";
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
-/** The params object itself, refusing keys not in `allowed` (a typo must not be silently ignored). */
-export function paramsObject(input: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new ParamsFieldError("", `expected an object of params, found ${show(input)}`);
-  }
-  for (const key of Object.keys(input)) {
-    if (!allowed.includes(key)) {
-      throw new ParamsFieldError(key, `unknown param "${key}" (known: ${allowed.join(", ")})`);
-    }
-  }
-  return input as Record<string, unknown>;
-}
 
 /** An absolute POSIX path on the host, normalised (`/a/./b/` → `/a/b`). Any byte but NUL is allowed. */
 export function absolutePath(value: unknown, field: string): string {

@@ -6,10 +6,7 @@ export {
   clip,
   integer,
   keepBackup,
-  ParamsFieldError,
-  paramsObject,
   restoreBackup,
-  show,
   stepError,
   tempBeside,
   tempPrefix,
@@ -38,6 +35,8 @@ export {
   toErrorInfo,
 } from "./errors";
 export type { RunEvent, RunEventType } from "./events";
+export type { CheckedFields, FieldChecks, FieldIssue } from "./fields";
+export { checkFields, closest, fieldIssues, optional, ParamsFieldError, paramsObject, show } from "./fields";
 export type { FileTrailOptions } from "./file-trail";
 export { fileTrail } from "./file-trail";
 export type {

@@ -1,5 +1,5 @@
-import { messageOf } from "./_utils";
 import { ParamsError, type ParamsIssue } from "./errors";
+import { fieldIssues, ParamsFieldError } from "./fields";
 import { Redactor } from "./redact";
 import type { ParamsSchema, Step } from "./step";
 import type { StandardSchemaV1 } from "./types";
@@ -19,8 +19,8 @@ export async function validateParams(
     try {
       return { value: await schema(step.params) };
     } catch (error) {
-      const path = (error as { path?: unknown })?.path;
-      return { issues: [issue(typeof path === "string" ? path : "", messageOf(error))] };
+      // every field a validator collected (checkFields), not only the first
+      return { issues: fieldIssues(error).map((i) => issue(i.path, i.message)) };
     }
   }
   const result = await schema["~standard"].validate(step.params);
@@ -32,15 +32,12 @@ export async function validateParams(
   };
 }
 
-/** Runs a params-like check (Standard Schema or function) on a value; returns it or throws the issue. */
+/** Runs a params-like check (Standard Schema or function) on a value; returns it or throws its issues. */
 export async function checkWith(schema: ParamsSchema<unknown, unknown>, value: unknown): Promise<unknown> {
   if (typeof schema === "function") return schema(value);
   const result = await schema["~standard"].validate(value);
   if (!result.issues) return result.value;
-  const issue = result.issues[0]!;
-  throw Object.assign(new Error(issue.message), {
-    path: (issue.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join("."),
-  });
+  throw new ParamsFieldError(fieldIssues({ issues: result.issues }));
 }
 
 /**
@@ -67,13 +64,7 @@ export async function validateAll(steps: readonly Step[], context: { atom: strin
     try {
       await step.definition.preflight(r.value);
     } catch (error) {
-      const path = (error as { path?: unknown })?.path;
-      issues.push({
-        step: step.name,
-        kind: step.kind,
-        path: typeof path === "string" ? path : "",
-        message: messageOf(error),
-      });
+      for (const i of fieldIssues(error)) issues.push({ step: step.name, kind: step.kind, ...i });
     }
   }
   if (issues.length) {

@@ -6,9 +6,9 @@ import { createRequire } from "node:module";
 import { connect as netConnect, type Socket } from "node:net";
 import { homedir } from "node:os";
 import type { Duplex } from "node:stream";
-import { errorReason, HostError } from "@atomkit/core";
+import { checkFields, errorReason, HostError, optional } from "@atomkit/core";
 import Docker from "dockerode";
-import { absolutePath, fail, int, object, onlyKeys, optInt, string } from "./_validate";
+import { absolutePath, fail, int, object, optInt, string } from "./_validate";
 
 /** Where the Docker daemon is: a local unix socket (default) or a remote daemon reached over SSH. */
 export type DockerConnection = DockerSocketConnection | DockerSshConnection;
@@ -69,62 +69,63 @@ const DEFAULT_WAIT_MS = 30_000;
 
 export function parseConnection(value: unknown, path = "docker"): DockerConnection {
   if (value === undefined) return { socketPath: DEFAULT_SOCKET };
+  const waitMs = optional((v, p) => int(v, p, 0, 3_600_000));
   const o = object(value, path);
-  const waitMs = optInt(o.waitMs, `${path}.waitMs`, 0, 3_600_000);
   if (o.protocol === undefined) {
-    onlyKeys(o, path, ["socketPath", "waitMs"]);
+    const c = checkFields(o, { socketPath: optional(absolutePath), waitMs }, path);
     return {
-      socketPath:
-        o.socketPath === undefined ? DEFAULT_SOCKET : absolutePath(o.socketPath, `${path}.socketPath`),
-      ...(waitMs !== undefined ? { waitMs } : {}),
+      socketPath: c.socketPath ?? DEFAULT_SOCKET,
+      ...(c.waitMs !== undefined ? { waitMs: c.waitMs } : {}),
     };
   }
-  if (o.protocol !== "ssh") {
-    fail(
-      `${path}.protocol`,
-      `must be "ssh" (or leave it out for a unix socket), got ${JSON.stringify(o.protocol)}`,
-    );
-  }
-  onlyKeys(o, path, ["protocol", "host", "port", "username", "sshOptions", "waitMs"]);
+  const c = checkFields(
+    o,
+    {
+      protocol: (v, p) => {
+        if (v !== "ssh")
+          fail(p, `must be "ssh" (or leave it out for a unix socket), got ${JSON.stringify(v)}`);
+        return v;
+      },
+      host: (v, p) => string(v, p, { pattern: /^[^\s/@]+$/, hint: "a host name or address" }),
+      port: (v, p) => optInt(v, p, 1, 65_535, 22),
+      username: (v, p) => string(v, p, { pattern: /^[^\s@:]+$/, hint: "a user name" }),
+      sshOptions: optional(parseSshOptions),
+      waitMs,
+    },
+    path,
+  );
   const conn: DockerSshConnection = {
     protocol: "ssh",
-    host: string(o.host, `${path}.host`, { pattern: /^[^\s/@]+$/, hint: "a host name or address" }),
-    port: optInt(o.port, `${path}.port`, 1, 65_535, 22),
-    username: string(o.username, `${path}.username`, { pattern: /^[^\s@:]+$/, hint: "a user name" }),
-    ...(waitMs !== undefined ? { waitMs } : {}),
+    host: c.host,
+    port: c.port,
+    username: c.username,
+    ...(c.waitMs !== undefined ? { waitMs: c.waitMs } : {}),
   };
-  if (o.sshOptions !== undefined) {
-    const s = object(o.sshOptions, `${path}.sshOptions`);
-    const p = `${path}.sshOptions`;
-    onlyKeys(s, p, [
-      "privateKey",
-      "privateKeyPath",
-      "passphrase",
-      "password",
-      "agent",
-      "knownHosts",
-      "hostKey",
-      "readyTimeoutMs",
-    ]);
-    const out: DockerSshOptions = {};
-    if (s.privateKey !== undefined) out.privateKey = string(s.privateKey, `${p}.privateKey`);
-    if (s.privateKeyPath !== undefined)
-      out.privateKeyPath = absolutePath(s.privateKeyPath, `${p}.privateKeyPath`);
-    if (s.passphrase !== undefined) out.passphrase = string(s.passphrase, `${p}.passphrase`);
-    if (s.password !== undefined) out.password = string(s.password, `${p}.password`);
-    if (s.agent !== undefined) out.agent = absolutePath(s.agent, `${p}.agent`);
-    if (s.knownHosts !== undefined) out.knownHosts = absolutePath(s.knownHosts, `${p}.knownHosts`);
-    if (s.hostKey !== undefined) {
-      out.hostKey = string(s.hostKey, `${p}.hostKey`, {
-        pattern: /^[a-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$/,
-        hint: 'the key as in known_hosts, e.g. "ssh-ed25519 AAAAC3Nza…"',
-      });
-    }
-    if (s.readyTimeoutMs !== undefined)
-      out.readyTimeoutMs = int(s.readyTimeoutMs, `${p}.readyTimeoutMs`, 100, 600_000);
-    conn.sshOptions = out;
-  }
+  if (c.sshOptions) conn.sshOptions = c.sshOptions;
   return conn;
+}
+
+function parseSshOptions(value: unknown, path: string): DockerSshOptions {
+  const text = optional((v, p) => string(v, p));
+  return checkFields(
+    value,
+    {
+      privateKey: text,
+      privateKeyPath: optional(absolutePath),
+      passphrase: text,
+      password: text,
+      agent: optional(absolutePath),
+      knownHosts: optional(absolutePath),
+      hostKey: optional((v, p) =>
+        string(v, p, {
+          pattern: /^[a-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$/,
+          hint: 'the key as in known_hosts, e.g. "ssh-ed25519 AAAAC3Nza…"',
+        }),
+      ),
+      readyTimeoutMs: optional((v, p) => int(v, p, 100, 600_000)),
+    },
+    path,
+  );
 }
 
 /** A human name of the daemon, for errors: `unix:///var/run/docker.sock` or `ssh://root@10.0.0.5:22`. */

@@ -1,7 +1,7 @@
-import { AtomError, type Host } from "@atomkit/core";
+import { AtomError, checkFields, type Host, optional } from "@atomkit/core";
 import type { DockerClient } from "./_connection";
 import { call, demux, inspect, logsTail, sleep } from "./_docker";
-import { anyString, argv, fail, int, object, onlyKeys } from "./_validate";
+import { anyString, argv, fail, int } from "./_validate";
 
 /**
  * When a container counts as healthy. Exactly one of `http`, `tcp`, `exec`, `docker`. Without a health
@@ -39,8 +39,21 @@ const PROBE_TIMEOUT_MS = 2_000;
 
 export function parseHealth(value: unknown, path: string): HealthCheck | undefined {
   if (value === undefined) return undefined;
-  const o = object(value, path);
-  onlyKeys(o, path, ["http", "tcp", "exec", "docker", "timeoutMs", "intervalMs"]);
+  const o = checkFields(
+    value,
+    {
+      http: optional(parseHttp),
+      tcp: optional((v, p) => checkFields(v, { port: (x, q) => int(x, q, 1, 65_535) }, p)),
+      exec: optional(argv),
+      docker: optional((v, p) => {
+        if (v !== true) fail(p, `must be true, got ${JSON.stringify(v)}`);
+        return true as const;
+      }),
+      timeoutMs: optional((v, p) => int(v, p, 1, 3_600_000)),
+      intervalMs: optional((v, p) => int(v, p, 1, 600_000)),
+    },
+    path,
+  );
   const kinds = (["http", "tcp", "exec", "docker"] as const).filter((k) => o[k] !== undefined);
   if (kinds.length !== 1) {
     fail(
@@ -49,40 +62,40 @@ export function parseHealth(value: unknown, path: string): HealthCheck | undefin
     );
   }
   const common = {
-    ...(o.timeoutMs !== undefined ? { timeoutMs: int(o.timeoutMs, `${path}.timeoutMs`, 1, 3_600_000) } : {}),
-    ...(o.intervalMs !== undefined
-      ? { intervalMs: int(o.intervalMs, `${path}.intervalMs`, 1, 600_000) }
-      : {}),
+    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    ...(o.intervalMs !== undefined ? { intervalMs: o.intervalMs } : {}),
   };
-  if (o.http !== undefined) {
-    const h = object(o.http, `${path}.http`);
-    onlyKeys(h, `${path}.http`, ["port", "path", "expect"]);
-    const http: HttpCheck = { port: int(h.port, `${path}.http.port`, 1, 65_535) };
-    if (h.path !== undefined) {
-      // it goes into a request line: no spaces or line breaks that could smuggle a header
-      const p = anyString(h.path, `${path}.http.path`);
-      if (!/^\/[\x21-\x7e]*$/.test(p))
-        fail(`${path}.http.path`, "must start with / and hold no spaces or control characters");
-      http.path = p;
-    }
-    if (h.expect !== undefined) {
-      const e = object(h.expect, `${path}.http.expect`);
-      onlyKeys(e, `${path}.http.expect`, ["status", "body"]);
-      http.expect = {
-        ...(e.status !== undefined ? { status: int(e.status, `${path}.http.expect.status`, 100, 599) } : {}),
-        ...(e.body !== undefined ? { body: anyString(e.body, `${path}.http.expect.body`) } : {}),
-      };
-    }
-    return { http, ...common };
-  }
-  if (o.tcp !== undefined) {
-    const t = object(o.tcp, `${path}.tcp`);
-    onlyKeys(t, `${path}.tcp`, ["port"]);
-    return { tcp: { port: int(t.port, `${path}.tcp.port`, 1, 65_535) }, ...common };
-  }
-  if (o.exec !== undefined) return { exec: argv(o.exec, `${path}.exec`), ...common };
-  if (o.docker !== true) fail(`${path}.docker`, "must be true");
+  if (o.http) return { http: o.http, ...common };
+  if (o.tcp) return { tcp: o.tcp, ...common };
+  if (o.exec) return { exec: o.exec, ...common };
   return { docker: true, ...common };
+}
+
+function parseHttp(value: unknown, path: string): HttpCheck {
+  return checkFields(
+    value,
+    {
+      port: (v, p) => int(v, p, 1, 65_535),
+      path: optional((v, p) => {
+        // it goes into a request line: no spaces or line breaks that could smuggle a header
+        const text = anyString(v, p);
+        if (!/^\/[\x21-\x7e]*$/.test(text))
+          fail(p, `must start with / and hold no spaces or control characters, got ${JSON.stringify(text)}`);
+        return text;
+      }),
+      expect: optional((v, p) =>
+        checkFields(
+          v,
+          {
+            status: optional((x, q) => int(x, q, 100, 599)),
+            body: optional(anyString),
+          },
+          p,
+        ),
+      ),
+    },
+    path,
+  );
 }
 
 /** Reads a health check stored in a container label by an earlier run; a damaged label counts as none. */

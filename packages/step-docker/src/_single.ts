@@ -1,10 +1,9 @@
-import { AtomError, type StepContext } from "@atomkit/core";
+import { AtomError, checkFields, type StepContext } from "@atomkit/core";
 import { type DockerClient, type DockerConnection, parseConnection } from "./_connection";
 import { byName, LABEL, start } from "./_docker";
 import { type HealthCheck, healthFromLabel, parseHealth, waitHealthy } from "./_health";
 import { parseName, parseStopTimeout } from "./_spec";
 import { type ContainerFacts, differences, factsOf } from "./_state";
-import { object, onlyKeys } from "./_validate";
 
 // Shared by docker.stop and docker.remove: both act on one existing container and start it again on undo.
 
@@ -26,15 +25,12 @@ export interface SingleContainerParams extends SingleContainerOptions {
 }
 
 export function parseSingle(input: unknown): SingleContainerParams {
-  const o = object(input, "");
-  onlyKeys(o, "", ["docker", "name", "stopTimeoutMs", "health"]);
-  const health = parseHealth(o.health, "health");
-  return {
-    docker: parseConnection(o.docker),
-    name: parseName(o.name),
-    stopTimeoutMs: parseStopTimeout(o.stopTimeoutMs),
-    ...(health ? { health } : {}),
-  };
+  return checkFields(input, {
+    docker: (v, p) => parseConnection(v, p),
+    name: parseName,
+    stopTimeoutMs: parseStopTimeout,
+    health: parseHealth,
+  });
 }
 
 export function autoRemoveError(name: string): AtomError {

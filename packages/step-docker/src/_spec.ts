@@ -1,4 +1,4 @@
-import type { StepContext } from "@atomkit/core";
+import { type CheckedFields, checkFields, type FieldChecks, optional, type StepContext } from "@atomkit/core";
 import type Docker from "dockerode";
 import { type DockerConnection, parseConnection } from "./_connection";
 import { LABEL } from "./_docker";
@@ -7,9 +7,7 @@ import {
   absolutePath,
   argv,
   fail,
-  type Input,
   int,
-  object,
   oneOf,
   optBool,
   optInt,
@@ -70,26 +68,6 @@ export interface DockerHealthcheck {
 export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$/;
 const NAME_HINT = "letters, digits, _ . - (starting with a letter or digit), at most 100 characters";
 const IMAGE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$/;
-const SPEC_KEYS = [
-  "docker",
-  "name",
-  "image",
-  "cmd",
-  "entrypoint",
-  "env",
-  "mounts",
-  "network",
-  "user",
-  "workdir",
-  "labels",
-  "init",
-  "restart",
-  "stopSignal",
-  "stopTimeoutMs",
-  "healthcheck",
-  "health",
-] as const;
-
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 
 export function parseName(value: unknown, path = "name"): string {
@@ -106,78 +84,89 @@ export function parseStopTimeout(value: unknown, path = "stopTimeoutMs"): number
   return optInt(value, path, 0, 3_600_000, DEFAULT_STOP_TIMEOUT_MS);
 }
 
-export function parseContainerSpec(o: Input): ContainerSpec {
-  const spec: ContainerSpec = {
-    docker: parseConnection(o.docker),
-    name: parseName(o.name),
-    image: parseImage(o.image),
-    network: oneOf(o.network, "network", ["host", "none"] as const, "host"),
-    restart: oneOf(o.restart, "restart", ["no", "always", "unless-stopped", "on-failure"] as const, "no"),
-    stopTimeoutMs: parseStopTimeout(o.stopTimeoutMs),
-  };
-  if (o.cmd !== undefined) spec.cmd = argv(o.cmd, "cmd");
-  if (o.entrypoint !== undefined) spec.entrypoint = argv(o.entrypoint, "entrypoint", { allowEmpty: true });
-  if (o.env !== undefined) {
-    spec.env = stringMap(o.env, "env", /^[A-Za-z_][A-Za-z0-9_.]*$/, "a variable name such as APP_PORT");
-  }
-  if (o.mounts !== undefined) {
-    if (!Array.isArray(o.mounts)) fail("mounts", "must be an array");
-    spec.mounts = o.mounts.map((m, i) => parseMount(m, `mounts.${i}`));
-  }
-  const user = optString(o.user, "user", {
-    pattern: /^[\w.-]+(:[\w.-]+)?$/,
-    hint: "user[:group], names or ids",
-  });
-  if (user !== undefined) spec.user = user;
-  if (o.workdir !== undefined) spec.workdir = absolutePath(o.workdir, "workdir");
-  if (o.labels !== undefined) {
-    spec.labels = stringMap(
-      o.labels,
-      "labels",
-      /^[a-zA-Z0-9][a-zA-Z0-9._/-]*$/,
-      "a label key such as com.example.team",
-    );
-    for (const k of Object.keys(spec.labels)) {
-      if (k.startsWith("org.atomkit."))
-        fail(`labels.${k}`, "org.atomkit.* labels are set by the steps themselves");
-    }
-  }
-  const init = optBool(o.init, "init");
-  if (init !== undefined) spec.init = init;
-  const stopSignal = optString(o.stopSignal, "stopSignal", {
-    pattern: /^(SIG)?[A-Z0-9+-]+$/,
-    hint: "e.g. SIGTERM",
-  });
-  if (stopSignal !== undefined) spec.stopSignal = stopSignal;
-  if (o.healthcheck !== undefined) {
-    const h = object(o.healthcheck, "healthcheck");
-    const ms = (k: string) => optInt(h[k], `healthcheck.${k}`, 1, 3_600_000);
-    spec.healthcheck = { test: argv(h.test, "healthcheck.test") };
-    for (const k of ["intervalMs", "timeoutMs", "startPeriodMs"] as const) {
-      const v = ms(k);
-      if (v !== undefined) spec.healthcheck[k] = v;
-    }
-    if (h.retries !== undefined) spec.healthcheck.retries = int(h.retries, "healthcheck.retries", 0, 1000);
-  }
-  const health = parseHealth(o.health, "health");
-  if (health) spec.health = health;
-  return spec;
+/** The checks of every field a container spec has (docker.swap adds `order`). */
+export const SPEC_CHECKS = {
+  docker: (v: unknown, p: string) => parseConnection(v, p),
+  name: parseName,
+  image: parseImage,
+  cmd: optional(argv),
+  entrypoint: optional((v, p) => argv(v, p, { allowEmpty: true })),
+  env: optional((v, p) => stringMap(v, p, /^[A-Za-z_][A-Za-z0-9_.]*$/, "a variable name such as APP_PORT")),
+  mounts: optional((v, p) => {
+    if (!Array.isArray(v)) fail(p, `must be an array, got ${JSON.stringify(v)}`);
+    return v.map((m, i) => parseMount(m, `${p}.${i}`));
+  }),
+  network: (v: unknown, p: string) => oneOf(v, p, ["host", "none"] as const, "host"),
+  user: (v: unknown, p: string) =>
+    optString(v, p, { pattern: /^[\w.-]+(:[\w.-]+)?$/, hint: "user[:group], names or ids" }),
+  workdir: optional(absolutePath),
+  labels: optional(parseLabels),
+  init: optBool,
+  restart: (v: unknown, p: string) =>
+    oneOf(v, p, ["no", "always", "unless-stopped", "on-failure"] as const, "no"),
+  stopSignal: (v: unknown, p: string) =>
+    optString(v, p, { pattern: /^(SIG)?[A-Z0-9+-]+$/, hint: "e.g. SIGTERM" }),
+  stopTimeoutMs: parseStopTimeout,
+  healthcheck: optional(parseHealthcheck),
+  health: parseHealth,
+};
+
+/** A container spec from params: every invalid field (and unknown key) reported at once. */
+export function parseContainerSpec<X extends object = object>(
+  input: unknown,
+  extra?: { [K in keyof X]-?: (value: unknown, path: string) => X[K] },
+): Required<Pick<ContainerSpec, "docker" | "stopTimeoutMs">> & ContainerSpec & CheckedFields<X> {
+  // one checkFields over both, so an unknown key is judged against all of them; TypeScript checks the
+  // spec's part, not a generic X's
+  return checkFields(input, { ...SPEC_CHECKS, ...extra } as typeof SPEC_CHECKS & FieldChecks<X>) as never;
 }
 
-export function specKeys(extra: readonly string[] = []): string[] {
-  return [...SPEC_KEYS, ...extra];
+function parseLabels(value: unknown, path: string): Record<string, string> {
+  const labels = stringMap(
+    value,
+    path,
+    /^[a-zA-Z0-9][a-zA-Z0-9._/-]*$/,
+    "a label key such as com.example.team",
+  );
+  for (const k of Object.keys(labels)) {
+    if (k.startsWith("org.atomkit."))
+      fail(`${path}.${k}`, "org.atomkit.* labels are set by the steps themselves");
+  }
+  return labels;
+}
+
+function parseHealthcheck(value: unknown, path: string): DockerHealthcheck {
+  const ms = optional((v, p) => int(v, p, 1, 3_600_000));
+  return checkFields(
+    value,
+    {
+      test: argv,
+      intervalMs: ms,
+      timeoutMs: ms,
+      startPeriodMs: ms,
+      retries: optional((v, p) => int(v, p, 0, 1000)),
+    },
+    path,
+  );
 }
 
 function parseMount(value: unknown, path: string): MountSpec {
-  const m = object(value, path);
-  const type = oneOf(m.type, `${path}.type`, ["bind", "volume", "tmpfs"] as const, "bind");
-  const out: MountSpec = { type, target: absolutePath(m.target, `${path}.target`) };
-  if (type === "bind") out.source = absolutePath(m.source, `${path}.source`);
-  else if (type === "volume")
+  const m = checkFields(
+    value,
+    {
+      type: (v, p) => oneOf(v, p, ["bind", "volume", "tmpfs"] as const, "bind"),
+      source: (v) => v,
+      target: absolutePath,
+      readOnly: optBool,
+    },
+    path,
+  );
+  const out: MountSpec = { type: m.type, target: m.target };
+  if (m.type === "bind") out.source = absolutePath(m.source, `${path}.source`);
+  else if (m.type === "volume")
     out.source = string(m.source, `${path}.source`, { pattern: NAME_RE, hint: NAME_HINT });
   else if (m.source !== undefined) fail(`${path}.source`, "a tmpfs mount has no source");
-  const ro = optBool(m.readOnly, `${path}.readOnly`);
-  if (ro !== undefined) out.readOnly = ro;
+  if (m.readOnly !== undefined) out.readOnly = m.readOnly;
   return out;
 }
 

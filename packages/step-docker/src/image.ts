@@ -1,4 +1,4 @@
-import { AtomError, defineStep, HostError } from "@atomkit/core";
+import { AtomError, checkFields, defineStep, HostError, optional } from "@atomkit/core";
 import {
   CONNECTION_SECRETS,
   type DockerClient,
@@ -9,7 +9,7 @@ import {
 import { call, dockerStatus } from "./_docker";
 import { parseImage } from "./_spec";
 import { normalizeRef, readImageTar, type TarImage } from "./_tar";
-import { absolutePath, exactKeys, fail, object, onlyKeys, optBool, string } from "./_validate";
+import { absolutePath, exactKeys, fail, object, optBool, string } from "./_validate";
 
 export interface EnsureImageOptions {
   docker?: DockerConnection;
@@ -44,18 +44,20 @@ export const ensureImage = defineStep({
   kind: "docker.image",
   package: "@atomkit/step-docker",
   params: (input: EnsureImageOptions): EnsureImageParams => {
-    const o = object(input, "");
-    onlyKeys(o, "", ["docker", "image", "load", "pull"]);
-    const image = normalizeRef(parseImage(o.image));
-    const pull = optBool(o.pull, "pull");
-    if (o.load !== undefined && pull) fail("pull", "give either load or pull, not both");
-    if (o.load !== undefined && image.includes("@"))
+    const o = checkFields(input, {
+      docker: (v, p) => parseConnection(v, p),
+      image: (v, p) => normalizeRef(parseImage(v, p)),
+      load: optional(absolutePath),
+      pull: optBool,
+    });
+    if (o.load !== undefined && o.pull) fail("pull", "give either load or pull, not both");
+    if (o.load !== undefined && o.image.includes("@"))
       fail("image", "an archive carries tags, not digests: name a tag");
     return {
-      docker: parseConnection(o.docker),
-      image,
-      ...(o.load !== undefined ? { load: absolutePath(o.load, "load") } : {}),
-      ...(pull ? { pull } : {}),
+      docker: o.docker,
+      image: o.image,
+      ...(o.load !== undefined ? { load: o.load } : {}),
+      ...(o.pull ? { pull: o.pull } : {}),
     };
   },
   secret: CONNECTION_SECRETS,

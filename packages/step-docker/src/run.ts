@@ -2,9 +2,8 @@ import { AtomError, defineStep, type StepContext } from "@atomkit/core";
 import { CONNECTION_SECRETS, type DockerClient, dockerClient } from "./_connection";
 import { byName, call, dockerStatus, inspect, LABEL, remove, requireImage, start, stop } from "./_docker";
 import { waitHealthy } from "./_health";
-import { type ContainerSpec, createOptions, labelsFor, parseContainerSpec, specKeys } from "./_spec";
+import { type ContainerSpec, createOptions, labelsFor, parseContainerSpec } from "./_spec";
 import { type ContainerState, checkContainerState, observeContainer, sameFacts } from "./_state";
-import { object, onlyKeys } from "./_validate";
 
 const KIND = "docker.run";
 
@@ -19,10 +18,7 @@ export const runContainer = defineStep({
   kind: KIND,
   package: "@atomkit/step-docker",
   params: (input: RunContainerOptions): RunContainerParams => {
-    const o = object(input, "");
-    onlyKeys(o, "", specKeys());
-    const spec = parseContainerSpec(o);
-    return { ...spec, docker: spec.docker!, stopTimeoutMs: spec.stopTimeoutMs! };
+    return parseContainerSpec(input);
   },
   secret: CONNECTION_SECRETS,
   describe: (p) => `run container ${p.name} from ${p.image}`,

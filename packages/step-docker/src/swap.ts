@@ -2,7 +2,7 @@ import { AtomError, defineStep } from "@atomkit/core";
 import { CONNECTION_SECRETS, dockerClient } from "./_connection";
 import { byName, inspect, LABEL, nameSafe, remove, rename, requireImage, start, stop } from "./_docker";
 import { waitHealthy } from "./_health";
-import { type ContainerSpec, parseContainerSpec, specKeys } from "./_spec";
+import { type ContainerSpec, parseContainerSpec } from "./_spec";
 import { differences, factsOf, sameFacts } from "./_state";
 import {
   checkSwapState,
@@ -15,7 +15,7 @@ import {
   refuseForeign,
   type SwapContainerState,
 } from "./_swap";
-import { object, oneOf, onlyKeys } from "./_validate";
+import { oneOf } from "./_validate";
 
 export type { PendingContainer, SwapContainerState } from "./_swap";
 
@@ -42,15 +42,9 @@ export const swapContainer = defineStep({
   kind: KIND,
   package: "@atomkit/step-docker",
   params: (input: SwapContainerOptions): SwapContainerParams => {
-    const o = object(input, "");
-    onlyKeys(o, "", specKeys(["order"]));
-    const spec = parseContainerSpec(o);
-    return {
-      ...spec,
-      docker: spec.docker!,
-      stopTimeoutMs: spec.stopTimeoutMs!,
-      order: oneOf(o.order, "order", ["stop-first", "start-first"] as const, "stop-first"),
-    };
+    return parseContainerSpec(input, {
+      order: (v, p) => oneOf(v, p, ["stop-first", "start-first"] as const, "stop-first"),
+    });
   },
   secret: CONNECTION_SECRETS,
   describe: (p) => `swap container ${p.name} → ${p.image} (${p.order})`,

@@ -4,13 +4,13 @@ import { posix, resolve as resolveLocal } from "node:path";
 // Authoring helpers shared with every provider (and third-party step kinds) live in core.
 import {
   absolutePath,
+  checkFields,
   clip,
   errorReason,
   type Host,
   integer,
   isNotFound,
   ParamsFieldError,
-  paramsObject,
   type StepContext,
   type StepPhase,
   show,
@@ -22,10 +22,10 @@ import { absPath, mode, nothing, sha256, typedState } from "./state-check";
 
 export {
   absolutePath,
+  checkFields,
   clip,
   integer,
   ParamsFieldError,
-  paramsObject,
   show,
   stepError,
   tempBeside,

@@ -1,6 +1,6 @@
 import { posix } from "node:path";
 import { defineStep, errorReason, type Host, ParamsFieldError, type StepContext } from "@atomkit/core";
-import { absolutePath, boolean, fileMode, PACKAGE, paramsObject, show, stepError } from "./_utils";
+import { absolutePath, boolean, checkFields, fileMode, PACKAGE, show, stepError } from "./_utils";
 import { absPath, mode, nothing, typedState } from "./state-check";
 
 export interface MakeDirOptions {
@@ -36,14 +36,12 @@ const KIND = "fs.mkdir";
 export const makeDir = defineStep({
   kind: KIND,
   package: PACKAGE,
-  params: (input: MakeDirOptions): MakeDirParams => {
-    const o = paramsObject(input, ["path", "mode", "recursive"]);
-    return {
-      path: absolutePath(o.path, "path"),
-      mode: fileMode(o.mode, "mode", 0o755),
-      recursive: boolean(o.recursive, "recursive", true),
-    };
-  },
+  params: (input: MakeDirOptions): MakeDirParams =>
+    checkFields(input, {
+      path: absolutePath,
+      mode: (v, p) => fileMode(v, p, 0o755),
+      recursive: (v, p) => boolean(v, p, true),
+    }),
   describe: (p) => `mkdir ${p.path}`,
   observe: (ctx, p) => observeDir(ctx.host, p.path),
   state: (input: unknown): MakeDirState =>

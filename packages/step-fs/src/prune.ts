@@ -3,12 +3,12 @@ import { posix } from "node:path";
 import { deepEqual, defineStep, type Host, type StepContext } from "@atomkit/core";
 import {
   absolutePath,
+  checkFields,
   exists,
   indexFile,
   integer,
   PACKAGE,
   ParamsFieldError,
-  paramsObject,
   readJson,
   renameOnHost,
   requireInTrash,
@@ -77,44 +77,38 @@ export const pruneReleases = defineStep({
   kind: KIND,
   package: PACKAGE,
   params: (input: PruneReleasesOptions): PruneReleasesParams => {
-    const o = paramsObject(input, ["dir", "keep", "current", "protect", "order", "trash"]);
-    const dir = absolutePath(o.dir, "dir");
-    const protect: string[] = [];
-    if (o.protect !== undefined) {
-      if (!Array.isArray(o.protect))
-        throw new ParamsFieldError("protect", `expected a list, found ${show(o.protect)}`);
-      o.protect.forEach((item, i) => {
-        if (typeof item !== "string" || item === "" || item.includes("\0")) {
-          throw new ParamsFieldError(`protect.${i}`, `expected a release name or path, found ${show(item)}`);
+    const o = checkFields(input, {
+      dir: absolutePath,
+      keep: (v, p) => integer(v, p, { min: 1 }),
+      current: (v, p) => (v === undefined ? undefined : absolutePath(v, p)),
+      protect: (v, p) => (v === undefined ? [] : protectList(v, p)),
+      order: (v, p) => {
+        if (v !== undefined && v !== "name" && v !== "mtime") {
+          throw new ParamsFieldError(p, `expected "name" or "mtime", found ${show(v)}`);
         }
-        if (item.startsWith("/")) {
-          const abs = posix.normalize(item).replace(/\/+$/, "");
-          if (posix.dirname(abs) !== dir) {
-            throw new ParamsFieldError(
-              `protect.${i}`,
-              `${show(item)} is not a release directly in ${show(dir)}`,
-            );
-          }
-          protect.push(posix.basename(abs));
-        } else if (item.includes("/")) {
-          throw new ParamsFieldError(
-            `protect.${i}`,
-            `expected a release name (no "/") or absolute path, found ${show(item)}`,
-          );
-        } else protect.push(item);
-      });
-    }
-    const order = o.order ?? "name";
-    if (order !== "name" && order !== "mtime") {
-      throw new ParamsFieldError("order", `expected "name" or "mtime", found ${show(o.order)}`);
-    }
+        return (v ?? "name") as PruneReleasesParams["order"];
+      },
+      trash: (v, p) => (v === undefined ? undefined : absolutePath(v, p)),
+    });
+    // absolute entries must be releases of `dir`: checked once `dir` itself is valid
+    const protect = o.protect.map((item, i) => {
+      if (!item.startsWith("/")) return item;
+      const abs = posix.normalize(item).replace(/\/+$/, "");
+      if (posix.dirname(abs) !== o.dir) {
+        throw new ParamsFieldError(
+          `protect.${i}`,
+          `${show(item)} is not a release directly in ${show(o.dir)}`,
+        );
+      }
+      return posix.basename(abs);
+    });
     return {
-      dir,
-      keep: integer(o.keep, "keep", { min: 1 }),
-      ...(o.current !== undefined ? { current: absolutePath(o.current, "current") } : {}),
+      dir: o.dir,
+      keep: o.keep,
+      ...(o.current !== undefined ? { current: o.current } : {}),
       protect,
-      order,
-      ...(o.trash !== undefined ? { trash: absolutePath(o.trash, "trash") } : {}),
+      order: o.order,
+      ...(o.trash !== undefined ? { trash: o.trash } : {}),
     };
   },
   describe: (p) => `prune ${p.dir}, keep ${p.keep}`,
@@ -241,6 +235,23 @@ async function liveRelease(ctx: StepContext, p: PruneReleasesParams): Promise<st
   const [target, dir] = await Promise.all([real(p.current), real(p.dir)]);
   if (target && dir) inDir(dir, target);
   return names;
+}
+
+/** `protect`: release names, or absolute paths (checked against `dir` by the caller). */
+function protectList(value: unknown, field: string): string[] {
+  if (!Array.isArray(value)) throw new ParamsFieldError(field, `expected a list, found ${show(value)}`);
+  return value.map((item, i) => {
+    if (typeof item !== "string" || item === "" || item.includes("\0")) {
+      throw new ParamsFieldError(`${field}.${i}`, `expected a release name or path, found ${show(item)}`);
+    }
+    if (!item.startsWith("/") && item.includes("/")) {
+      throw new ParamsFieldError(
+        `${field}.${i}`,
+        `expected a release name (no "/") or absolute path, found ${show(item)}`,
+      );
+    }
+    return item;
+  });
 }
 
 /** Recorded release names: single names, no duplicates (undo puts each back at `<dir>/<name>`). */

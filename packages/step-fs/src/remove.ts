@@ -3,11 +3,11 @@ import { posix } from "node:path";
 import { deepEqual, defineStep, type Host } from "@atomkit/core";
 import {
   absolutePath,
+  checkFields,
   clip,
   exists,
   indexFile,
   PACKAGE,
-  paramsObject,
   readJson,
   renameOnHost,
   requireInTrash,
@@ -63,13 +63,11 @@ const KIND = "fs.remove";
 export const removePath = defineStep({
   kind: KIND,
   package: PACKAGE,
-  params: (input: RemoveOptions): RemoveParams => {
-    const o = paramsObject(input, ["path", "trash"]);
-    return {
-      path: absolutePath(o.path, "path"),
-      ...(o.trash !== undefined ? { trash: absolutePath(o.trash, "trash") } : {}),
-    };
-  },
+  params: (input: RemoveOptions): RemoveParams =>
+    checkFields(input, {
+      path: absolutePath,
+      trash: (v, p) => (v === undefined ? undefined : absolutePath(v, p)),
+    }),
   describe: (p) => `remove ${p.path}`,
   observe: (ctx, p) => observeRemoved(ctx.host, p),
   same: (a, b) => (a.type === "missing" && b.type === "missing") || deepEqual(a, b),

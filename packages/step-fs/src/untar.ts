@@ -1,13 +1,13 @@
 import { posix } from "node:path";
-import { defineStep, type Host, isAtomError, type StepContext } from "@atomkit/core";
+import { defineStep, type Host, isAtomError, optional, type StepContext } from "@atomkit/core";
 import {
   absolutePath,
+  checkFields,
   clip,
   integer,
   localFile,
   PACKAGE,
   ParamsFieldError,
-  paramsObject,
   readJson,
   requireLocalFile,
   requireParentDir,
@@ -91,30 +91,29 @@ export const untar = defineStep({
   kind: KIND,
   package: PACKAGE,
   params: (input: UntarOptions): UntarParams => {
-    const o = paramsObject(input, ["archive", "path", "strip", "limits", "extractWith"]);
-    if (o.extractWith !== undefined && o.extractWith !== "node-tar" && o.extractWith !== "tar") {
-      throw new ParamsFieldError("extractWith", `expected "node-tar" or "tar", found ${show(o.extractWith)}`);
-    }
-    const limits: UntarLimits = { ...DEFAULT_LIMITS, maxMs: DEFAULT_MAX_MS };
-    if (o.limits !== undefined) {
-      const l = paramsObject(o.limits, ["maxBytes", "maxEntries", "maxDepth", "maxMs"]);
-      if (l.maxBytes !== undefined) limits.maxBytes = integer(l.maxBytes, "limits.maxBytes", { min: 1 });
-      if (l.maxEntries !== undefined)
-        limits.maxEntries = integer(l.maxEntries, "limits.maxEntries", { min: 1 });
-      if (l.maxDepth !== undefined)
-        limits.maxDepth = integer(l.maxDepth, "limits.maxDepth", { min: 1, max: MAX_DEPTH });
-      if (l.maxMs !== undefined)
-        limits.maxMs = integer(l.maxMs, "limits.maxMs", { min: 1, max: MAX_TIMER_MS });
-    }
-    const path = absolutePath(o.path, "path");
-    if (posix.basename(path) === "." || posix.basename(path) === "..") {
-      throw new ParamsFieldError("path", `expected a directory name, found ${show(o.path)}`);
-    }
+    const o = checkFields(input, {
+      archive: localFile,
+      path: (v, p) => {
+        const path = absolutePath(v, p);
+        if (posix.basename(path) === "." || posix.basename(path) === "..") {
+          throw new ParamsFieldError(p, `expected a directory name, found ${show(v)}`);
+        }
+        return path;
+      },
+      strip: (v, p) => integer(v, p, { min: 0, max: 64, fallback: 0 }),
+      limits: limitsOf,
+      extractWith: (v, p) => {
+        if (v !== undefined && v !== "node-tar" && v !== "tar") {
+          throw new ParamsFieldError(p, `expected "node-tar" or "tar", found ${show(v)}`);
+        }
+        return v as UntarParams["extractWith"];
+      },
+    });
     return {
-      archive: localFile(o.archive, "archive"),
-      path,
-      strip: integer(o.strip, "strip", { min: 0, max: 64, fallback: 0 }),
-      limits,
+      archive: o.archive,
+      path: o.path,
+      strip: o.strip,
+      limits: o.limits,
       ...(o.extractWith ? { extractWith: o.extractWith } : {}),
     };
   },
@@ -185,6 +184,23 @@ export const untar = defineStep({
 // --- Internal helpers ---
 
 /** Inspects, then extracts into a temporary directory beside `path`, renamed into place at the end. */
+/** `limits`: each bound optional, the defaults for the rest. */
+function limitsOf(value: unknown, field: string): UntarLimits {
+  const limits: UntarLimits = { ...DEFAULT_LIMITS, maxMs: DEFAULT_MAX_MS };
+  if (value === undefined) return limits;
+  const l = checkFields(
+    value,
+    {
+      maxBytes: optional((v, p) => integer(v, p, { min: 1 })),
+      maxEntries: optional((v, p) => integer(v, p, { min: 1 })),
+      maxDepth: optional((v, p) => integer(v, p, { min: 1, max: MAX_DEPTH })),
+      maxMs: optional((v, p) => integer(v, p, { min: 1, max: MAX_TIMER_MS })),
+    },
+    field,
+  );
+  return { ...limits, ...l };
+}
+
 async function extract(
   ctx: StepContext,
   p: UntarParams,

@@ -1,13 +1,13 @@
 import { defineStep } from "@atomkit/core";
 import {
   absolutePath,
+  checkFields,
   checkFileState,
   fileMode,
   localFile,
   observeFile,
   PACKAGE,
   ParamsFieldError,
-  paramsObject,
   refuseNonFile,
   removeTempFiles,
   requireLocalFile,
@@ -50,18 +50,19 @@ const KIND = "fs.upload";
 export const uploadFile = defineStep({
   kind: KIND,
   package: PACKAGE,
-  params: (input: UploadFileOptions): UploadFileParams => {
-    const o = paramsObject(input, ["source", "path", "mode", "sha256"]);
-    if (o.sha256 !== undefined && (typeof o.sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(o.sha256))) {
-      throw new ParamsFieldError("sha256", `expected 64 hex digits, found ${show(o.sha256)}`);
-    }
-    return {
-      source: localFile(o.source, "source"),
-      path: absolutePath(o.path, "path"),
-      mode: fileMode(o.mode, "mode", 0o644),
-      ...(o.sha256 ? { sha256: o.sha256.toLowerCase() } : {}),
-    };
-  },
+  params: (input: UploadFileOptions): UploadFileParams =>
+    checkFields(input, {
+      source: localFile,
+      path: absolutePath,
+      mode: (v, p) => fileMode(v, p, 0o644),
+      sha256: (v, p) => {
+        if (v === undefined) return undefined;
+        if (typeof v !== "string" || !/^[0-9a-fA-F]{64}$/.test(v)) {
+          throw new ParamsFieldError(p, `expected 64 hex digits, found ${show(v)}`);
+        }
+        return v.toLowerCase();
+      },
+    }),
   preflight: (p) => requireLocalFile(p.source, "source"),
   describe: (p) => `upload ${p.source} → ${p.path}`,
   observe: (ctx, p) => observeFile(ctx.host, p.path),

@@ -1,13 +1,13 @@
 import { defineStep } from "@atomkit/core";
 import {
   absolutePath,
+  checkFields,
   checkFileState,
   type FileState,
   fileMode,
   observeFile,
   PACKAGE,
   ParamsFieldError,
-  paramsObject,
   refuseNonFile,
   removeTempFiles,
   requireParentDir,
@@ -49,26 +49,24 @@ export const writeFile = defineStep({
   kind: KIND,
   package: PACKAGE,
   secret: ["content"],
-  params: (input: WriteFileOptions): WriteFileParams => {
-    const o = paramsObject(input, ["path", "content", "encoding", "mode"]);
-    if (typeof o.content !== "string") {
-      // never echo the value: it may be a secret of the wrong type
-      throw new ParamsFieldError(
-        "content",
-        `expected a string, found a ${o.content === null ? "null" : typeof o.content}`,
-      );
-    }
-    const encoding = o.encoding ?? "utf8";
-    if (encoding !== "utf8" && encoding !== "base64") {
-      throw new ParamsFieldError("encoding", `expected "utf8" or "base64", found ${show(o.encoding)}`);
-    }
-    return {
-      path: absolutePath(o.path, "path"),
-      content: o.content,
-      encoding,
-      mode: fileMode(o.mode, "mode", 0o644),
-    };
-  },
+  params: (input: WriteFileOptions): WriteFileParams =>
+    checkFields(input, {
+      path: absolutePath,
+      content: (v, p) => {
+        // never echo the value: it may be a secret of the wrong type
+        if (typeof v !== "string") {
+          throw new ParamsFieldError(p, `expected a string, found ${v === null ? "null" : `a ${typeof v}`}`);
+        }
+        return v;
+      },
+      encoding: (v, p) => {
+        if (v !== undefined && v !== "utf8" && v !== "base64") {
+          throw new ParamsFieldError(p, `expected "utf8" or "base64", found ${show(v)}`);
+        }
+        return (v ?? "utf8") as WriteFileParams["encoding"];
+      },
+      mode: (v, p) => fileMode(v, p, 0o644),
+    }),
   describe: (p) => `write ${p.path}`,
   observe: (ctx, p) => observeFile(ctx.host, p.path),
   state: checkFileState,

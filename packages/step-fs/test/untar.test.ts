@@ -397,7 +397,7 @@ describe("fs.untar params", () => {
       [{ archive, path: "releases/1" }, "path"],
       [{ archive, path: "/srv/r", strip: -1 }, "strip"],
       [{ archive, path: "/srv/r", limits: { maxBytes: 0 } }, "limits.maxBytes"],
-      [{ archive, path: "/srv/r", limits: { maxFiles: 3 } }, "maxFiles"],
+      [{ archive, path: "/srv/r", limits: { maxFiles: 3 } }, "limits.maxFiles"],
       [{ archive, path: "/srv/r", extra: true }, "extra"],
       [{ archive, path: "/srv/r", extractWith: "bsdtar" }, "extractWith"],
       [{ archive, path: "/srv/r", limits: { maxDepth: 0 } }, "limits.maxDepth"],

@@ -1,5 +1,5 @@
-import type { Host } from "@atomkit/core";
-import { argvOf, invalid, isRecord, msOf, onlyKeys, portOf, sleep } from "./_utils";
+import { type Host, optional, show } from "@atomkit/core";
+import { argvOf, checkFields, invalid, msOf, portOf, regexOf, sleep } from "./_utils";
 
 /**
  * How to tell the process is ready. Exactly one of `http`, `tcp`, `exec`, `logLine`, plus timing.
@@ -37,73 +37,81 @@ const KINDS = ["http", "tcp", "exec", "logLine"] as const;
 
 export function healthOf(value: unknown, path: string): NormalizedHealth | undefined {
   if (value === undefined) return undefined;
-  if (!isRecord(value)) invalid(path, `must be an object with one of ${KINDS.join(", ")}`);
-  onlyKeys(value, [...KINDS, "timeoutMs", "intervalMs"], path);
-  const given = KINDS.filter((k) => value[k] !== undefined);
-  if (given.length !== 1) {
+  const h = checkFields(
+    value,
+    {
+      http: optional(httpOf),
+      tcp: optional(tcpOf),
+      exec: optional(argvOf),
+      logLine: optional(regexOf),
+      timeoutMs: (v, p) => msOf(v, p, 30_000, 1),
+      intervalMs: (v, p) => msOf(v, p, 250, 1),
+    },
+    path,
+  );
+  const kinds = KINDS.filter((k) => h[k] !== undefined);
+  if (kinds.length !== 1) {
     invalid(
       path,
-      `needs exactly one of ${KINDS.join(", ")}; found ${given.length ? given.join(", ") : "none"}`,
+      `expected exactly one of ${KINDS.join(", ")}, found ${kinds.length ? kinds.join(" and ") : "none"}`,
     );
   }
-  const timing = {
-    timeoutMs: msOf(value.timeoutMs, `${path}.timeoutMs`, 30_000, 1),
-    intervalMs: msOf(value.intervalMs, `${path}.intervalMs`, 250, 1),
-  };
-  const kind = given[0];
-  if (kind === "http") {
-    const h = value.http;
-    if (!isRecord(h)) invalid(`${path}.http`, "must be an object { port, path?, expect?, body? }");
-    onlyKeys(h, ["port", "path", "expect", "body", "hostname"], `${path}.http`);
-    const p = h.path ?? "/";
-    // the path goes into the request line: no spaces or line breaks that would forge another header
-    if (typeof p !== "string" || !/^\/[\x21-\x7e]*$/.test(p)) {
-      invalid(`${path}.http.path`, 'must start with "/" and hold no spaces or control characters');
-    }
-    const out: { port: number; path: string; expect?: number; body?: string; hostname: string } = {
-      port: portOf(h.port, `${path}.http.port`),
-      path: p,
-      hostname: hostnameOf(h.hostname, `${path}.http.hostname`),
-    };
-    if (h.expect !== undefined) {
-      if (typeof h.expect !== "number" || !Number.isInteger(h.expect) || h.expect < 100 || h.expect > 599) {
-        invalid(`${path}.http.expect`, "must be an HTTP status code, e.g. 200");
-      }
-      out.expect = h.expect;
-    }
-    if (h.body !== undefined) {
-      if (typeof h.body !== "string") invalid(`${path}.http.body`, "must be a string");
-      out.body = h.body;
-    }
-    return { http: out, ...timing };
-  }
-  if (kind === "tcp") {
-    const t = value.tcp;
-    if (!isRecord(t)) invalid(`${path}.tcp`, "must be an object { port }");
-    onlyKeys(t, ["port", "hostname"], `${path}.tcp`);
-    return {
-      tcp: {
-        port: portOf(t.port, `${path}.tcp.port`),
-        hostname: hostnameOf(t.hostname, `${path}.tcp.hostname`),
+  const timing = { timeoutMs: h.timeoutMs, intervalMs: h.intervalMs };
+  if (h.http) return { http: h.http, ...timing };
+  if (h.tcp) return { tcp: h.tcp, ...timing };
+  if (h.exec) return { exec: h.exec, ...timing };
+  return { logLine: h.logLine!, ...timing };
+}
+
+function httpOf(value: unknown, path: string) {
+  const h = checkFields(
+    value,
+    {
+      port: portOf,
+      // the path goes into the request line: no spaces or line breaks that would forge another header
+      path: (v, p) => {
+        const text = v ?? "/";
+        if (typeof text !== "string" || !/^\/[\x21-\x7e]*$/.test(text)) {
+          invalid(
+            p,
+            `expected a path starting with "/" with no spaces or control characters, found ${show(v)}`,
+          );
+        }
+        return text;
       },
-      ...timing,
-    };
-  }
-  if (kind === "exec") return { exec: argvOf(value.exec, `${path}.exec`), ...timing };
-  const re = value.logLine;
-  if (typeof re !== "string" || re === "") invalid(`${path}.logLine`, "must be a regular expression source");
-  try {
-    new RegExp(re);
-  } catch (error) {
-    invalid(`${path}.logLine`, `is not a valid regular expression: ${(error as Error).message}`);
-  }
-  return { logLine: re, ...timing };
+      expect: optional((v, p) => {
+        if (typeof v !== "number" || !Number.isInteger(v) || v < 100 || v > 599) {
+          invalid(p, `expected an HTTP status code, e.g. 200, found ${show(v)}`);
+        }
+        return v;
+      }),
+      body: optional((v, p) => {
+        if (typeof v !== "string") invalid(p, `expected a string, found ${show(v)}`);
+        return v;
+      }),
+      hostname: hostnameOf,
+    },
+    path,
+  );
+  const out: { port: number; path: string; expect?: number; body?: string; hostname: string } = {
+    port: h.port,
+    path: h.path,
+    hostname: h.hostname,
+  };
+  if (h.expect !== undefined) out.expect = h.expect;
+  if (h.body !== undefined) out.body = h.body;
+  return out;
+}
+
+function tcpOf(value: unknown, path: string) {
+  const t = checkFields(value, { port: portOf, hostname: hostnameOf }, path);
+  return { port: t.port, hostname: t.hostname };
 }
 
 function hostnameOf(value: unknown, path: string): string {
   if (value === undefined) return "127.0.0.1";
   if (typeof value !== "string" || !/^[A-Za-z0-9.:-]+$/.test(value))
-    invalid(path, "must be a host name or IP");
+    invalid(path, `expected a host name or IP, found ${show(value)}`);
   return value;
 }
 

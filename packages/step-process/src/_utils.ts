@@ -1,54 +1,54 @@
-import { AtomError, type StepContext, type StepPhase } from "@atomkit/core";
+import { AtomError, ParamsFieldError, type StepContext, type StepPhase, show } from "@atomkit/core";
 
 // --- Params validation (plain functions: providers do not depend on zod) ---
+// Each check throws core's ParamsFieldError for its own field; the kinds run them through core's
+// `checkFields`, which collects every invalid field (and unknown key) into one error.
 
-/** Thrown by a params validator; core reads `path` to name the field. */
+export { checkFields } from "@atomkit/core";
+
+/** Throws the field's error: `message` says what was expected and what was found. */
 export function invalid(path: string, message: string): never {
-  throw Object.assign(new Error(message), { path });
+  throw new ParamsFieldError(path, message);
+}
+
+/** `expected <what>, found <value>`; `found` overrides how the value is shown (a secret's type only). */
+function expected(path: string, what: string, value: unknown, found = show(value)): never {
+  invalid(path, `expected ${what}, found ${found}`);
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Only these keys may appear: a typo (`pidfile`) must not silently fall back to a default. */
-export function onlyKeys(value: Record<string, unknown>, allowed: readonly string[], path: string): void {
-  for (const key of Object.keys(value)) {
-    if (value[key] !== undefined && !allowed.includes(key)) {
-      invalid(path ? `${path}.${key}` : key, `unknown option "${key}"; known: ${allowed.join(", ")}`);
-    }
-  }
-}
-
 export function absolutePath(value: unknown, path: string): string {
-  if (typeof value !== "string" || !value.startsWith("/")) invalid(path, "must be an absolute path");
-  if (value.includes("\0")) invalid(path, "must not contain a NUL byte");
+  if (typeof value !== "string" || !value.startsWith("/")) expected(path, "an absolute path", value);
+  if (value.includes("\0")) invalid(path, "a path cannot contain a NUL byte");
   return value;
 }
 
 export function argvOf(value: unknown, path: string): string[] {
   if (!Array.isArray(value) || value.length === 0) {
-    invalid(path, 'must be a non-empty argv array, e.g. ["node", "server.js"] (not a shell string)');
+    expected(path, 'a non-empty argv array, e.g. ["node", "server.js"] (not a shell string)', value);
   }
   value.forEach((word, i) => {
-    if (typeof word !== "string") invalid(`${path}.${i}`, "must be a string");
-    if (word.includes("\0")) invalid(`${path}.${i}`, "must not contain a NUL byte");
+    if (typeof word !== "string") expected(`${path}.${i}`, "a string", word);
+    if (word.includes("\0")) invalid(`${path}.${i}`, "an argument cannot contain a NUL byte");
   });
-  if (!value[0]) invalid(`${path}.0`, "the program must not be empty");
+  if (!value[0]) expected(`${path}.0`, "a program", value[0]);
   return [...(value as string[])];
 }
 
 export function msOf(value: unknown, path: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > 86_400_000) {
-    invalid(path, `must be a whole number of milliseconds from ${min} to 86400000`);
+    expected(path, `a whole number of milliseconds from ${min} to 86400000`, value);
   }
   return value;
 }
 
 export function portOf(value: unknown, path: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65_535) {
-    invalid(path, "must be a TCP port from 1 to 65535");
+    expected(path, "a TCP port from 1 to 65535", value);
   }
   return value;
 }
@@ -56,17 +56,19 @@ export function portOf(value: unknown, path: string): number {
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function envNameOf(name: string, path: string): string {
-  if (!ENV_NAME_RE.test(name)) invalid(path, `"${name}" is not a valid environment variable name`);
+  if (!ENV_NAME_RE.test(name)) expected(path, "an environment variable name (letters, digits, _)", name);
   return name;
 }
 
+/** NAME: value strings. A value may be a secret: a wrong one is shown by its type only. */
 export function envOf(value: unknown, path: string): Record<string, string> {
-  if (!isRecord(value)) invalid(path, "must be an object of NAME: value strings");
+  if (!isRecord(value)) expected(path, "an object of NAME: value strings", value);
   const out: Record<string, string> = {};
   for (const [name, v] of Object.entries(value)) {
     envNameOf(name, `${path}.${name}`);
-    if (typeof v !== "string") invalid(`${path}.${name}`, "must be a string");
-    if (v.includes("\0")) invalid(`${path}.${name}`, "must not contain a NUL byte");
+    if (typeof v !== "string")
+      expected(`${path}.${name}`, "a string", v, v === null ? "null" : `a ${typeof v}`);
+    if (v.includes("\0")) invalid(`${path}.${name}`, "a value cannot contain a NUL byte");
     out[name] = v;
   }
   return out;
@@ -78,8 +80,19 @@ const SIGNALS = ["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2", "WINCH", 
 export function signalOf(value: unknown, path: string, fallback: string): string {
   if (value === undefined) return fallback;
   const name = typeof value === "string" ? value.toUpperCase().replace(/^SIG/, "") : "";
-  if (!SIGNALS.includes(name)) invalid(path, `must be a signal name, one of ${SIGNALS.join(", ")}`);
+  if (!SIGNALS.includes(name)) expected(path, `a signal name, one of ${SIGNALS.join(", ")}`, value);
   return name;
+}
+
+/** A regular expression source: compiles, and is not empty. */
+export function regexOf(value: unknown, path: string): string {
+  if (typeof value !== "string" || !value) expected(path, "a regular expression source", value);
+  try {
+    new RegExp(value);
+  } catch (error) {
+    invalid(path, `expected a valid regular expression, found ${show(value)}: ${(error as Error).message}`);
+  }
+  return value;
 }
 
 // --- Errors ---

@@ -1,5 +1,5 @@
 import { dirname } from "node:path";
-import { defineStep, type Host, type StepContext } from "@atomkit/core";
+import { defineStep, type Host, type StepContext, show } from "@atomkit/core";
 import { type HealthCheck, healthOf, type NormalizedHealth } from "./_health";
 import { realDir, requireDir } from "./_launch";
 import { readBootId, readCredentials, readPidFile, removePidFileIf, terminate } from "./_proc";
@@ -17,12 +17,11 @@ import {
 import {
   absolutePath,
   argvOf,
+  checkFields,
   envOf,
   invalid,
-  isRecord,
   masker,
   msOf,
-  onlyKeys,
   showArgv,
   signalOf,
   stepError,
@@ -75,34 +74,35 @@ export interface StartProcessParams {
 export type StartProcessState = ProcessState;
 
 function params(input: StartProcessOptions): StartProcessParams {
-  if (!isRecord(input)) invalid("", "must be an object { command, pidFile, … }");
-  onlyKeys(
-    input,
-    ["command", "cwd", "env", "pidFile", "logFile", "health", "minUptimeMs", "stopSignal", "graceMs"],
-    "",
-  );
-  const command = argvOf(input.command, "command");
-  const env = input.env === undefined ? {} : envOf(input.env, "env");
+  const o = checkFields(input, {
+    command: argvOf,
+    cwd: (v, p) => (v === undefined ? "/" : absolutePath(v, p)),
+    env: (v, p) => (v === undefined ? {} : envOf(v, p)),
+    pidFile: absolutePath,
+    logFile: (v, p) => (v === undefined ? undefined : absolutePath(v, p)),
+    health: healthOf,
+    minUptimeMs: (v, p) => msOf(v, p, 500),
+    stopSignal: (v, p) => signalOf(v, p, "TERM"),
+    graceMs: (v, p) => msOf(v, p, 10_000),
+  });
   // `env NAME=value prog`: a program whose name holds "=" would be read as one more assignment
-  if (Object.keys(env).length && command[0]!.includes("=")) {
-    invalid("command.0", 'must not contain "=" when env is given');
+  if (Object.keys(o.env).length && o.command[0]!.includes("=")) {
+    invalid(
+      "command.0",
+      `expected a program name without "=" when env is given, found ${show(o.command[0])}`,
+    );
   }
-  const pidFile = absolutePath(input.pidFile, "pidFile");
   const out: StartProcessParams = {
-    command,
-    cwd: input.cwd === undefined ? "/" : absolutePath(input.cwd, "cwd"),
-    env,
-    pidFile,
-    logFile:
-      input.logFile === undefined
-        ? `${pidFile.replace(/\.pid$/, "")}.log`
-        : absolutePath(input.logFile, "logFile"),
-    minUptimeMs: msOf(input.minUptimeMs, "minUptimeMs", 500),
-    stopSignal: signalOf(input.stopSignal, "stopSignal", "TERM"),
-    graceMs: msOf(input.graceMs, "graceMs", 10_000),
+    command: o.command,
+    cwd: o.cwd,
+    env: o.env,
+    pidFile: o.pidFile,
+    logFile: o.logFile ?? `${o.pidFile.replace(/\.pid$/, "")}.log`,
+    minUptimeMs: o.minUptimeMs,
+    stopSignal: o.stopSignal,
+    graceMs: o.graceMs,
   };
-  const health = healthOf(input.health, "health");
-  if (health) out.health = health;
+  if (o.health) out.health = o.health;
   return out;
 }
 

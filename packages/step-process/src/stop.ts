@@ -1,4 +1,4 @@
-import { defineStep, type Host, type StepContext } from "@atomkit/core";
+import { defineStep, type Host, type StepContext, show } from "@atomkit/core";
 import { type HealthCheck, healthOf, type NormalizedHealth, probeOnce } from "./_health";
 import { realDir } from "./_launch";
 import {
@@ -26,13 +26,13 @@ import {
 import {
   absolutePath,
   argvOf,
+  checkFields,
   envNameOf,
   envOf,
   invalid,
-  isRecord,
   masker,
   msOf,
-  onlyKeys,
+  regexOf,
   showArgv,
   signalOf,
   stepError,
@@ -111,78 +111,76 @@ const SECRET_NAME_RE =
   /SECRET|TOKEN|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY/i;
 
 function params(input: StopProcessOptions): StopProcessParams {
-  if (!isRecord(input)) invalid("", "must be an object { pidFile | match, … }");
-  onlyKeys(
-    input,
-    [
-      "pidFile",
-      "match",
-      "signal",
-      "graceMs",
-      "env",
-      "secretEnv",
-      "secretEnvNames",
-      "logFile",
-      "health",
-      "minUptimeMs",
-      "restart",
-    ],
-    "",
-  );
-  if ((input.pidFile === undefined) === (input.match === undefined)) {
-    invalid(input.pidFile === undefined ? "pidFile" : "match", "give exactly one of pidFile and match");
+  const o = checkFields(input, {
+    pidFile: (v, p) => (v === undefined ? undefined : absolutePath(v, p)),
+    match: (v, p) => (v === undefined ? undefined : regexOf(v, p)),
+    signal: (v, p) => signalOf(v, p, "TERM"),
+    graceMs: (v, p) => msOf(v, p, 10_000),
+    env: (v, p): StopProcessParams["env"] => {
+      if (v === undefined || v === "keep" || v === "none") return v ?? "keep";
+      if (!Array.isArray(v))
+        invalid(p, `expected "keep", "none" or a list of variable names, found ${show(v)}`);
+      return v.map((name, i) => envNameOf(String(name), `${p}.${i}`));
+    },
+    secretEnv: (v, p) => (v === undefined ? undefined : envOf(v, p)),
+    // these params as a trail holds them (validated again by recover and undo): the names, not the values
+    secretEnvNames: (v, p) => {
+      if (v === undefined) return undefined;
+      if (!Array.isArray(v)) invalid(p, `expected a list of variable names, found ${show(v)}`);
+      return v.map((n, i) => envNameOf(String(n), `${p}.${i}`)).sort();
+    },
+    logFile: (v, p) => (v === undefined ? "/dev/null" : absolutePath(v, p)),
+    health: healthOf,
+    minUptimeMs: (v, p) => msOf(v, p, 500),
+    restart: (v, p) => (v === undefined ? undefined : restartOf(v, p)),
+  });
+  if ((o.pidFile === undefined) === (o.match === undefined)) {
+    invalid(
+      o.pidFile === undefined ? "pidFile" : "match",
+      `expected exactly one of pidFile and match, found ${o.pidFile === undefined ? "neither" : "both"}`,
+    );
   }
   const out: StopProcessParams = {
-    signal: signalOf(input.signal, "signal", "TERM"),
-    graceMs: msOf(input.graceMs, "graceMs", 10_000),
-    env: "keep",
-    secretEnvNames: [],
-    logFile: input.logFile === undefined ? "/dev/null" : absolutePath(input.logFile, "logFile"),
-    minUptimeMs: msOf(input.minUptimeMs, "minUptimeMs", 500),
+    signal: o.signal,
+    graceMs: o.graceMs,
+    env: o.env,
+    secretEnvNames: o.secretEnv ? Object.keys(o.secretEnv).sort() : [],
+    logFile: o.logFile,
+    minUptimeMs: o.minUptimeMs,
   };
-  if (input.pidFile !== undefined) out.pidFile = absolutePath(input.pidFile, "pidFile");
-  if (input.match !== undefined) {
-    if (typeof input.match !== "string" || !input.match)
-      invalid("match", "must be a regular expression source");
-    try {
-      new RegExp(input.match);
-    } catch (error) {
-      invalid("match", `is not a valid regular expression: ${(error as Error).message}`);
+  if (o.pidFile !== undefined) out.pidFile = o.pidFile;
+  if (o.match !== undefined) out.match = o.match;
+  if (o.secretEnv !== undefined) out.secretEnv = o.secretEnv;
+  if (o.secretEnvNames !== undefined) {
+    if (o.secretEnv !== undefined && o.secretEnvNames.join() !== out.secretEnvNames.join()) {
+      invalid(
+        "secretEnvNames",
+        `expected exactly the names of secretEnv (${out.secretEnvNames.join(", ")}), found ${o.secretEnvNames.join(", ")}`,
+      );
     }
-    out.match = input.match;
+    out.secretEnvNames = o.secretEnvNames;
   }
-  if (input.env === "keep" || input.env === "none") out.env = input.env;
-  else if (Array.isArray(input.env)) {
-    out.env = input.env.map((name, i) => envNameOf(String(name), `env.${i}`));
-  } else if (input.env !== undefined) invalid("env", 'must be "keep", "none" or a list of variable names');
-  if (input.secretEnv !== undefined) {
-    out.secretEnv = envOf(input.secretEnv, "secretEnv");
-    out.secretEnvNames = Object.keys(out.secretEnv).sort();
-  }
-  // these params as a trail holds them (validated again by recover and undo): the names, not the values
-  const names = (input as { secretEnvNames?: unknown }).secretEnvNames;
-  if (names !== undefined) {
-    if (!Array.isArray(names)) invalid("secretEnvNames", "must be a list of variable names");
-    const list = names.map((n, i) => envNameOf(String(n), `secretEnvNames.${i}`)).sort();
-    if (input.secretEnv !== undefined && list.join() !== out.secretEnvNames.join())
-      invalid("secretEnvNames", "must name exactly the variables of secretEnv");
-    out.secretEnvNames = list;
-  }
-  if (input.restart !== undefined) {
-    if (!isRecord(input.restart)) invalid("restart", "must be an object { cwd?, command? }");
-    onlyKeys(input.restart, ["cwd", "command"], "restart");
-    const restart: NonNullable<StopProcessParams["restart"]> = {};
-    if (input.restart.cwd !== undefined) restart.cwd = absolutePath(input.restart.cwd, "restart.cwd");
-    if (input.restart.command !== undefined)
-      restart.command = argvOf(input.restart.command, "restart.command");
-    out.restart = restart;
-  }
-  const health = healthOf(input.health, "health");
-  if (health) out.health = health;
-  if (health && "logLine" in health && out.logFile === "/dev/null") {
+  if (o.restart !== undefined) out.restart = o.restart;
+  if (o.health) out.health = o.health;
+  if (o.health && "logLine" in o.health && out.logFile === "/dev/null") {
     // the original's own log is used when it had one; this is the fallback the check must be able to read
-    invalid("logFile", "is needed with a logLine health check");
+    invalid("logFile", "expected a log file for the logLine health check to read, found none");
   }
+  return out;
+}
+
+function restartOf(value: unknown, path: string): NonNullable<StopProcessParams["restart"]> {
+  const r = checkFields(
+    value,
+    {
+      cwd: (v, p) => (v === undefined ? undefined : absolutePath(v, p)),
+      command: (v, p) => (v === undefined ? undefined : argvOf(v, p)),
+    },
+    path,
+  );
+  const out: NonNullable<StopProcessParams["restart"]> = {};
+  if (r.cwd !== undefined) out.cwd = r.cwd;
+  if (r.command !== undefined) out.command = r.command;
   return out;
 }
 

@@ -449,6 +449,26 @@ describe("process.start", () => {
     expect(await alive(same)).toBe(false);
   });
 
+  it("reports every invalid field at once: a relative pidFile and cwd, a mistyped health.htp", async () => {
+    const r = await validateParams(
+      startProcess({
+        command: ["node"],
+        pidFile: "run/app.pid",
+        cwd: "srv/app",
+        health: { htp: { port } },
+      } as never),
+    );
+    expect(r.issues?.map((i) => [i.path, i.message])).toEqual([
+      ["cwd", 'expected an absolute path, found "srv/app"'],
+      ["pidFile", 'expected an absolute path, found "run/app.pid"'],
+      [
+        "health.htp",
+        'unknown param "htp"; did you mean "http"? (known: http, tcp, exec, logLine, timeoutMs, intervalMs)',
+      ],
+    ]);
+    expect(r.issues?.every((i) => i.step === "process.start" && i.kind === "process.start")).toBe(true);
+  });
+
   it("refuses bad input before anything runs, naming the field", async () => {
     const cases: Array<[unknown, string]> = [
       [{ command: "node server.js", pidFile }, "command"],

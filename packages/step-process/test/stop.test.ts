@@ -424,6 +424,33 @@ describe("process.stop", () => {
     expect(await getJson(port, "/env?name=MODE")).toBe("a b 'c'");
   });
 
+  it("reports every invalid field at once, nested ones by their full path", async () => {
+    const r = await validateParams(
+      stopProcess({
+        pidFile: "app.pid",
+        graceMs: -1,
+        env: ["OK", "not ok"],
+        restart: { cwd: "rel", comand: ["x"] },
+        health: { tcp: { port: 0 } },
+      } as never),
+    );
+    expect(r.issues?.map((i) => i.path)).toEqual([
+      "pidFile",
+      "graceMs",
+      "env.1",
+      "health.tcp.port",
+      "restart.cwd",
+      "restart.comand",
+    ]);
+    expect(r.issues?.[1]?.message).toBe(
+      "expected a whole number of milliseconds from 0 to 86400000, found -1",
+    );
+    expect(r.issues?.[5]?.message).toMatch(/did you mean "command"\?/);
+    // a secret value of the wrong type is shown by its type only
+    const secret = await validateParams(stopProcess({ pidFile, secretEnv: { TOKEN: 424242 } } as never));
+    expect(secret.issues?.[0]?.message).toBe("expected a string, found a number");
+  });
+
   it("refuses bad input before anything runs, naming the field", async () => {
     const cases: Array<[unknown, string]> = [
       [{}, "pidFile"],

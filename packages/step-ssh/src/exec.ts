@@ -1,13 +1,14 @@
 import { createHash } from "node:crypto";
 import {
+  checkFields,
   clip,
   deepEqual,
   defineStep,
   type Host,
   HostError,
   isNotFound,
+  optional,
   ParamsFieldError,
-  paramsObject,
   type StepContext,
   shellQuote,
   show,
@@ -45,29 +46,18 @@ const KIND = "ssh.exec";
 export const execCommand = defineStep({
   kind: KIND,
   package: "@atomkit/step-ssh",
-  params: (input: ExecCommandParams): ExecCommandParams => {
-    const o = paramsObject(input, ["command", "undo", "check", "cwd", "env"]);
-    const out: ExecCommandParams = { command: argvOf(o.command, "command"), undo: argvOf(o.undo, "undo") };
-    if (o.check !== undefined) out.check = argvOf(o.check, "check");
-    if (o.cwd !== undefined) {
-      if (typeof o.cwd !== "string" || !o.cwd) {
-        throw new ParamsFieldError("cwd", `cwd must be a non-empty string, found ${show(o.cwd)}`);
-      }
-      out.cwd = o.cwd;
-    }
-    if (o.env !== undefined) {
-      if (o.env === null || typeof o.env !== "object" || Array.isArray(o.env)) {
-        throw new ParamsFieldError("env", "env must be an object of strings");
-      }
-      for (const [k, v] of Object.entries(o.env)) {
-        if (!ENV_NAME_RE.test(k))
-          throw new ParamsFieldError(`env.${k}`, "not a valid environment variable name");
-        if (typeof v !== "string") throw new ParamsFieldError(`env.${k}`, "must be a string");
-      }
-      out.env = { ...(o.env as Record<string, string>) };
-    }
-    return out;
-  },
+  params: (input: ExecCommandParams): ExecCommandParams =>
+    checkFields(input, {
+      command: argvOf,
+      undo: argvOf,
+      check: optional(argvOf),
+      cwd: optional((v, p) => {
+        if (typeof v !== "string" || !v)
+          throw new ParamsFieldError(p, `expected a non-empty string, found ${show(v)}`);
+        return v;
+      }),
+      env: optional(envOf),
+    }),
   // a state read back from a trail is evidence: only the exact shapes observe returns
   state: (input: unknown): ExecCommandState => checkState(input),
   describe: (p) => `run ${argvShown(p.command)} (undo: ${argvShown(p.undo)})`,
@@ -178,15 +168,32 @@ function argvOf(value: unknown, field: string): string[] {
   if (!Array.isArray(value) || !value.length) {
     throw new ParamsFieldError(
       field,
-      `${field} must be a non-empty argv array, e.g. ["systemctl", "reload", "nginx"], found ${show(value)}`,
+      `expected a non-empty argv array, e.g. ["systemctl", "reload", "nginx"], found ${show(value)}`,
     );
   }
   value.forEach((word, i) => {
     if (typeof word !== "string")
-      throw new ParamsFieldError(`${field}.${i}`, "every argv word must be a string");
+      throw new ParamsFieldError(`${field}.${i}`, `expected a string, found ${show(word)}`);
   });
-  if (!value[0]) throw new ParamsFieldError(`${field}.0`, "the program name must not be empty");
+  if (!value[0]) throw new ParamsFieldError(`${field}.0`, 'expected a program name, found ""');
   return [...value];
+}
+
+/** NAME: value strings. A value may be a secret: a wrong one is shown by its type only. */
+function envOf(value: unknown, field: string): Record<string, string> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ParamsFieldError(field, `expected an object of NAME: value strings, found ${show(value)}`);
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (!ENV_NAME_RE.test(k))
+      throw new ParamsFieldError(`${field}.${k}`, `expected an environment variable name, found ${show(k)}`);
+    if (typeof v !== "string")
+      throw new ParamsFieldError(
+        `${field}.${k}`,
+        `expected a string, found ${v === null ? "null" : `a ${typeof v}`}`,
+      );
+  }
+  return { ...(value as Record<string, string>) };
 }
 
 /** The exact shapes `observeState` returns; anything else in a trail is refused. */

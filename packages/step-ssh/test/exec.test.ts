@@ -1,6 +1,15 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { atom, fileTrail, type Host, localHost, ParamsError, run, undoRun } from "@atomkit/core";
+import {
+  atom,
+  fileTrail,
+  type Host,
+  localHost,
+  ParamsError,
+  run,
+  undoRun,
+  validateParams,
+} from "@atomkit/core";
 import { describeStepContract, HOSTILE_STRINGS, hashTree } from "@atomkit/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { execCommand } from "../src/index";
@@ -205,6 +214,26 @@ describeStepContract({
 });
 
 describe("ssh.exec params", () => {
+  it("reports every invalid field at once, a mistyped key with the key meant", async () => {
+    const v = await validateParams(
+      execCommand({
+        command: "systemctl reload nginx",
+        undo: [""],
+        env: { TOKEN: 42 },
+        chek: ["true"],
+      } as never),
+    );
+    expect(v.issues?.map((i) => [i.path, i.message])).toEqual([
+      [
+        "command",
+        'expected a non-empty argv array, e.g. ["systemctl", "reload", "nginx"], found "systemctl reload nginx"',
+      ],
+      ["undo.0", 'expected a program name, found ""'],
+      ["env.TOKEN", "expected a string, found a number"],
+      ["chek", 'unknown param "chek"; did you mean "check"? (known: command, undo, check, cwd, env)'],
+    ]);
+  });
+
   it.each([
     [{ command: "rm -rf /", undo: ["true"] }, "command"],
     [{ command: [], undo: ["true"] }, "command"],

@@ -1,8 +1,8 @@
 // Authoring helpers shared with every provider (and third-party step kinds) live in core.
 export {
   absolutePath,
+  checkFields,
   ParamsFieldError,
-  paramsObject,
   show,
   stepError,
   tempBeside,

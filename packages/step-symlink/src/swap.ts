@@ -2,8 +2,8 @@ import { posix } from "node:path";
 import { defineStep, type Host, type StepContext } from "@atomkit/core";
 import {
   absolutePath,
+  checkFields,
   ParamsFieldError,
-  paramsObject,
   show,
   stepError,
   tempBeside,
@@ -50,18 +50,23 @@ const KIND = "symlink.swap";
 export const swapSymlink = defineStep({
   kind: KIND,
   package: "@atomkit/step-symlink",
-  params: (input: SwapSymlinkOptions): SwapSymlinkParams => {
-    const o = paramsObject(input, ["link", "target", "mustExist"]);
-    const link = absolutePath(o.link, "link");
-    if (typeof o.target !== "string" || o.target === "") {
-      throw new ParamsFieldError("target", `expected a non-empty path, found ${show(o.target)}`);
-    }
-    if (o.target.includes("\0")) throw new ParamsFieldError("target", "a path cannot contain a NUL byte");
-    if (o.mustExist !== undefined && typeof o.mustExist !== "boolean") {
-      throw new ParamsFieldError("mustExist", `expected true or false, found ${show(o.mustExist)}`);
-    }
-    return { link, target: o.target, mustExist: o.mustExist ?? true };
-  },
+  params: (input: SwapSymlinkOptions): SwapSymlinkParams =>
+    checkFields(input, {
+      link: absolutePath,
+      target: (v, p) => {
+        if (typeof v !== "string" || v === "") {
+          throw new ParamsFieldError(p, `expected a non-empty path, found ${show(v)}`);
+        }
+        if (v.includes("\0")) throw new ParamsFieldError(p, "a path cannot contain a NUL byte");
+        return v;
+      },
+      mustExist: (v, p) => {
+        if (v !== undefined && typeof v !== "boolean") {
+          throw new ParamsFieldError(p, `expected true or false, found ${show(v)}`);
+        }
+        return v ?? true;
+      },
+    }),
   describe: (p) => `link ${p.link} → ${p.target}`,
   observe: (ctx, p) => observeLink(ctx.host, p.link),
   state: checkState,

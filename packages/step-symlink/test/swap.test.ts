@@ -163,6 +163,18 @@ describe("symlink.swap: ugly paths", () => {
     expect(await hashTree(f.dir)).toBe(picture);
   });
 
+  it("reports every invalid field at once, with the key meant for a typo", async () => {
+    const v = await validateParams(
+      swapSymlink({ link: "current", target: "", mustExist: "yes", tagret: "x" } as never),
+    );
+    expect(v.issues?.map((i) => [i.path, i.message])).toEqual([
+      ["link", 'expected an absolute path on the host, found "current"'],
+      ["target", 'expected a non-empty path, found ""'],
+      ["mustExist", 'expected true or false, found "yes"'],
+      ["tagret", 'unknown param "tagret"; did you mean "target"? (known: link, target, mustExist)'],
+    ]);
+  });
+
   for (const kind of ["directory", "file"] as const) {
     it(`refuses when link is a real ${kind}, which is left untouched`, async () => {
       const link = join(f.dir, "app", "shared");

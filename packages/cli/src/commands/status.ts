@@ -70,6 +70,15 @@ export async function statusCommand(ctx: Context): Promise<number> {
     }
     out(c.bold(c.cyan(host.name)));
     if (!entries.length) out(`  ${c.dim("nothing deployed by Atomkit is live here")}`);
+    // runs recorded under the host's own name, before hosts were named by their key: still there
+    const earlier = host.ownName !== host.name ? runs.filter((r) => r.host === host.ownName).length : 0;
+    if (earlier && !(await ctx.hosts()).names().includes(host.ownName)) {
+      out(
+        c.dim(
+          `  ${earlier} earlier run(s) are recorded as "${host.ownName}", its own name: atomkit status --host ${JSON.stringify(host.ownName)}`,
+        ),
+      );
+    }
     for (const e of entries) {
       const vars = [
         ...Object.entries(e.vars).map(([k, v]) => `${k}=${v}`),

@@ -13,19 +13,21 @@ const short = (v: unknown, n = 60) => {
 const dur = (a?: string, b?: string) =>
   a && b ? `${((Date.parse(b) - Date.parse(a)) / 1000).toFixed(1)}s` : "";
 
-/** A table of runs, or one run's steps with before → after, status and durations. */
+/** A table of runs (of the --host hosts), or one run's steps with before → after, status and durations. */
 export async function trailCommand(ctx: Context, runId?: string): Promise<number> {
   const trail = await ctx.trail();
   const c = createColors(pickMode(ctx.io.stdout, false, ctx.io.env).color);
   const out = (s: string) => ctx.io.stdout.write(`${s}\n`);
   if (!runId) {
-    const runs = await trail.listRuns();
+    // --host: the runs recorded under those host names (the deploy file's keys)
+    const hosts = ctx.flags.host.flatMap((h) => h.split(",")).filter(Boolean);
+    const runs = (await trail.listRuns()).filter((r) => !hosts.length || hosts.includes(r.host));
     if (ctx.flags.json) {
       for (const r of runs) out(JSON.stringify(r));
       return EXIT.ok;
     }
     if (!runs.length) {
-      out("no runs in the trail");
+      out(hosts.length ? `no runs of ${hosts.join(", ")} in the trail` : "no runs in the trail");
       return EXIT.ok;
     }
     out(

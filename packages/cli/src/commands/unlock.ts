@@ -6,7 +6,9 @@ import { EXIT } from "../exit-codes";
 export async function unlockCommand(ctx: Context, hostName: string): Promise<number> {
   const host = await (await ctx.hosts()).get(hostName);
   const name = ctx.flags.lock ?? "deploy";
-  const holder = await readLease(host, name);
+  // the lease this host's runs take under that name (its own per host key)
+  const lease = host.lockName(name);
+  const holder = await readLease(host, lease);
   if (!holder) {
     ctx.io.stdout.write(`no lock "${name}" on ${host.name}\n`);
     return EXIT.ok;
@@ -20,7 +22,7 @@ export async function unlockCommand(ctx: Context, hostName: string): Promise<num
     );
     return EXIT.locked;
   }
-  await breakLease(host, name);
+  await breakLease(host, lease);
   ctx.io.stdout.write(`removed\n`);
   return EXIT.ok;
 }
