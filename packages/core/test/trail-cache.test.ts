@@ -29,6 +29,21 @@ function countingStore(): TrailStore & { reads: number } {
   return store as TrailStore & { reads: number };
 }
 
+/** `n` runs started (only their run record) on host "h". */
+async function startRuns(trail: TrailStore, prefix: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const runId = `${prefix}${i}`;
+    const at = `2026-01-01T00:00:0${i}Z`;
+    await trail.append(
+      runId,
+      [{ t: "run", v: 2, runId, atom: "a", host: "h", mode: "run", at, pid: 1, machine: "m", steps: [] }],
+      {
+        sync: true,
+      },
+    );
+  }
+}
+
 describe("listRuns reads a run again only when it changed", () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
   beforeEach(async () => {
@@ -72,49 +87,13 @@ describe("listRuns reads a run again only when it changed", () => {
     let reads = 0;
     const store: TrailStore = { ...plain, readRun: (id) => (reads++, inner.readRun(id)) };
     const trail = sealTrail(store, randomBytes(32));
-    for (let i = 0; i < 10; i++)
-      await trail.append(
-        `r${i}`,
-        [
-          {
-            t: "run",
-            v: 2,
-            runId: `r${i}`,
-            atom: "a",
-            host: "h",
-            mode: "run",
-            at: `2026-01-01T00:00:0${i}Z`,
-            pid: 1,
-            machine: "m",
-            steps: [],
-          },
-        ],
-        { sync: true },
-      );
+    await startRuns(trail, "r", 10);
     reads = 0;
     await trail.listRuns();
     await trail.listRuns();
     expect(reads).toBe(20);
     const cached = sealTrail(inner, randomBytes(32));
-    for (let i = 0; i < 10; i++)
-      await cached.append(
-        `c${i}`,
-        [
-          {
-            t: "run",
-            v: 2,
-            runId: `c${i}`,
-            atom: "a",
-            host: "h",
-            mode: "run",
-            at: `2026-01-01T00:00:0${i}Z`,
-            pid: 1,
-            machine: "m",
-            steps: [],
-          },
-        ],
-        { sync: true },
-      );
+    await startRuns(cached, "c", 10);
     const before = inner.reads;
     await cached.listRuns({ host: "h" });
     const first = inner.reads - before;
