@@ -31,9 +31,6 @@ import type { Json } from "./types";
 /** Errors of attempts whose work had not stopped when the grace after its abort ran out. */
 const UNSETTLED = new WeakSet<object>();
 
-/** The signal of a step that can be neither timed out nor cancelled. */
-const NEVER = new AbortController().signal;
-
 /** One step's record in a run result: what the trail knows about it. */
 export interface StepRecord {
   name: string;
@@ -313,11 +310,13 @@ export class Engine {
     outer?: AbortSignal,
   ): Promise<T> {
     const { timeoutMs } = entry.step;
-    // the common case (no timeout, no cancel) needs no controller, timer or race: they are most of the
-    // engine's own per-step cost when steps are cheap
+    // the common case (no timeout, no cancel) needs no timer or race: they are most of the engine's own
+    // per-step cost when steps are cheap. The signal that never fires is still the step's own: one
+    // shared by every step would gather the abort listeners of every host's steps at once (a fleet's
+    // undos), each add and remove scanning them all, and Node warning of a leak past 10.
     if (timeoutMs === undefined && !outer) {
       try {
-        return await fn(this.ctx(entry, NEVER));
+        return await fn(this.ctx(entry, new AbortController().signal));
       } catch (error) {
         throw this.wrap(entry, phase, error);
       }

@@ -300,23 +300,30 @@ async function readRecords(file: string): Promise<TrailRecord[]> {
 async function openForAppend(dir: string, file: string): Promise<Handle> {
   await mkdir(dir, { recursive: true });
   // A file left by a crash may end in a torn line: cut it, so new records start on a line of their own.
+  let existed = true;
   try {
     const text = await readFile(file);
     if (text.length && text[text.length - 1] !== 10) await truncate(file, text.lastIndexOf(10) + 1);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    existed = false;
   }
-  const fh = await open(file, "a");
+  // The directory first (its fsync makes the new entry durable): a process out of descriptors (EMFILE)
+  // then fails before the run's file exists, rather than leaving an empty one that lists as corrupt.
+  const dh = await open(dir, "r");
+  let fh: FileHandle | undefined;
   try {
+    fh = await open(file, "a");
     const { size } = await fh.stat();
-    // make the new directory entry durable too
-    const dh = await open(dir, "r");
     await dh.sync().catch(() => {});
-    await dh.close();
     return { fh, size };
   } catch (error) {
-    await fh.close().catch(() => {});
+    await fh?.close().catch(() => {});
+    // a file this call created and nothing was written to is no run
+    if (fh && !existed && (await stat(file).catch(() => null))?.size === 0) await rm(file, { force: true });
     throw error;
+  } finally {
+    await dh.close().catch(() => {});
   }
 }
 

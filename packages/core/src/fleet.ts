@@ -27,7 +27,11 @@ export interface FleetSpread {
    * e.g. `[1, "25%", "100%"]` (the last entry repeats until every host ran). Default: all at once.
    */
   batch?: number | ReadonlyArray<number | `${number}%`>;
-  /** Runs at once within a batch. Default: the batch size. */
+  /**
+   * Runs at once within a batch. Default: the batch size, at most `DEFAULT_FLEET_CONCURRENCY` (50):
+   * each host in flight costs the controller memory (its connection, sessions and upload buffers) and
+   * event-loop time, and a fleet of 1,000 at once would stall it for seconds.
+   */
   concurrency?: number;
   /** Called as each batch starts. */
   onBatch?: (batch: { index: number; hosts: string[] }) => void;
@@ -75,9 +79,14 @@ export interface FleetResult {
   durationMs: number;
 }
 
+/** Runs at once within a batch when `concurrency` is not given (see `FleetSpread.concurrency`). */
+export const DEFAULT_FLEET_CONCURRENCY = 50;
+
 /**
  * Runs one atom on many hosts in canary-style batches with a failure budget; see `FleetOptions`. The
  * fleet is one run: it has its own id (records in the trail under it), and each host's run names it.
+ * Each host's connection is closed when its run ends (and again after its rollback-all undo, which
+ * reopens it): the fleet holds connections only for the hosts in flight.
  */
 export async function runFleet(
   atomOrPerHost: Atom | ((host: Host) => Atom),
@@ -183,14 +192,18 @@ async function runFleetHeld(
   for (const [index, list] of batches.entries()) {
     if (exceeded || outer.aborted) break;
     onBatch?.({ index, hosts: list.map((h) => h.name) });
-    await pool(list, concurrency ?? list.length, async (h) => {
-      if (!exceeded && !outer.aborted) await runOne(h);
+    await pool(list, concurrency ?? Math.min(list.length, DEFAULT_FLEET_CONCURRENCY), async (h) => {
+      if (exceeded || outer.aborted) return;
+      await runOne(h);
+      // its sessions on the server go too; a rollback-all reconnects on demand
+      await closeQuietly(h);
     });
   }
 
   if (exceeded && onFailure === "rollback-all") {
     const committed = hosts.filter((h) => results.get(h)?.state === "committed");
-    await pool(committed, concurrency ?? committed.length, async (h) => {
+    const width = concurrency ?? Math.min(committed.length, DEFAULT_FLEET_CONCURRENCY);
+    await pool(committed, width, async (h) => {
       const entry = results.get(h)!;
       // rebuilt from the very atom this fleet ran (secrets included), checked against the trail
       const undo = await undoRun(trail, entry.result!.runId, {
@@ -202,6 +215,7 @@ async function runFleetHeld(
         entry.error = asAtomError(error, "ATOM_ROLLBACK_FAILED");
         return undefined;
       });
+      await closeQuietly(h);
       if (undo) entry.undo = undo;
       entry.state = undo?.status === "rolled-back" ? "rolled-back" : "rollback-failed";
     });
@@ -313,8 +327,9 @@ export async function recoverFleet(
   if (!found) throw notAFleet(fleetId);
   const todo = found.runs.filter((r) => r.status === "unfinished" || r.status === "rollback-failed");
   const out: Array<{ host: string; runId: string; result?: RecoverResult; error?: AtomError }> = [];
-  const { batch, concurrency, onBatch, fleetId: _, ...rest } = options;
+  const { batch, concurrency, onBatch, fleetId: _, host, ...rest } = options;
   checkFleetOptions({ batch, concurrency });
+  const hosts = handedOut(host);
   return withStoreLock(
     store,
     todo.map((r) => r.host),
@@ -323,13 +338,18 @@ export async function recoverFleet(
     async (held) => {
       for (const [index, list] of planBatches(todo, batch).entries()) {
         onBatch?.({ index, hosts: list.map((r) => r.host) });
-        await pool(list, concurrency ?? list.length, async (r) => {
+        await pool(list, concurrency ?? Math.min(list.length, DEFAULT_FLEET_CONCURRENCY), async (r) => {
           try {
-            const [result] = await recover(store, { ...(held as TrailRunOptions), runId: r.runId });
+            const [result] = await recover(store, {
+              ...(held as Omit<TrailRunOptions, "host">),
+              host: hosts.get,
+              runId: r.runId,
+            });
             out.push({ host: r.host, runId: r.runId, ...(result ? { result } : {}) });
           } catch (error) {
             out.push({ host: r.host, runId: r.runId, error: asAtomError(error, "ATOM_ROLLBACK_FAILED") });
           }
+          await hosts.close(r.host);
         });
       }
       return out;
@@ -373,15 +393,16 @@ async function acrossHostsHeld(
     },
   });
   const results = new Map(plans.map((p) => [p.host, { host: p.host, state: "not-run" } as FleetHostResult]));
+  const hosts = handedOut(hostOf);
   for (const [index, list] of planBatches(plans, batch).entries()) {
     onBatch?.({ index, hosts: list.map((p) => p.host) });
-    await pool(list, concurrency ?? list.length, async (p) => {
+    await pool(list, concurrency ?? Math.min(list.length, DEFAULT_FLEET_CONCURRENCY), async (p) => {
       const entry = results.get(p.host)!;
       for (const runId of p.runIds) {
         try {
           const undo = await undoRun(store, runId, {
-            ...(rest as TrailRunOptions),
-            host: hostOf,
+            ...(rest as Omit<TrailRunOptions, "host">),
+            host: hosts.get,
             ...(atom ? { atom } : {}),
             fleet: fleetId,
           });
@@ -393,6 +414,7 @@ async function acrossHostsHeld(
         }
         if (entry.state !== "rolled-back") break;
       }
+      await hosts.close(p.host);
     });
   }
   const list = [...results.values()];
@@ -534,6 +556,32 @@ export function planBatches<T>(hosts: readonly T[], batch: FleetSpread["batch"])
 
 function asAtomError(error: unknown, code: AtomError["code"]): AtomError {
   return isAtomError(error) ? error : new AtomError(code, String(error), { cause: error });
+}
+
+/**
+ * A fleet's host resolver that remembers what it handed out, so each host's connection is closed when
+ * its part of the fleet ends, not kept (with its sessions on the server) until the whole fleet ends.
+ */
+function handedOut(resolve: (name: string) => Host | Promise<Host>) {
+  const given = new Map<string, Set<Host>>();
+  return {
+    get: async (name: string): Promise<Host> => {
+      const host = await resolve(name);
+      const set = given.get(name) ?? new Set<Host>();
+      given.set(name, set.add(host));
+      return host;
+    },
+    async close(name: string): Promise<void> {
+      const set = given.get(name);
+      given.delete(name);
+      await Promise.all([...(set ?? [])].map(closeQuietly));
+    },
+  };
+}
+
+/** A host whose part of the fleet ended: its connection goes (it reopens on the next use). */
+async function closeQuietly(host: Host): Promise<void> {
+  await host.close().catch(() => {});
 }
 
 async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

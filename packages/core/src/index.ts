@@ -49,6 +49,7 @@ export type {
 } from "./fleet";
 export {
   checkFleetOptions,
+  DEFAULT_FLEET_CONCURRENCY,
   planBatches,
   readFleet,
   recoverFleet,

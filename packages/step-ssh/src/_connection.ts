@@ -35,6 +35,70 @@ export interface ConnectionSettings {
   warn: (message: string) => void;
 }
 
+/**
+ * SSH handshakes in progress at once in this process, over every host. A handshake is the costly part
+ * of a connection (key exchange, host key and user key signatures) on both ends: a fleet of hundreds
+ * opening all at once stalls the controller's event loop for seconds and meets servers' `MaxStartups`
+ * (10 unauthenticated connections by default) where hosts share an address (a bastion, a NAT).
+ * Waiting for a slot is not part of `readyTimeoutMs`. Change it with `setSshHandshakeLimit`.
+ */
+export const DEFAULT_HANDSHAKE_LIMIT = 16;
+
+class Slots {
+  private used = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(public limit: number) {}
+  get active(): number {
+    return this.used;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.used >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.used++;
+    try {
+      return await fn();
+    } finally {
+      this.release();
+    }
+  }
+  /** Hands the slot to the next waiter, or frees it; also called when the limit is raised. */
+  private release(): void {
+    const next = this.used <= this.limit ? this.waiting.shift() : undefined;
+    if (next) next();
+    else this.used--;
+  }
+  wake(): void {
+    while (this.used < this.limit && this.waiting.length) {
+      this.used++;
+      this.waiting.shift()!();
+    }
+  }
+}
+
+const handshakes = new Slots(DEFAULT_HANDSHAKE_LIMIT);
+
+/**
+ * Sets how many SSH handshakes this process runs at once, over every sshHost (default 16); returns
+ * the previous limit. Connections already open are not affected; queued handshakes wait for a slot.
+ */
+export function setSshHandshakeLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new HostError("OTHER", "invalid SSH handshake limit", {
+      expected: "a whole number of at least 1",
+      found: limit,
+      hint: `the default is ${DEFAULT_HANDSHAKE_LIMIT}`,
+    });
+  }
+  const previous = handshakes.limit;
+  handshakes.limit = limit;
+  handshakes.wake();
+  return previous;
+}
+
+/** Handshakes running now (for tests and benchmarks). */
+export function sshHandshakesActive(): number {
+  return handshakes.active;
+}
+
 /** One live SSH connection. A dropped one is never reused: the next call opens a new Link. */
 export interface Link {
   readonly id: number;
@@ -175,8 +239,15 @@ export class Connection {
     for (let attempt = 0; attempt <= this.s.retries; attempt++) {
       if (attempt > 0) await sleep(this.s.backoffMs * 2 ** (attempt - 1));
       try {
-        const link = await this.connectOnce();
-        await this.onLink?.(link);
+        // only the handshake holds a slot: not the backoff above, nor what runs on the link after
+        const link = await handshakes.run(() => this.connectOnce());
+        try {
+          await this.onLink?.(link);
+        } catch (error) {
+          // a link never handed out is closed here, or its socket stays open until the process exits
+          await endLink(link);
+          throw error;
+        }
         this.link = link;
         return link;
       } catch (error) {

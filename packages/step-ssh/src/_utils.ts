@@ -84,10 +84,14 @@ export function hasExtension(sftp: SFTPWrapper, name: string): boolean {
   return ext?.[name] === "1";
 }
 
-/** Largest WRITE payload the server accepts (limits@openssh.com), or the SFTP v3 safe size. */
+/**
+ * Largest WRITE payload the server accepts (limits@openssh.com), or the SFTP v3 safe size: exactly
+ * what ssh2 sends in one request, so a piece of this size is copied whole into its packet at once (a
+ * longer one would have its rest sent later, from the caller's buffer).
+ */
 export function maxWriteLength(sftp: SFTPWrapper): number {
   const n = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen;
-  return typeof n === "number" && n >= 4096 ? n : 32 * 1024;
+  return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : 32 * 1024;
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   expandPath,
   hasExtension,
   lstatOrNull,
+  maxWriteLength,
   OutputTail,
   parsePidMarker,
   reasonOfStatus,
@@ -109,8 +110,12 @@ export interface SshHost extends Host {
 
 /** Output kept per stream of `exec`, as localHost keeps. */
 const MAX_OUTPUT = 4 * 1024 * 1024;
-/** Pending WRITE requests of an upload: 16 × ~255 KiB keeps the channel window full on a LAN. */
-const UPLOAD_IN_FLIGHT = 16;
+/**
+ * Bytes of an upload's pending WRITE requests (4 × ~255 KiB with OpenSSH): enough to keep a LAN busy
+ * (1 MiB per round trip), and what a fleet pays per host in flight, since each pending request is
+ * held in ssh2's packet and then in the socket's queue until the server reads it.
+ */
+const UPLOAD_BYTES_IN_FLIGHT = 1024 * 1024;
 
 /**
  * A Host on a remote machine over SSH (ssh2): one connection per host shared by every step, with exec
@@ -306,7 +311,11 @@ export function sshHost(options: SshHostOptions): SshHost {
       );
     }
     try {
-      const bytes = await writePipelined(sftp, handle, source, { maxInFlight: UPLOAD_IN_FLIGHT, signal });
+      const maxInFlight = Math.min(
+        64,
+        Math.max(2, Math.floor(UPLOAD_BYTES_IN_FLIGHT / maxWriteLength(sftp))),
+      );
+      const bytes = await writePipelined(sftp, handle, source, { maxInFlight, signal });
       // open()'s mode is filtered by the server's umask, as locally
       if (mode !== undefined) await call((cb) => sftp.fchmod(handle, mode, cb));
       if (hasExtension(sftp, "fsync@openssh.com")) await call((cb) => sftp.ext_openssh_fsync(handle, cb));
@@ -635,10 +644,12 @@ export function sshHost(options: SshHostOptions): SshHost {
             { host: name, cause: error, hint: "the local file to upload must exist" },
           );
         }
-        // plain reads, pulled only when the writer has a free slot: backpressure without stream plumbing
+        // plain reads, pulled only when the writer has a free slot: backpressure without stream plumbing.
+        // One buffer of one WRITE's size for the whole file: ssh2 copies a WRITE's payload into its
+        // packet before write() returns, and writePipelined sends each piece before pulling the next.
+        const buffer = Buffer.allocUnsafe(maxWriteLength(sftp));
         async function* hashed(): AsyncIterable<Buffer> {
           for (;;) {
-            const buffer = Buffer.allocUnsafe(1024 * 1024);
             const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
             if (bytesRead === 0) return;
             const chunk = buffer.subarray(0, bytesRead);

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { HostError } from "@atomkit/core";
 import { growingBudget, HOSTILE_STRINGS } from "@atomkit/testkit";
 import { afterAll, describe, expect, it } from "vitest";
@@ -184,6 +185,21 @@ describe.skipIf(noSshd)("sshHost behaviour", () => {
       expect(warnings[0]).toMatch(/SHA256:/);
     } finally {
       await h.close();
+    }
+  });
+
+  it("upload sends every byte in place: varied content over many WRITEs, read through one buffer", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      // no two WRITEs carry the same bytes: a reused read buffer sent late would show in the hash
+      const data = randomBytes(3 * 1024 * 1024 + 12_345);
+      await writeFile(`${dir}/src.bin`, data);
+      const r = await host.upload(`${dir}/src.bin`, `${dir}/dst.bin`);
+      expect(r.bytes).toBe(data.length);
+      expect(r.sha256).toBe(createHash("sha256").update(data).digest("hex"));
+      expect((await readFile(`${dir}/dst.bin`)).equals(data)).toBe(true);
+    } finally {
+      await cleanup();
     }
   });
 
