@@ -81,7 +81,6 @@ describe.skipIf(pgMissing)("controllers sharing a PostgreSQL trail", { timeout: 
     trails.push(t);
     return t;
   };
-  const hostOf = (name: string) => localHost({ name, stateDir: join(root, `state-${name}`) });
   const trees = () => Promise.all(Array.from({ length: HOSTS }, (_, i) => hashTree(join(root, `h${i}`))));
 
   beforeEach(async () => {
@@ -99,43 +98,55 @@ describe.skipIf(pgMissing)("controllers sharing a PostgreSQL trail", { timeout: 
   });
 
   it("a controller SIGKILLed anywhere on another machine is recovered at once from a second process with only the database", async () => {
-    // every kill point: inside each apply (after its change) and between steps, 3 hosts × 3 steps × 2
+    // every kill point: inside each apply (after its change) and between steps, 3 hosts × 3 steps × 2;
+    // each in a tree and a schema of its own, three at a time (the children mostly wait on node and I/O)
     const before = await trees();
     const found: Record<string, number> = {};
-    const points = HOSTS * 3 * 2;
-    for (let killAt = 1; killAt <= points; killAt += 1) {
-      // a fresh start for each kill point: the hosts back at v0, an empty schema
-      for (const t of trails.splice(0)) await t.close();
-      await dropSchema(schema);
-      for (let i = 0; i < HOSTS; i++) {
-        await rm(join(root, `h${i}`), { recursive: true, force: true });
-        await rm(join(root, `state-h${i}`), { recursive: true, force: true });
-        await mkdir(join(root, `h${i}`));
-        await writeFile(join(root, `h${i}`, "a.txt"), "v0 a");
-      }
-      const out = await controller({ schema, root, version: "v1", killAt }, { otherMachine: true });
-      expect(out.killed, `kill point ${killAt}: ${out.err}`).toBe(true);
+    const points = Array.from({ length: HOSTS * 3 * 2 }, (_, i) => i + 1);
+    const killPoint = async (killAt: number) => {
+      const dir = await mkdtemp(join(tmpdir(), `atomkit-pg-kill-${killAt}-`));
+      const own = freshSchema();
+      const trail = postgresTrail({ connectionString: PG_URL, schema: own, key: KEY });
+      try {
+        for (let i = 0; i < HOSTS; i++) {
+          await mkdir(join(dir, `h${i}`));
+          await writeFile(join(dir, `h${i}`, "a.txt"), "v0 a");
+        }
+        const out = await controller(
+          { schema: own, root: dir, version: "v1", killAt },
+          { otherMachine: true },
+        );
+        expect(out.killed, `kill point ${killAt}: ${out.err}`).toBe(true);
 
-      // the second process: only the database (and the hosts); no lease of the dead one is stale yet
-      const trail = open();
-      const results = await recover(trail, { host: hostOf, steps: kinds });
-      for (const r of results)
-        found[`${r.found} → ${r.status}`] = (found[`${r.found} → ${r.status}`] ?? 0) + 1;
-      expect(results.every((r) => r.status !== "rollback-failed")).toBe(true);
-      expect(await trail.listRuns({ status: "unfinished" })).toEqual([]);
-      // every host is back to its before-state, or holds the whole release
-      const after = await trees();
-      for (let i = 0; i < HOSTS; i++) {
-        const whole =
-          readText(join(root, `h${i}`, "a.txt")) === "v1 a" &&
-          readText(join(root, `h${i}`, "b.txt")) === "v1 b" &&
-          readText(join(root, `h${i}`, "c.txt")) === "v1 c";
-        expect(
-          after[i] === before[i] || whole,
-          `kill point ${killAt}, host h${i}: ${JSON.stringify(results.map((r) => [r.host, r.found, r.status]))} ${["a", "b", "c"].map((f) => readText(join(root, `h${i}`, `${f}.txt`)))}`,
-        ).toBe(true);
+        // the second process: only the database (and the hosts); no lease of the dead one is stale yet
+        const results = await recover(trail, {
+          host: (name) => localHost({ name, stateDir: join(dir, `state-${name}`) }),
+          steps: kinds,
+        });
+        for (const r of results)
+          found[`${r.found} → ${r.status}`] = (found[`${r.found} → ${r.status}`] ?? 0) + 1;
+        expect(results.every((r) => r.status !== "rollback-failed")).toBe(true);
+        expect(await trail.listRuns({ status: "unfinished" })).toEqual([]);
+        // every host is back to its before-state, or holds the whole release
+        for (let i = 0; i < HOSTS; i++) {
+          const text = (f: string) => readText(join(dir, `h${i}`, `${f}.txt`));
+          const whole = text("a") === "v1 a" && text("b") === "v1 b" && text("c") === "v1 c";
+          const after = await hashTree(join(dir, `h${i}`));
+          expect(
+            after === before[i] || whole,
+            `kill point ${killAt}, host h${i}: ${JSON.stringify(results.map((r) => [r.host, r.found, r.status]))} ${["a", "b", "c"].map(text)}`,
+          ).toBe(true);
+        }
+      } finally {
+        await trail.close();
+        await dropSchema(own);
+        await rm(dir, { recursive: true, force: true });
       }
-    }
+    };
+    const lane = async () => {
+      for (let next = points.shift(); next !== undefined; next = points.shift()) await killPoint(next);
+    };
+    await Promise.all([lane(), lane(), lane()]);
     console.log("recovered from another process, by what recover found:", found);
     expect(Object.keys(found).length).toBeGreaterThan(1);
   });
