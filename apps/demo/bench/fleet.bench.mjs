@@ -589,9 +589,9 @@ function counting(store, n) {
       if (opts?.sync) n.syncs++;
       return store.append(runId, records, opts);
     },
-    async listRuns() {
+    async listRuns(query) {
       n.lists++;
-      return store.listRuns();
+      return store.listRuns(query);
     },
     async readRun(runId) {
       n.reads++;

@@ -12,6 +12,7 @@ import {
   type FleetStatus,
   memoryTrail,
   type RunSummary,
+  runsWhere,
   type TrailStore,
 } from "./trail";
 import { takeStoreLock } from "./trail-lock";
@@ -245,7 +246,7 @@ export async function readFleet(
   const fleet = records.find((r): r is FleetStartRecord => r.t === "fleet");
   if (!fleet || fleet.fleetId !== fleetId) return undefined;
   const end = records.find((r): r is FleetEndRecord => r.t === "fleet-end");
-  const runs = await store.listRuns({ fleet: fleetId });
+  const runs = await runsWhere(store, { fleet: fleetId });
   return { fleet, ...(end ? { end } : {}), runs };
 }
 
@@ -306,7 +307,7 @@ export async function rollback(
 ): Promise<FleetResult> {
   uniqueHosts(hosts);
   const { to, count, atomName, ...rest } = options;
-  const runs = await store.listRuns({ host: hosts });
+  const runs = await runsWhere(store, { host: hosts });
   const toOf = (host: string) => (typeof to === "string" ? to : to?.[host]);
   // every host is planned before any is touched: one that cannot roll back refuses the whole command
   const plans = hosts.map((host) => ({

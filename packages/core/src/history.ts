@@ -1,5 +1,5 @@
 import { AtomError } from "./errors";
-import type { RunStartRecord, RunSummary, TrailRecord, TrailStore } from "./trail";
+import { type RunStartRecord, type RunSummary, runsWhere, type TrailRecord, type TrailStore } from "./trail";
 
 // What the runs of a trail mean together, across runs: which forward runs were undone, which runs left
 // the host changed, which release is live. A rolled-back run whose every undo verified, and a committed
@@ -133,7 +133,7 @@ export function rollbackPlan(
 
 /** Refuses to start on hosts whose last run is unfinished: a new run would change what recover must observe. */
 export async function refuseUnfinished(trail: TrailStore, hosts: readonly string[]): Promise<void> {
-  const unfinished = await trail.listRuns({ status: "unfinished", host: hosts });
+  const unfinished = await runsWhere(trail, { status: "unfinished", host: hosts });
   if (!unfinished.length) return;
   const r = unfinished[0]!;
   // who started it and where: a deploy going on right now is someone's, and they can be asked

@@ -6,7 +6,7 @@ import type { Host } from "./host";
 import { loadRun, type RebuildOptions, rebuildSteps } from "./rebuild";
 import { Redactor } from "./redact";
 import type { LockSettings, RunResult } from "./run";
-import type { RunStatus, RunView, StepView, TrailStore } from "./trail";
+import { type RunStatus, type RunView, runsWhere, type StepView, type TrailStore } from "./trail";
 import { lockLikeRun, refuseLive, takeStoreLock } from "./trail-lock";
 import type { Json } from "./types";
 
@@ -68,7 +68,7 @@ export interface RecoverResult extends RunResult {
 export async function recover(store: TrailStore, options: RecoverOptions): Promise<RecoverResult[]> {
   const ids = options.runId
     ? [options.runId]
-    : (await store.listRuns({ status: "unfinished" })).map((r) => r.runId);
+    : (await runsWhere(store, { status: "unfinished" })).map((r) => r.runId);
   const out: RecoverResult[] = [];
   for (const runId of ids) {
     const view = await loadRun(store, runId);
@@ -122,7 +122,7 @@ async function recoverOne(
     // run, or a deploy may have started, while we were connecting
     const view = await loadRun(store, first.run.runId);
     refuseFinished(view, options.runId !== undefined, true);
-    const later = changesAfter(await store.listRuns({ host: view.run.host }), {
+    const later = changesAfter(await runsWhere(store, { host: view.run.host }), {
       runId: view.run.runId,
       host: view.run.host,
       startedAt: view.run.at,

@@ -184,6 +184,14 @@ export interface RunQuery {
   undoOf?: string;
 }
 
+/**
+ * The runs of `store` that match `query`, filtered again here: a store written before `listRuns` took a
+ * query returns every run, and acting on another fleet's runs (or refusing on them) must not follow.
+ */
+export async function runsWhere(store: TrailStore, query: RunQuery): Promise<RunSummary[]> {
+  return (await store.listRuns(query)).filter((r) => matchesQuery(r, query));
+}
+
 /** Whether a summary matches a query (`listRuns` of stores without an index). */
 export function matchesQuery(r: RunSummary, q: RunQuery | undefined): boolean {
   if (!q) return true;

@@ -6,7 +6,14 @@ import { changesAfter } from "./history";
 import { loadRun } from "./rebuild";
 import { hostFor, type TrailRunOptions, trailEngine } from "./recover";
 import type { RunResult } from "./run";
-import { memoryTrail, type RunStatus, type RunView, type StepView, type TrailStore } from "./trail";
+import {
+  memoryTrail,
+  type RunStatus,
+  type RunView,
+  runsWhere,
+  type StepView,
+  type TrailStore,
+} from "./trail";
 import { lockLikeRun, lockRecord, storeLockOf, takeStoreLock } from "./trail-lock";
 import type { Json } from "./types";
 
@@ -99,7 +106,7 @@ async function undoable(store: TrailStore, view: RunView): Promise<StepView[]> {
     );
   if (!view.end)
     throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} is unfinished`, `run \`atomkit recover ${runId}\` first`);
-  const undos = await store.listRuns({ undoOf: runId });
+  const undos = await runsWhere(store, { undoOf: runId });
   const done = undos.find((r) => r.status === "rolled-back");
   if (done) throw refuse("ATOM_NOT_UNDOABLE", `run ${runId} was already undone by run ${done.runId}`);
   const stuck = undos.find((r) => r.status === "rollback-failed" || r.status === "unfinished");
@@ -129,7 +136,7 @@ async function undoable(store: TrailStore, view: RunView): Promise<StepView[]> {
 /** A later run of the same atom that is still live on the host is undone first (or rolled back past). */
 async function refuseLaterRuns(store: TrailStore, view: RunView): Promise<void> {
   const later = changesAfter(
-    await store.listRuns({ host: view.run.host }),
+    await runsWhere(store, { host: view.run.host }),
     { runId: view.run.runId, host: view.run.host, startedAt: view.run.at },
     (r) => r.atom === view.run.atom,
   );

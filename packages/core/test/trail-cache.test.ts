@@ -81,6 +81,34 @@ describe("listRuns reads a run again only when it changed", () => {
     expect(inner.reads).toBeGreaterThan(n);
   });
 
+  it("a store that ignores the query (written before listRuns took one) is filtered again: rollback-all stays right", async () => {
+    const { kind } = model();
+    const inner = memoryTrail();
+    const old: TrailStore = { ...inner, listRuns: () => inner.listRuns() };
+    const hosts = Array.from({ length: 4 }, (_, i) =>
+      localHost({ name: `o${i}`, stateDir: join(dir.dir, `o${i}`) }),
+    );
+    const result = await runFleet(
+      (h) =>
+        atom("release", {
+          steps: [
+            kind(
+              { id: `${h.name}-a`, ...(h.name === "o3" ? { failApply: "before" as const } : {}) },
+              { name: "a" },
+            ),
+          ],
+        }),
+      hosts,
+      { trail: old, backoffMs: 0 },
+    );
+    expect(result.hosts.map((h) => [h.host, h.state, h.error?.message])).toEqual([
+      ["o0", "rolled-back", undefined],
+      ["o1", "rolled-back", undefined],
+      ["o2", "rolled-back", undefined],
+      ["o3", "rolled-back", undefined],
+    ]);
+  });
+
   it("without stamps every listing reads every run (the baseline the stamps save)", async () => {
     const inner = countingStore();
     const { stamps: _, ...plain } = inner;
