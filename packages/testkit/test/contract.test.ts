@@ -2,10 +2,21 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localHost } from "@atomkit/core";
-import { describeHostContract, describeStepContract, snapshotTree } from "../src/index";
-import { memory, setKey, writeText } from "./kinds";
+import {
+  describeApplyUndoContract,
+  describeHostContract,
+  describeObserveContract,
+  describeParamsContract,
+  describeRollbackContract,
+  describeStepContract,
+  type StepContractOptions,
+  snapshotTree,
+} from "../src/index";
+import { memory, setKey, writeText } from "./fixtures/kinds.mjs";
 
-describeStepContract({
+// The parts of the contract one by one: this kind's state is the test process's memory, which no new
+// process can undo, so the recover part (undo in a new process) is left out on purpose.
+const inMemory: StepContractOptions = {
   name: "memory.set (in-memory kind)",
   idempotent: true,
   async setup() {
@@ -13,11 +24,16 @@ describeStepContract({
     memory.set("k", "old");
     return { host: localHost({ stateDir: tmpdir() }), step: () => setKey({ key: "k", value: "new" }) };
   },
-});
+};
+describeObserveContract(inMemory);
+describeParamsContract(inMemory);
+describeApplyUndoContract(inMemory);
+describeRollbackContract(inMemory);
 
 describeStepContract({
   name: "example.write (real files)",
   idempotent: true,
+  kindModule: new URL("./fixtures/kinds.mjs", import.meta.url),
   async setup() {
     const dir = await mkdtemp(join(tmpdir(), "atomkit-testkit-"));
     await writeFile(join(dir, "config"), "old content");

@@ -1,10 +1,9 @@
-import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { diffTrees, hashTree, snapshotTree } from "../src/index";
+import { contractReport } from "./_child-vitest";
 
 describe("snapshotTree / diffTrees", () => {
   let dir: string;
@@ -58,20 +57,7 @@ describe("snapshotTree / diffTrees", () => {
 
 describe("the step contract on a kind whose undo leaves the tree different", () => {
   it("fails naming the paths that differ, not two hashes", async () => {
-    const out = join(await mkdtemp(join(tmpdir(), "atomkit-broken-run-")), "results.json");
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("VITEST")));
-    const vitest = join(process.cwd(), "node_modules/vitest/vitest.mjs");
-    const args = ["run", "--config", "test/fixtures/broken-kind.vitest.config.ts", "--reporter=json"];
-    // the child suite fails on purpose: its exit code is not the point, its report is
-    await promisify(execFile)(process.execPath, [vitest, ...args, `--outputFile=${out}`], {
-      env,
-      cwd: process.cwd(),
-    }).catch(() => {});
-    const report = JSON.parse(await readFile(out, "utf8")) as {
-      testResults: { assertionResults: { title: string; status: string; failureMessages: string[] }[] }[];
-    };
-    await rm(join(out, ".."), { recursive: true, force: true });
-    const tests = report.testResults.flatMap((f) => f.assertionResults);
+    const tests = await contractReport("broken-kind");
     const undo = tests.find((t) => t.title.startsWith("undo from trail states"));
     expect(undo?.status).toBe("failed");
     const message = undo?.failureMessages.join("\n") ?? "";
