@@ -18,5 +18,5 @@ export {
 export { serviceMissing, testbedEnv } from "./testbed";
 export type { TrailStoreContractOptions, TrailStoreFixture } from "./trail-contract";
 export { describeTrailStoreContract } from "./trail-contract";
-export type { TreeEntry } from "./tree";
+export type { TreeEntry, TreeOptions } from "./tree";
 export { diffTrees, hashTree, snapshotTree, TreeSnapshot } from "./tree";

@@ -2,14 +2,23 @@ import { createHash } from "node:crypto";
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 
+/** What `hashTree` and `snapshotTree` leave out of the picture. */
+export interface TreeOptions {
+  /**
+   * Called with each path relative to the root, `/`-separated (`.state`, `www/index.html`); `true`
+   * leaves that path, and everything under it, out. For what changes on every run beside the step's
+   * own work, above all the host's `stateDir` (locks, backups) when it lives inside the tree:
+   * `{ ignore: (p) => p === ".state" || p.startsWith(".state/") }`.
+   */
+  ignore?: (relPath: string) => boolean;
+}
+
 /**
  * A hash of a whole local directory tree: every path, type, permission bits, file content and symlink
- * target. Two trees hash equal only if they are the same byte for byte. Missing root hashes as "absent".
+ * target, minus what `options.ignore` leaves out. Two trees hash equal only if they are the same byte
+ * for byte. Missing root hashes as "absent".
  */
-export async function hashTree(
-  root: string,
-  options: { ignore?: (relPath: string) => boolean } = {},
-): Promise<string> {
+export async function hashTree(root: string, options: TreeOptions = {}): Promise<string> {
   const hash = createHash("sha256");
   const walk = async (rel: string): Promise<void> => {
     const abs = rel ? join(root, rel) : root;
@@ -57,6 +66,7 @@ export interface TreeEntry {
  * A picture of a local directory tree, path by path (relative paths; `"."` is the root itself; a missing
  * root has no entries). Compared by the step contract like `hashTree`, but a mismatch is reported as
  * the paths that differ (`~ www/index.html (content)`, `+ www/new`, `- www/old`) instead of two hashes.
+ * Made by `snapshotTree(root, { ignore })`.
  */
 export class TreeSnapshot {
   constructor(
@@ -65,10 +75,7 @@ export class TreeSnapshot {
   ) {}
 }
 
-export async function snapshotTree(
-  root: string,
-  options: { ignore?: (relPath: string) => boolean } = {},
-): Promise<TreeSnapshot> {
+export async function snapshotTree(root: string, options: TreeOptions = {}): Promise<TreeSnapshot> {
   const entries: Record<string, TreeEntry> = {};
   const walk = async (rel: string): Promise<void> => {
     const abs = rel ? join(root, rel) : root;

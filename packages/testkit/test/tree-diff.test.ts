@@ -46,6 +46,18 @@ describe("snapshotTree / diffTrees", () => {
     expect(await hashTree(dir, { ignore: (p) => p.startsWith(".state") })).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it("hashTree's ignore keeps a state dir inside the tree out of the hash (the README's fixture)", async () => {
+    const state = (p: string) => p === ".state" || p.startsWith(".state/");
+    await writeFile(join(dir, "motd"), "hello");
+    await mkdir(join(dir, ".state"));
+    const [ignored, whole] = [await hashTree(dir, { ignore: state }), await hashTree(dir)];
+    await writeFile(join(dir, ".state/lock"), "a run's lock");
+    expect(await hashTree(dir, { ignore: state })).toBe(ignored);
+    expect(await hashTree(dir)).not.toBe(whole);
+    await writeFile(join(dir, "motd"), "changed");
+    expect(await hashTree(dir, { ignore: state })).not.toBe(ignored);
+  });
+
   it("a missing root has no entries; created, every path is added", async () => {
     const gone = join(dir, "nothing");
     const empty = await snapshotTree(gone);
