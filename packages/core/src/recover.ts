@@ -159,14 +159,8 @@ async function recoverOne(
             ? "died-before-commit"
             : "died-between-steps";
 
-    for (const entry of engine.entries) {
-      if (entry.rec.status === "applying") await engine.check(entry);
-      else if (entry.rec.status === "undoing" || entry.rec.status === "undo-failed") {
-        // the undo may have stopped half-way: the state may be neither after nor before, so this one
-        // step is undone from what is there now rather than refused as drift
-        delete entry.rec.after;
-      }
-    }
+    // what the dead process was doing: an apply is checked, a half-done undo is undone from what is there
+    await engine.settleInterrupted();
 
     let status: RunStatus;
     let error: AtomError | undefined;

@@ -1,26 +1,12 @@
 import type { AtomPhase } from "./atom";
-import { isLive } from "./engine";
+import { isLive, type StepStatus } from "./engine/state";
 import { type ErrorInfo, TrailError } from "./errors";
 import type { Json } from "./types";
 
-export type RunStatus = "committed" | "rolled-back" | "rollback-failed";
+// the step state machine (one doc line per status, the allowed moves) lives with the engine
+export type { StepStatus } from "./engine/state";
 
-/**
- * Where a step is. `applying` and `undoing` are intents, written durably before the step acts: a trail
- * that ends on one of them means the process died while acting, and only a fresh observe can tell
- * what happened.
- */
-export type StepStatus =
-  | "pending"
-  | "applying"
-  | "applied"
-  | "failed-unchanged"
-  | "failed-changed"
-  | "failed-unknown"
-  | "undoing"
-  | "undone"
-  | "undo-failed"
-  | "drift";
+export type RunStatus = "committed" | "rolled-back" | "rollback-failed";
 
 /** How a run was started: a forward run, or `undoRun` of an earlier committed run. */
 export type RunMode = "run" | "undo";

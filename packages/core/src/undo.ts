@@ -1,5 +1,5 @@
 import { newRunId } from "./_utils";
-import { isLive } from "./engine";
+import { isLive } from "./engine/state";
 import type { ErrorInfo } from "./errors";
 import { AtomError, type AtomErrorCode } from "./errors";
 import { changesAfter } from "./history";
