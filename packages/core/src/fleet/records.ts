@@ -35,6 +35,7 @@ export function fleetStatus(states: ReadonlyArray<FleetHostResult["state"]>): Fl
   return "rolled-back";
 }
 
+/** Writes a fleet's start record, synced: the host runs that name the fleet come after it. */
 export async function writeFleetStart(
   store: TrailStore,
   fleetId: string,
@@ -49,6 +50,7 @@ export async function writeFleetStart(
   );
 }
 
+/** Writes a fleet's end record: each host's state and run ids; best effort (the host runs carry the outcome). */
 export async function writeFleetEnd(
   store: TrailStore,
   fleetId: string,
@@ -71,6 +73,7 @@ export async function writeFleetEnd(
   await store.append(fleetId, [record], { sync: true }).catch(() => {});
 }
 
+/** The refusal for an id that names no fleet run. */
 export function notAFleet(fleetId: string): AtomError {
   return new AtomError("ATOM_RUN_NOT_FOUND", `no fleet run ${fleetId} in the trail`, {
     hint: "`atomkit trail` lists runs and fleets",

@@ -1,9 +1,10 @@
 import { newRunId } from "../_utils";
+import type { TrailRunOptions } from "../engine/from-trail";
 import { AtomError } from "../errors";
 import type { FleetHostResult, FleetResult, FleetSpread } from "../fleet";
 import { rollbackPlan } from "../history";
 import type { Host } from "../host";
-import { type RecoverResult, recover, type TrailRunOptions } from "../recover";
+import { type RecoverResult, recover } from "../recover";
 import { type FleetStatus, runsWhere, type TrailStore } from "../trail";
 import type { Json } from "../types";
 import { undoRun } from "../undo";
