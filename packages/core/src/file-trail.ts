@@ -1,21 +1,21 @@
-import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import {
-  type FileHandle,
-  link,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rm,
-  stat,
-  truncate,
-  unlink,
-} from "node:fs/promises";
+import { rm, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { AtomError, TrailError } from "./errors";
+import { AtomError } from "./errors";
+import { keyFromFile } from "./file-trail/key";
+import {
+  type Handle,
+  listIds,
+  openForAppend,
+  RUN_ID_RE,
+  readRecords,
+  trailWriteError,
+  writeAll,
+} from "./file-trail/records";
 import { keyFrom, sealTrail } from "./seal";
-import { MAX_RECORD_BYTES, refuseOversized, SummaryCache, type TrailRecord, type TrailStore } from "./trail";
+import { refuseOversized, SummaryCache, type TrailStore } from "./trail";
+
+// The embedded trail: one JSON-lines file per run. This file holds the store (buffering, appends,
+// fsync, listing); file-trail/records.ts reads and writes the files, file-trail/key.ts keeps the key.
 
 export interface FileTrailOptions {
   /** Default `.atomkit/trails` (relative to the working directory). */
@@ -36,8 +36,6 @@ export interface FileTrailOptions {
   keyFile?: string;
 }
 
-const RUN_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
 /**
  * The embedded default trail: one JSON-lines file per run, `<dir>/<runId>.jsonl`, appended with
  * O_APPEND and fsynced when the engine asks (every intent, every end), sealed with a per-project key.
@@ -57,12 +55,6 @@ export function fileTrail(options: FileTrailOptions = {}): TrailStore & { readon
             purpose === "write" ? dir : undefined,
           );
   return Object.assign(sealTrail(store, key), { dir });
-}
-
-interface Handle {
-  fh: FileHandle;
-  /** Bytes known to be in the file: a failed write is cut back to this. */
-  size: number;
 }
 
 function fileStore(dir: string): TrailStore & { readonly dir: string } {
@@ -198,194 +190,4 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
       return listIds(dir);
     },
   };
-}
-
-/** The run ids in the trail directory: from file names, never from the records inside. */
-async function listIds(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
-  return names
-    .filter((n) => n.endsWith(".jsonl"))
-    .map((n) => n.slice(0, -".jsonl".length))
-    .filter((id) => RUN_ID_RE.test(id))
-    .sort();
-}
-
-/** Writes every byte: a write may return short (a full disk) without throwing. */
-async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off);
-    if (bytesWritten <= 0) {
-      throw Object.assign(new Error("no space left on device (a write wrote nothing)"), { code: "ENOSPC" });
-    }
-    off += bytesWritten;
-  }
-}
-
-function trailWriteError(file: string, error: unknown): TrailError {
-  const code = (error as NodeJS.ErrnoException)?.code;
-  return new TrailError(`cannot write the trail ${file}: ${(error as Error)?.message ?? error}`, {
-    expected: "the record written and synced",
-    found: code ?? "an error",
-    hint:
-      code === "ENOSPC"
-        ? "the trail's disk is full: free space there (nothing written since the last record counts as done)"
-        : "check the trail directory's disk and permissions",
-    cause: error,
-  });
-}
-
-/**
- * Reads JSON lines without holding more than one line in memory; a torn last line (the process died
- * mid-write) is dropped, any other bad line, or one longer than MAX_RECORD_BYTES, makes the file corrupt.
- */
-async function readRecords(file: string): Promise<TrailRecord[]> {
-  const out: TrailRecord[] = [];
-  let carry: Buffer[] = [];
-  let carried = 0;
-  let lineNo = 0;
-  const parse = (line: Buffer, last: boolean) => {
-    lineNo++;
-    if (!line.length) return;
-    try {
-      out.push(JSON.parse(line.toString("utf8")) as TrailRecord);
-    } catch (error) {
-      if (last) return; // torn by a crash mid-write
-      throw new TrailError(`trail file ${file} is corrupt at line ${lineNo}`, {
-        cause: error,
-        hint: "only a torn last line is expected after a crash; restore the file from a backup, or move it out of the trail directory",
-      });
-    }
-  };
-  try {
-    for await (const chunk of createReadStream(file, {
-      highWaterMark: 256 * 1024,
-    }) as AsyncIterable<Buffer>) {
-      let start = 0;
-      for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
-        const piece = chunk.subarray(start, nl);
-        const line = carry.length ? Buffer.concat([...carry, piece]) : piece;
-        carry = [];
-        carried = 0;
-        parse(line, false);
-        start = nl + 1;
-      }
-      if (start < chunk.length) {
-        carry.push(chunk.subarray(start));
-        carried += chunk.length - start;
-        if (carried > MAX_RECORD_BYTES) {
-          throw new TrailError(
-            `trail file ${file} has a line longer than ${MAX_RECORD_BYTES} bytes (line ${lineNo + 1})`,
-            {
-              hint: "the file was not written by Atomkit; move it out of the trail directory",
-            },
-          );
-        }
-      }
-    }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
-  if (carry.length) parse(Buffer.concat(carry), true);
-  return out;
-}
-
-async function openForAppend(dir: string, file: string): Promise<Handle> {
-  await mkdir(dir, { recursive: true });
-  // A file left by a crash may end in a torn line: cut it, so new records start on a line of their own.
-  let existed = true;
-  try {
-    const text = await readFile(file);
-    if (text.length && text[text.length - 1] !== 10) await truncate(file, text.lastIndexOf(10) + 1);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    existed = false;
-  }
-  // The directory first (its fsync makes the new entry durable): a process out of descriptors (EMFILE)
-  // then fails before the run's file exists, rather than leaving an empty one that lists as corrupt.
-  const dh = await open(dir, "r");
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(file, "a");
-    const { size } = await fh.stat();
-    await dh.sync().catch(() => {});
-    return { fh, size };
-  } catch (error) {
-    await fh?.close().catch(() => {});
-    // a file this call created and nothing was written to is no run
-    if (fh && !existed && (await stat(file).catch(() => null))?.size === 0) await rm(file, { force: true });
-    throw error;
-  } finally {
-    await dh.close().catch(() => {});
-  }
-}
-
-// --- The trail key ---
-
-/** The key in `file`; created for a new trail (`createFor`: its directory) that holds no runs yet. */
-async function keyFromFile(file: string, createFor: string | undefined): Promise<Uint8Array> {
-  try {
-    return keyFrom((await readFile(file, "utf8")).trim());
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw keyFileError(file, "read", error);
-    const missing = (found: string, more = "") =>
-      new TrailError(`no trail key at ${file}${found}`, {
-        expected:
-          "the key the trail was sealed with (the trail.key file beside the trail directory, or ATOMKIT_TRAIL_KEY)",
-        found: "no key file",
-        hint: `copy trail.key along with the trails, or set ATOMKIT_TRAIL_KEY to the key they were written with${more}`,
-      });
-    if (createFor === undefined) throw missing("");
-    // runs sealed with a key that is gone: a new key would make all of them unreadable (a crashed one
-    // would no longer block a deploy, nor be recoverable), so the key is lost, not yet to be made
-    const runs = (
-      await listIds(createFor).catch((e: unknown) => Promise.reject(keyFileError(file, "create", e)))
-    ).length;
-    if (runs) {
-      throw missing(
-        `, but the trail ${createFor} holds ${runs} run(s) sealed with one`,
-        "; to start a new trail instead, move those runs out of the directory first",
-      );
-    }
-  }
-  // written whole to a temporary file, then linked into place: a racing process reads all of it or none
-  await mkdir(dirname(file), { recursive: true });
-  const fresh = randomBytes(32).toString("hex");
-  const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    const fh = await open(tmp, "wx", 0o600);
-    await fh.writeFile(`${fresh}\n`);
-    await fh.sync();
-    await fh.close();
-    await link(tmp, file);
-    return Buffer.from(fresh, "hex");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST")
-      return keyFrom((await readFile(file, "utf8")).trim());
-    throw keyFileError(file, "create", error);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-}
-
-/** A key file that cannot be read or written is a trail that cannot be written: a TrailError. */
-function keyFileError(file: string, what: "read" | "create", error: unknown): unknown {
-  if (error instanceof TrailError) return error;
-  const code = (error as NodeJS.ErrnoException)?.code;
-  return new TrailError(`cannot ${what} the trail key ${file}: ${(error as Error)?.message ?? error}`, {
-    expected: what === "read" ? "a readable key file" : "the key file written (nothing ran)",
-    found: code ?? "an error",
-    hint:
-      code === "ENOSPC"
-        ? "the trail's disk is full: free space there, then run again"
-        : "check the permissions of the key file and its directory, or set ATOMKIT_TRAIL_KEY",
-    cause: error,
-  });
 }

@@ -1,26 +1,21 @@
 import type { AtomPhase } from "./atom";
-import { isLive } from "./engine";
-import { type ErrorInfo, TrailError } from "./errors";
+import type { StepStatus } from "./engine/state";
+import type { ErrorInfo } from "./errors";
 import type { Json } from "./types";
 
-export type RunStatus = "committed" | "rolled-back" | "rollback-failed";
+// The trail's records and the TrailStore contract. What works on them lives under trail/: reading many
+// runs by query (query.ts), folding records into a run and its summary (fold.ts), summaries kept by
+// stamp (cache.ts), the in-memory store (memory.ts), and the record size limit (limits.ts).
 
-/**
- * Where a step is. `applying` and `undoing` are intents, written durably before the step acts: a trail
- * that ends on one of them means the process died while acting, and only a fresh observe can tell
- * what happened.
- */
-export type StepStatus =
-  | "pending"
-  | "applying"
-  | "applied"
-  | "failed-unchanged"
-  | "failed-changed"
-  | "failed-unknown"
-  | "undoing"
-  | "undone"
-  | "undo-failed"
-  | "drift";
+// the step state machine (one doc line per status, the allowed moves) lives with the engine
+export type { StepStatus } from "./engine/state";
+export { SummaryCache } from "./trail/cache";
+export { corruptSummary, foldRun, summarize, summarizeAll } from "./trail/fold";
+export { MAX_RECORD_BYTES, refuseOversized } from "./trail/limits";
+export { memoryTrail } from "./trail/memory";
+export { matchesQuery, runsWhere } from "./trail/query";
+
+export type RunStatus = "committed" | "rolled-back" | "rollback-failed";
 
 /** How a run was started: a forward run, or `undoRun` of an earlier committed run. */
 export type RunMode = "run" | "undo";
@@ -184,27 +179,6 @@ export interface RunQuery {
   undoOf?: string;
 }
 
-/**
- * The runs of `store` that match `query`, filtered again here: a store written before `listRuns` took a
- * query returns every run, and acting on another fleet's runs (or refusing on them) must not follow.
- */
-export async function runsWhere(store: TrailStore, query: RunQuery): Promise<RunSummary[]> {
-  return (await store.listRuns(query)).filter((r) => matchesQuery(r, query));
-}
-
-/** Whether a summary matches a query (`listRuns` of stores without an index). */
-export function matchesQuery(r: RunSummary, q: RunQuery | undefined): boolean {
-  if (!q) return true;
-  if (q.host !== undefined && !(typeof q.host === "string" ? r.host === q.host : q.host.includes(r.host)))
-    return false;
-  return (
-    (q.atom === undefined || r.atom === q.atom) &&
-    (q.status === undefined || r.status === q.status) &&
-    (q.fleet === undefined || r.fleet === q.fleet) &&
-    (q.undoOf === undefined || r.undoOf === q.undoOf)
-  );
-}
-
 /** Who takes a store lock: shown to whoever finds it held. */
 export interface StoreLockOwner {
   owner: string;
@@ -294,200 +268,4 @@ export interface StepView extends TrailStepInfo {
   error?: ErrorInfo;
   undoError?: ErrorInfo;
   at?: string;
-}
-
-/**
- * Folds a run's records into its latest state. With `runId`, records of any other run are not this
- * run's (a copied or spliced file): the run record must carry that id.
- */
-export function foldRun(records: readonly TrailRecord[], runId?: string): RunView | undefined {
-  const start = records.find((r): r is RunStartRecord => r.t === "run");
-  if (!start || (runId !== undefined && start.runId !== runId)) return undefined;
-  const steps = new Map<string, StepView>(
-    start.steps.map((s) => [s.name, { ...s, status: s.status ?? "pending" }]),
-  );
-  let end: RunEndRecord | undefined;
-  for (const r of records) {
-    if ((r.t === "step" || r.t === "end") && r.runId !== start.runId) continue;
-    if (r.t === "step") {
-      const view = steps.get(r.step);
-      if (!view) continue;
-      const { t: _t, runId: _r, step: _s, recovered: _rec, mac: _m, error, ...fields } = r;
-      Object.assign(view, fields);
-      // the failure that made the run roll back stays visible next to a later undo failure
-      if (error && (r.status === "undo-failed" || r.status === "drift")) view.undoError = error;
-      else if (error) view.error = error;
-    } else if (r.t === "end") end = r;
-  }
-  return { run: start, steps: [...steps.values()], ...(end ? { end } : {}) };
-}
-
-export function summarize(view: RunView): RunSummary {
-  return {
-    runId: view.run.runId,
-    atom: view.run.atom,
-    host: view.run.host,
-    mode: view.run.mode,
-    ...(view.run.undoOf ? { undoOf: view.run.undoOf } : {}),
-    ...(view.run.fleet ? { fleet: view.run.fleet } : {}),
-    startedAt: view.run.at,
-    ...(view.end ? { endedAt: view.end.at } : {}),
-    status: view.end?.status ?? "unfinished",
-    ...(view.end?.recovered ? { recovered: true } : {}),
-    steps: view.steps.length,
-    changed: view.steps.filter((s) => isLive(s)).length,
-    ...(view.run.meta !== undefined ? { meta: view.run.meta } : {}),
-  };
-}
-
-/** A run whose trail cannot be read, as `listRuns` reports it. */
-export function corruptSummary(runId: string, problem: string, at = ""): RunSummary {
-  return {
-    runId,
-    atom: "?",
-    host: "?",
-    mode: "run",
-    startedAt: at,
-    status: "corrupt",
-    steps: 0,
-    changed: 0,
-    problem,
-  };
-}
-
-/** Summaries of the run files among `ids`, oldest first; a file that fails to read is listed as corrupt. */
-export async function summarizeAll(
-  ids: readonly string[],
-  read: (runId: string) => Promise<readonly TrailRecord[]>,
-  query?: RunQuery,
-): Promise<RunSummary[]> {
-  const out: RunSummary[] = [];
-  for (const runId of ids) {
-    let records: readonly TrailRecord[];
-    try {
-      records = await read(runId);
-    } catch (error) {
-      out.push(corruptSummary(runId, error instanceof Error ? error.message.split("\n")[0]! : String(error)));
-      continue;
-    }
-    if (records[0]?.t === "fleet") continue; // a fleet's own records, not a host run
-    const view = foldRun(records, runId);
-    if (view) out.push(summarize(view));
-    else
-      out.push(
-        corruptSummary(
-          runId,
-          records.length
-            ? `no run record for ${runId} (a trail file copied or renamed from another run?)`
-            : "the trail file is empty",
-        ),
-      );
-  }
-  return out
-    .filter((r) => matchesQuery(r, query))
-    .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
-}
-
-/**
- * Summaries by run, each kept with the stamp of the records it was folded from (`TrailStore.stamps`):
- * a run whose stamp is unchanged is not read again. Ids no longer listed are forgotten.
- */
-export class SummaryCache {
-  private known = new Map<string, { stamp: string; list: RunSummary[] }>();
-
-  forget(runId: string): void {
-    this.known.delete(runId);
-  }
-
-  /**
-   * `read(id, given)`: the records of run `id` as they will be trusted; `given` are the records
-   * `readMany` fetched for it in bulk (a sealed store verifies them), absent when it is read alone.
-   */
-  async list(
-    ids: readonly string[],
-    stamps: Map<string, string> | undefined,
-    read: (runId: string, given?: readonly TrailRecord[]) => Promise<readonly TrailRecord[]>,
-    query?: RunQuery,
-    readMany?: (ids: readonly string[]) => Promise<Map<string, TrailRecord[]>>,
-  ): Promise<RunSummary[]> {
-    const next = new Map<string, { stamp: string; list: RunSummary[] }>();
-    const out: RunSummary[] = [];
-    const changed = ids.filter((id) => {
-      const stamp = stamps?.get(id);
-      return stamp === undefined || this.known.get(id)?.stamp !== stamp;
-    });
-    const fetched = new Map<string, TrailRecord[]>();
-    if (readMany && changed.length > 1)
-      for (let i = 0; i < changed.length; i += 500)
-        for (const [id, records] of await readMany(changed.slice(i, i + 500))) fetched.set(id, records);
-    const readOne = (id: string) => read(id, fetched.get(id));
-    for (const id of ids) {
-      const stamp = stamps?.get(id);
-      let entry = this.known.get(id);
-      if (stamp === undefined || entry?.stamp !== stamp) {
-        entry = { stamp: stamp ?? "", list: await summarizeAll([id], readOne) };
-      }
-      if (stamp !== undefined) next.set(id, entry);
-      out.push(...entry.list.filter((r) => matchesQuery(r, query)).map((r) => ({ ...r })));
-    }
-    this.known = next;
-    return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
-  }
-}
-
-/** Keeps runs in memory: for tests, benchmarks and throwaway runs. Lost with the process. */
-export function memoryTrail(): TrailStore & { records: Map<string, TrailRecord[]> } {
-  const records = new Map<string, TrailRecord[]>();
-  // a run's summary is folded again only when it got records: every run of a fleet lists the runs,
-  // so without this a fleet of n hosts folds n² runs
-  const summaries = new Map<string, { count: number; list: RunSummary[] }>();
-  return {
-    records,
-    async append(runId, recs) {
-      // the same limit as every store: a kind tested on the memory trail must not fail on the file trail
-      for (const r of recs) refuseOversized(runId, r, JSON.stringify(r).length);
-      const list = records.get(runId) ?? [];
-      records.set(runId, list);
-      // kept by reference (the engine writes fresh records and never mutates a state); readers get copies
-      list.push(...recs);
-    },
-    async readRun(runId) {
-      return structuredClone(records.get(runId) ?? []);
-    },
-    async listRuns(query) {
-      const out: RunSummary[] = [];
-      for (const [id, list] of records) {
-        let known = summaries.get(id);
-        if (known?.count !== list.length) {
-          known = { count: list.length, list: await summarizeAll([id], async () => list) };
-          summaries.set(id, known);
-        }
-        out.push(...known.list.filter((r) => matchesQuery(r, query)).map((r) => ({ ...r })));
-      }
-      return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.runId.localeCompare(b.runId));
-    },
-    async listIds() {
-      return [...records.keys()];
-    },
-    async remove(runId) {
-      records.delete(runId);
-      summaries.delete(runId);
-    },
-  };
-}
-
-/**
- * Longest record a trail writes or reads. A state is a few facts, not data: a longer record is refused
- * when written and reported as corrupt when read, so one huge record cannot cost every command its memory.
- */
-export const MAX_RECORD_BYTES = 4 * 1024 * 1024;
-
-/** Refuses a record of `bytes` over MAX_RECORD_BYTES (UTF-16 length is a lower bound of its UTF-8 size). */
-export function refuseOversized(runId: string, r: TrailRecord, bytes: number): void {
-  if (bytes <= MAX_RECORD_BYTES) return;
-  throw new TrailError(`a ${r.t} record of run ${runId} is ${bytes} bytes`, {
-    expected: `records under ${MAX_RECORD_BYTES} bytes (a state holds facts, not data)`,
-    found: `${bytes} bytes${"step" in r ? ` for step "${r.step}"` : ""}`,
-    hint: "make the kind's observe() return a digest instead of content",
-  });
 }

@@ -1,10 +1,10 @@
 import { newRunId } from "./_utils";
-import { isLive } from "./engine";
+import { hostFor, type TrailRunOptions, trailEngine } from "./engine/from-trail";
+import { isLive } from "./engine/state";
 import type { ErrorInfo } from "./errors";
 import { AtomError, type AtomErrorCode } from "./errors";
 import { changesAfter } from "./history";
 import { loadRun } from "./rebuild";
-import { hostFor, type TrailRunOptions, trailEngine } from "./recover";
 import type { RunResult } from "./run";
 import {
   memoryTrail,
