@@ -17,6 +17,13 @@ export {
 } from "./step-contract";
 export { serviceMissing, testbedEnv } from "./testbed";
 export type { TrailStoreContractOptions, TrailStoreFixture } from "./trail-contract";
-export { describeTrailStoreContract } from "./trail-contract";
+export {
+  describeTrailEngineContract,
+  describeTrailListContract,
+  describeTrailLocksContract,
+  describeTrailRecordsContract,
+  describeTrailRemoveContract,
+  describeTrailStoreContract,
+} from "./trail-contract";
 export type { TreeEntry, TreeOptions } from "./tree";
 export { diffTrees, hashTree, snapshotTree, TreeSnapshot } from "./tree";

@@ -1,21 +1,13 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import type { TrailStore } from "@atomkit/core";
+import { afterEach, beforeEach, describe } from "vitest";
 import {
-  atom,
-  defineStep,
-  foldRun,
-  LockedError,
-  localHost,
-  MAX_RECORD_BYTES,
-  type RunStartRecord,
-  run,
-  type StepTrailRecord,
-  type TrailRecord,
-  type TrailStore,
-  undoRun,
-} from "@atomkit/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+  engineCases,
+  listCases,
+  lockCases,
+  recordsCases,
+  removeCases,
+  type TrailSuite,
+} from "./trail-contract-cases";
 
 export interface TrailStoreFixture {
   /**
@@ -35,66 +27,23 @@ export interface TrailStoreContractOptions {
   timeoutMs?: number;
 }
 
-const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString();
-
-function start(runId: string, o: Partial<RunStartRecord> & { i: number }): RunStartRecord {
-  const { i, ...rest } = o;
-  return {
-    t: "run",
-    v: 2,
-    runId,
-    atom: "release",
-    host: "web1",
-    mode: "run",
-    at: at(i),
-    pid: 1,
-    machine: "test",
-    steps: [{ name: "a", kind: "test.put", phase: "steps", title: "a", params: { v: 1 } }],
-    ...rest,
-  };
-}
-
-const step = (runId: string, status: StepTrailRecord["status"], extra: Partial<StepTrailRecord> = {}) =>
-  ({ t: "step", runId, step: "a", status, at: at(50), ...extra }) as StepTrailRecord;
-
-const end = (runId: string, status: "committed" | "rolled-back" | "rollback-failed") =>
-  ({ t: "end", runId, status, at: at(60) }) as TrailRecord;
-
-/** A tiny real step kind for the engine scenarios: writes one file, remembers its content. */
-const put = defineStep({
-  kind: "test.trail-put",
-  params: (raw: { path: string; text: string }) => raw,
-  async observe(ctx, p): Promise<{ text: string | null }> {
-    try {
-      return { text: (await ctx.host.readFile(p.path)).toString("utf8") };
-    } catch {
-      return { text: null };
-    }
-  },
-  async apply(ctx, p) {
-    await ctx.host.writeFile(p.path, p.text);
-  },
-  async undo(ctx, p, before) {
-    if (before.text === null) await ctx.host.rm(p.path, { force: true });
-    else await ctx.host.writeFile(p.path, before.text);
-  },
-});
-
-/**
- * The behaviour every `TrailStore` must have (core's file and memory trails, `@atomkit/store-postgres`,
- * yours): records back in append order, synced and unsynced appends, listRuns and its queries, fleets,
- * removal, reopening, concurrent runs, oversized records, real runs and undos through the engine, and
- * store locks where the store has them.
- */
-export function describeTrailStoreContract(options: TrailStoreContractOptions): void {
+/** One describe block with a fresh backing per test, holding the given parts of the contract. */
+function trailSuite(
+  options: TrailStoreContractOptions,
+  part: string | undefined,
+  cases: Array<(s: TrailSuite) => void>,
+): void {
   const timeout = options.timeoutMs ?? 30_000;
-  describe(`TrailStore contract: ${options.name}`, { timeout }, () => {
+  const name = `TrailStore contract: ${options.name}`;
+  describe(part ? `${name}: ${part}` : name, { timeout }, () => {
     let fixture: TrailStoreFixture;
     let stores: TrailStore[];
-    const open = async () => {
-      const s = await fixture.open();
-      stores.push(s);
-      return s;
+    const suite: TrailSuite = {
+      open: async () => {
+        const s = await fixture.open();
+        stores.push(s);
+        return s;
+      },
     };
     beforeEach(async () => {
       stores = [];
@@ -104,222 +53,51 @@ export function describeTrailStoreContract(options: TrailStoreContractOptions): 
       for (const s of stores) await s.close?.();
       await fixture.cleanup?.();
     });
-
-    it("gives a run's records back in append order, synced or not, to this handle and another", async () => {
-      const s = await open();
-      await s.append("r1", [start("r1", { i: 1 })], { sync: true });
-      await s.append("r1", [step("r1", "applying")], { sync: true });
-      // unsynced: may wait in memory, but a reader of this handle sees it and order is kept
-      await s.append("r1", [step("r1", "applied", { before: { x: 1 }, after: { x: 2 }, changed: true })]);
-      expect((await s.readRun("r1")).map((r) => r.t === "step" && r.status)).toEqual([
-        false,
-        "applying",
-        "applied",
-      ]);
-      await s.append("r1", [end("r1", "committed")], { sync: true });
-      const other = await open();
-      const records = await other.readRun("r1");
-      expect(records).toHaveLength(4);
-      expect(foldRun(records, "r1")?.steps[0]).toMatchObject({ status: "applied", after: { x: 2 } });
-      expect(await other.readRun("nothing-here")).toEqual([]);
-    });
-
-    it("keeps values exactly: unicode, nesting, big and negative numbers, empty strings", async () => {
-      const s = await open();
-      const before = {
-        t: "Grüße ✓ \u0000 \n \"'`$(rm -rf /)",
-        n: [0, -1, 2 ** 53 - 1, 1.5e-7],
-        e: "",
-        o: { a: { b: [] } },
-      };
-      await s.append("r1", [start("r1", { i: 1 }), step("r1", "applied", { before, after: null })], {
-        sync: true,
-      });
-      const back = (await (await open()).readRun("r1"))[1] as StepTrailRecord;
-      expect(back.before).toEqual(before);
-      expect(back.after).toBeNull();
-    });
-
-    it("lists runs oldest first with their status, and selects by host, atom, status, fleet and undoOf", async () => {
-      const s = await open();
-      await s.append("b", [start("b", { i: 2, host: "web2" }), step("b", "applying")], { sync: true });
-      await s.append(
-        "a",
-        [start("a", { i: 1 }), step("a", "applied", { changed: true }), end("a", "committed")],
-        {
-          sync: true,
-        },
-      );
-      await s.append("c", [start("c", { i: 3, atom: "db", fleet: "f1" }), end("c", "rolled-back")], {
-        sync: true,
-      });
-      await s.append("u", [start("u", { i: 4, mode: "undo", undoOf: "a" }), end("u", "rolled-back")], {
-        sync: true,
-      });
-      await s.append(
-        "f1",
-        [
-          {
-            t: "fleet",
-            v: 2,
-            fleetId: "f1",
-            atom: "db",
-            mode: "run",
-            hosts: ["web1"],
-            at: at(3),
-            pid: 1,
-            machine: "t",
-          },
-        ],
-        {
-          sync: true,
-        },
-      );
-      const all = await (await open()).listRuns();
-      expect(all.map((r) => [r.runId, r.status])).toEqual([
-        ["a", "committed"],
-        ["b", "unfinished"],
-        ["c", "rolled-back"],
-        ["u", "rolled-back"],
-      ]);
-      expect(all[0]).toMatchObject({ atom: "release", host: "web1", steps: 1, changed: 1, mode: "run" });
-      const ids = (q: Parameters<TrailStore["listRuns"]>[0]) =>
-        s.listRuns(q).then((l) => l.map((r) => r.runId));
-      expect(await ids({ host: "web2" })).toEqual(["b"]);
-      expect(await ids({ host: ["web2", "web1"] })).toEqual(["a", "b", "c", "u"]);
-      expect(await ids({ atom: "db" })).toEqual(["c"]);
-      expect(await ids({ status: "unfinished" })).toEqual(["b"]);
-      expect(await ids({ fleet: "f1" })).toEqual(["c"]);
-      expect(await ids({ undoOf: "a" })).toEqual(["u"]);
-      expect(await ids({ host: "web1", status: "committed", atom: "release" })).toEqual(["a"]);
-      expect(await ids({ host: "nowhere" })).toEqual([]);
-      // a fleet's own records are not a host run, but the store holds them
-      if (s.listIds) expect(await s.listIds()).toEqual(expect.arrayContaining(["a", "b", "c", "u", "f1"]));
-      expect((await s.readRun("f1"))[0]).toMatchObject({ t: "fleet", fleetId: "f1" });
-    });
-
-    it("an unsynced record reaches listRuns and other handles once a later append is synced", async () => {
-      const s = await open();
-      await s.append("r", [start("r", { i: 1 })], { sync: true });
-      await s.append("r", [step("r", "applied", { changed: true })]);
-      await s.append("r", [end("r", "committed")], { sync: true });
-      const other = await open();
-      expect((await other.listRuns()).map((r) => [r.runId, r.status, r.changed])).toEqual([
-        ["r", "committed", 1],
-      ]);
-    });
-
-    it("a handle that listed the runs sees what another handle appended since (no stale summaries)", async () => {
-      const s = await open();
-      const other = await open();
-      await other.append("r", [start("r", { i: 1 }), step("r", "applying")], { sync: true });
-      expect((await s.listRuns()).map((r) => r.status)).toEqual(["unfinished"]);
-      await other.append("r", [step("r", "applied", { changed: true }), end("r", "committed")], {
-        sync: true,
-      });
-      await other.append("q", [start("q", { i: 2 })], { sync: true });
-      expect((await s.listRuns()).map((r) => [r.runId, r.status])).toEqual([
-        ["r", "committed"],
-        ["q", "unfinished"],
-      ]);
-      // and its own run, started here and finished elsewhere (recover in another process)
-      await s.append("own", [start("own", { i: 3 }), step("own", "applying")], { sync: true });
-      expect((await s.listRuns({ status: "unfinished" })).map((r) => r.runId)).toEqual(["q", "own"]);
-      await other.append("own", [step("own", "failed-unchanged"), end("own", "rolled-back")], { sync: true });
-      await s.append("own2", [start("own2", { i: 4 })], { sync: true });
-      expect((await s.listRuns({ status: "rolled-back" })).map((r) => r.runId)).toEqual(["own"]);
-    });
-
-    it("refuses a record over the size limit and keeps everything appended before it", async () => {
-      const s = await open();
-      await s.append("r", [start("r", { i: 1 })], { sync: true });
-      const huge = step("r", "applied", { after: { blob: "x".repeat(MAX_RECORD_BYTES + 1) } });
-      await expect(s.append("r", [huge], { sync: true })).rejects.toThrow(/bytes/);
-      await s.append("r", [end("r", "rolled-back")], { sync: true });
-      expect((await (await open()).readRun("r")).map((r) => r.t)).toEqual(["run", "end"]);
-    });
-
-    it("keeps concurrent runs apart, each in its own order", async () => {
-      const s = await open();
-      const n = 12;
-      await Promise.all(
-        Array.from({ length: n }, async (_, i) => {
-          const id = `c${i}`;
-          await s.append(id, [start(id, { i, host: `h${i}` })], { sync: true });
-          for (let k = 0; k < 5; k++)
-            await s.append(id, [step(id, k % 2 ? "applied" : "applying")], { sync: k % 2 === 0 });
-          await s.append(id, [end(id, "committed")], { sync: true });
-        }),
-      );
-      const other = await open();
-      for (let i = 0; i < n; i++) {
-        const recs = await other.readRun(`c${i}`);
-        expect(recs.map((r) => r.t)).toEqual(["run", "step", "step", "step", "step", "step", "end"]);
-        expect(recs.every((r) => !("runId" in r) || r.runId === `c${i}`)).toBe(true);
-      }
-      expect(await other.listRuns()).toHaveLength(n);
-    });
-
-    it("removes every record of a run and nothing else", async (ctx) => {
-      const s = await open();
-      if (!s.remove) return ctx.skip();
-      await s.append("x", [start("x", { i: 1 }), end("x", "committed")], { sync: true });
-      await s.append("y", [start("y", { i: 2 }), end("y", "committed")], { sync: true });
-      await s.remove("x");
-      const other = await open();
-      expect((await other.listRuns()).map((r) => r.runId)).toEqual(["y"]);
-      expect(await other.readRun("x")).toEqual([]);
-    });
-
-    it("holds a real run, its undo and their states as the engine wrote them", async () => {
-      const dir = await mkdtemp(join(tmpdir(), "atomkit-trail-contract-"));
-      try {
-        const s = await open();
-        const host = localHost({ name: "contract", stateDir: join(dir, "state") });
-        const path = join(dir, "file.txt");
-        await writeFile(path, "v0");
-        const a = atom("release", { steps: [put({ path, text: "v1" }, { name: "put" })] });
-        const first = await run(a, { host, trail: s });
-        expect(first.error).toBeUndefined();
-        expect(first.status).toBe("committed");
-        expect(await readFile(path, "utf8")).toBe("v1");
-        // undone from another handle, as `atomkit undo` in a new process
-        const other = await open();
-        const undo = await undoRun(other, first.runId, { host, steps: [put] });
-        expect(undo.status).toBe("rolled-back");
-        expect(await readFile(path, "utf8")).toBe("v0");
-        const runs = await (await open()).listRuns({ host: "contract" });
-        expect(runs.map((r) => [r.mode, r.status])).toEqual([
-          ["run", "committed"],
-          ["undo", "rolled-back"],
-        ]);
-        const view = foldRun(await other.readRun(first.runId), first.runId);
-        expect(view?.steps[0]).toMatchObject({
-          status: "applied",
-          before: { text: "v0" },
-          after: { text: "v1" },
-        });
-        await expect(undoRun(other, first.runId, { host, steps: [put] })).rejects.toThrow(/already undone/);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    });
-
-    it("store locks, where the store has them: all or none, the holder named, freed on release", async (ctx) => {
-      const s = await open();
-      const other = await open();
-      if (!s.lock || !other.lock) return ctx.skip();
-      const held = await s.lock(["host/a", "host/b"], { owner: "alice@ci-1", note: "run 1" });
-      expect(held.signal.aborted).toBe(false);
-      const refused = await other.lock(["host/c", "host/b"], { owner: "bob@ci-2" }).catch((e: unknown) => e);
-      expect(refused).toBeInstanceOf(LockedError);
-      expect(String((refused as Error).message)).toMatch(/alice@ci-1/);
-      // none of an all-or-none take was kept: c is free
-      const c = await other.lock(["host/c"], { owner: "bob@ci-2" });
-      await c.release();
-      await held.release();
-      const again = await other.lock(["host/a", "host/b", "host/c"], { owner: "bob@ci-2" });
-      await again.release();
-    });
+    for (const add of cases) add(suite);
   });
+}
+
+/**
+ * A run's records come back in append order, synced or not, to this handle and another; values are kept
+ * exactly (unicode, nesting, big numbers, empty strings); a record over the size limit is refused and
+ * keeps what came before; concurrent runs stay apart.
+ */
+export function describeTrailRecordsContract(options: TrailStoreContractOptions): void {
+  trailSuite(options, "records", [recordsCases]);
+}
+
+/**
+ * listRuns gives runs oldest first with their status and selects by host, atom, status, fleet and
+ * undoOf; a fleet's own records are held but are no host run; a handle sees what others appended since
+ * (no stale summaries, unsynced records once a later append is synced).
+ */
+export function describeTrailListContract(options: TrailStoreContractOptions): void {
+  trailSuite(options, "listRuns", [listCases]);
+}
+
+/** remove takes every record of a run and nothing else (skipped for a store without remove). */
+export function describeTrailRemoveContract(options: TrailStoreContractOptions): void {
+  trailSuite(options, "remove", [removeCases]);
+}
+
+/** A real run through the engine and its undo from another handle, as `atomkit undo` in a new process. */
+export function describeTrailEngineContract(options: TrailStoreContractOptions): void {
+  trailSuite(options, "engine", [engineCases]);
+}
+
+/**
+ * Store locks are taken all or none, a refusal names the holder, release frees them (skipped for a
+ * store without locks).
+ */
+export function describeTrailLocksContract(options: TrailStoreContractOptions): void {
+  trailSuite(options, "locks", [lockCases]);
+}
+
+/**
+ * The behaviour every `TrailStore` must have (core's file and memory trails, `@atomkit/store-postgres`,
+ * yours), as one vitest suite: records, listRuns, remove, engine and locks (each part is also exported
+ * alone).
+ */
+export function describeTrailStoreContract(options: TrailStoreContractOptions): void {
+  trailSuite(options, undefined, [recordsCases, listCases, removeCases, engineCases, lockCases]);
 }
