@@ -61,6 +61,17 @@ let count = 0;
 /** How many inspections this process ran (tests prove a fleet shares one). */
 export const inspectionCount = () => count;
 
+/** What is kept now: entries (in use or idle), the bytes held in memory, and whether `real` has one. */
+export function cacheStats(real?: string) {
+  const mine = [...entries.values()].filter((e) => JSON.parse(e.key)[0] === real);
+  return {
+    entries: entries.size,
+    heldBytes,
+    has: mine.length > 0,
+    waiting: mine.reduce((n, e) => n + e.waiting, 0),
+  };
+}
+
 /**
  * The inspection of `file` with these options: the one already made (or under way) for the same file
  * identity, or a new one. `signal` stops this caller's wait; the inspection itself stops once every
@@ -80,7 +91,7 @@ export async function inspectOnce(
     const identity = [real, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs];
     const key = JSON.stringify([...identity, o.strip, maxBytes, maxEntries, maxDepth]);
     const found = entries.get(key);
-    if (found) {
+    if (found && !found.stop.signal.aborted) {
       entry = found;
       await fh.close();
     } else {
@@ -107,7 +118,10 @@ export async function inspectOnce(
     throw error;
   } finally {
     entry.waiting--;
-    if (entry.waiting === 0 && !entry.settled) entry.stop.abort(new Error("every caller gave up"));
+    if (entry.waiting === 0 && !entry.settled) {
+      unlist(entry); // a caller arriving now starts afresh rather than join a stopped inspection
+      entry.stop.abort(new Error("every caller gave up"));
+    }
   }
 }
 
