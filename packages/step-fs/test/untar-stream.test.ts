@@ -38,6 +38,8 @@ describe.skipIf(noSshd)("fs.untar over SSH: inspect once, stream everywhere", ()
     const archive = join(s.root, "release.tar.gz");
     const v1 = rawTar(files(500, "v1-"), { gzip: true });
     await writeFile(archive, v1);
+    const mtime = 1_700_000_000; // whole seconds, so the same mtime can be put back exactly
+    await utimes(archive, mtime, mtime);
     const first = inspectionCount();
     // two releases per testbed host: 8 extractions at once over 4 connections
     const targets = [...fleet, ...fleet].map((h, i) => ({
@@ -52,11 +54,11 @@ describe.skipIf(noSshd)("fs.untar over SSH: inspect once, stream everywhere", ()
       expect(await readFile(join(t.path, "f499"), "utf8")).toBe("v1-499");
     }
     // same size, mtime put back: the ctime still tells, so the new bytes are inspected before use
-    const { mtime } = await stat(archive);
     const v2 = rawTar(files(500, "v2-"), { gzip: true });
     expect(v2.length).toBe(v1.length);
     await writeFile(archive, v2);
     await utimes(archive, mtime, mtime);
+    expect((await stat(archive)).mtimeMs).toBe(mtime * 1000);
     const path = join(s.app, "releases", "v2");
     const r = await untarOn(overSsh(fleet[0] as SshHost, s.host), archive, path);
     expect(r.status).toBe("committed");
