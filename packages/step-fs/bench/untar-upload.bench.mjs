@@ -1,8 +1,10 @@
 // Benchmark: fs.untar of a ~20 MB / 2,000-file release and fs.upload of a 200 MB file on the local
 // host, against `tar -xzf` and `cp` measured in the same run (medians of interleaved rounds), plus the
-// peak RSS of the upload measured in a child process (must stay under 100 MB).
+// peak RSS of the upload measured in a child process (must stay under 100 MB); then fs.untar over SSH
+// to 1 and 8 hosts against bash (bench/untar-ssh.mjs).
 //
-//   pnpm --filter @atomkit/step-fs bench          (needs a build: pnpm exec tsup)
+//   pnpm --filter @atomkit/step-fs bench          (needs a build: pnpm exec tsup; step-ssh's too)
+//   SECTIONS=ssh pnpm --filter @atomkit/step-fs bench     (only the SSH part; also: local, upload)
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
@@ -12,6 +14,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { atom, localHost, run } from "@atomkit/core";
 import { untar } from "../dist/index.js";
+import { benchSsh } from "./untar-ssh.mjs";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const UPLOAD_ROUNDS = Number(process.env.UPLOAD_ROUNDS ?? 3);
@@ -19,6 +22,7 @@ const FILES = 2000;
 const UPLOAD_MB = 200;
 const RSS_LIMIT_MB = 100;
 const here = dirname(fileURLToPath(import.meta.url));
+const SECTIONS = (process.env.SECTIONS ?? "local,upload,ssh").split(",");
 
 const base = await mkdtemp(join(tmpdir(), "atomkit-bench-"));
 let mounted = false;
@@ -65,6 +69,18 @@ try {
     `# release: ${FILES} files, ${(bytes / 1e6).toFixed(1)} MB unpacked, ${archiveMb.toFixed(1)} MB .tar.gz`,
   );
 
+  if (SECTIONS.includes("ssh")) await benchSsh({ base, archive, rounds: ROUNDS, median, time, fmt });
+  if (SECTIONS.includes("local")) await benchLocal(archive);
+  if (SECTIONS.includes("upload")) await benchUpload();
+} finally {
+  if (mounted) {
+    spawnSync("umount", [base]);
+  }
+  await rm(base, { recursive: true, force: true });
+  if (existsSync(base)) console.error(`could not remove ${base}`);
+}
+
+async function benchLocal(archive) {
   const host = localHost({ stateDir: join(base, "state") });
   const releases = join(base, "releases");
   await mkdir(releases);
@@ -112,8 +128,9 @@ try {
   console.log(
     `ratio to tar -xzf: default ${(median(ours) / median(baseline)).toFixed(2)}x, extractWith "tar" ${(median(oursRemote) / median(baseline)).toFixed(2)}x`,
   );
+}
 
-  // --- upload ---
+async function benchUpload() {
   const big = join(base, "big.bin");
   await new Promise((resolve, reject) => {
     const out = createWriteStream(big);
@@ -168,10 +185,4 @@ try {
     `peak RSS of the upload child: ${peak.toFixed(1)} MB (same child before uploading: ${idleRss.toFixed(1)} MB); limit ${RSS_LIMIT_MB} MB: ${peak < RSS_LIMIT_MB ? "PASS" : "FAIL"}`,
   );
   if (peak >= RSS_LIMIT_MB) process.exitCode = 1;
-} finally {
-  if (mounted) {
-    spawnSync("umount", [base]);
-  }
-  await rm(base, { recursive: true, force: true });
-  if (existsSync(base)) console.error(`could not remove ${base}`);
 }
