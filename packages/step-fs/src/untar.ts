@@ -51,8 +51,9 @@ export interface UntarOptions {
   limits?: Partial<UntarLimits>;
   /**
    * What writes the files once the archive passed inspection: `node-tar` in this process (local hosts
-   * only; node-tar's own path checks apply on top of ours), or the host's `tar` on a copy of the
-   * inspected archive (the only choice on a remote host; several times faster for many small files).
+   * only; node-tar's own path checks apply on top of ours), or the host's `tar` fed the
+   * inspected archive, streamed to its stdin (the only choice on a remote host; several times faster
+   * for many small files).
    * Default `node-tar` on a local host, `tar` on a remote one.
    */
   extractWith?: "node-tar" | "tar";
@@ -84,8 +85,8 @@ const KIND = "fs.untar";
  * `fs.untar`: extracts an archive into a new directory. Every entry is checked before a byte is written
  * (see `inspectArchive`); extraction goes to a temporary directory beside `path`, which is renamed into
  * place, so a failure never leaves a half-extracted release. A marker file `.atomkit-release` inside the
- * directory records the archive's sha256. On a remote host the inspected archive is uploaded and
- * extracted there by `tar`.
+ * directory records the archive's sha256. An archive is inspected once per process however many hosts
+ * extract it (see `_inspected.ts`); on a remote host the inspected bytes are streamed into its `tar`.
  */
 export const untar = defineStep({
   kind: KIND,
