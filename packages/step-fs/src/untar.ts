@@ -51,9 +51,8 @@ export interface UntarOptions {
   limits?: Partial<UntarLimits>;
   /**
    * What writes the files once the archive passed inspection: `node-tar` in this process (local hosts
-   * only; node-tar's own path checks apply on top of ours), or the host's `tar` fed the
-   * inspected archive, streamed to its stdin (the only choice on a remote host; several times faster
-   * for many small files).
+   * only; node-tar's own path checks apply on top of ours), or the host's `tar` fed the inspected
+   * archive on its stdin (the only choice on a remote host; several times faster for many small files).
    * Default `node-tar` on a local host, `tar` on a remote one.
    */
   extractWith?: "node-tar" | "tar";
