@@ -1,17 +1,20 @@
 // Benchmark: fs.untar of a ~20 MB / 2,000-file release and fs.upload of a 200 MB file on the local
 // host, against `tar -xzf` and `cp` measured in the same run (medians of interleaved rounds), plus the
-// peak RSS of the upload measured in a child process (must stay under 100 MB).
+// peak RSS of the upload measured in a child process (must stay under 100 MB); then fs.untar over SSH
+// to 1 and 8 hosts against bash (bench/untar-ssh.mjs).
 //
-//   pnpm --filter @atomkit/step-fs bench          (needs a build: pnpm exec tsup)
+//   pnpm --filter @atomkit/step-fs bench          (needs a build: pnpm exec tsup; step-ssh's too)
+//   SECTIONS=ssh pnpm --filter @atomkit/step-fs bench     (only the SSH part; also: local, upload)
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { atom, localHost, run } from "@atomkit/core";
 import { untar } from "../dist/index.js";
+import { benchSsh } from "./untar-ssh.mjs";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const UPLOAD_ROUNDS = Number(process.env.UPLOAD_ROUNDS ?? 3);
@@ -19,6 +22,7 @@ const FILES = 2000;
 const UPLOAD_MB = 200;
 const RSS_LIMIT_MB = 100;
 const here = dirname(fileURLToPath(import.meta.url));
+const SECTIONS = (process.env.SECTIONS ?? "local,upload,ssh").split(",");
 
 const base = await mkdtemp(join(tmpdir(), "atomkit-bench-"));
 let mounted = false;
@@ -65,6 +69,23 @@ try {
     `# release: ${FILES} files, ${(bytes / 1e6).toFixed(1)} MB unpacked, ${archiveMb.toFixed(1)} MB .tar.gz`,
   );
 
+  if (SECTIONS.includes("ssh")) await benchSsh({ base, archive, rounds: ROUNDS, median, time, fmt });
+  if (SECTIONS.includes("local")) await benchLocal(archive);
+  if (SECTIONS.includes("upload")) await benchUpload();
+} finally {
+  if (mounted) {
+    spawnSync("umount", [base]);
+  }
+  await rm(base, { recursive: true, force: true });
+  if (existsSync(base)) console.error(`could not remove ${base}`);
+}
+
+async function benchLocal(original) {
+  const fresh = async (tag) => {
+    const copy = join(base, `${tag}.tar.gz`);
+    await copyFile(original, copy);
+    return copy;
+  };
   const host = localHost({ stateDir: join(base, "state") });
   const releases = join(base, "releases");
   await mkdir(releases);
@@ -75,6 +96,8 @@ try {
     const runs = [
       async () => {
         const path = join(releases, `ours-${r}`);
+        // a fresh copy each time: a new file identity, inspected once as by a new deploy process
+        const archive = await fresh(`ours-${r}`);
         ours.push(
           await time(async () => {
             const res = await run(atom("b", { steps: [untar({ archive, path })] }), { host, lock: false });
@@ -85,9 +108,10 @@ try {
       },
       async () => {
         const path = join(releases, `remote-${r}`);
+        const archive = await fresh(`remote-${r}`);
         oursRemote.push(
           await time(async () => {
-            // what a remote host does: a copy of the inspected archive, extracted by the host's tar
+            // what a remote host does: the inspected bytes streamed into the host's tar
             const step = untar({ archive, path, extractWith: "tar" });
             const res = await run(atom("b", { steps: [step] }), { host, lock: false });
             if (res.status !== "committed") throw res.error;
@@ -98,7 +122,7 @@ try {
       async () => {
         const path = join(releases, `tar-${r}`);
         await mkdir(path);
-        baseline.push(await time(async () => execFileSync("tar", ["-xzf", archive, "-C", path])));
+        baseline.push(await time(async () => execFileSync("tar", ["-xzf", original, "-C", path])));
         await rm(path, { recursive: true });
       },
     ];
@@ -107,13 +131,14 @@ try {
   }
   console.log(`\n## untar (${ROUNDS} interleaved rounds, medians)`);
   console.log(`fs.untar, default (inspect + node-tar + rename)       ${fmt(median(ours))}`);
-  console.log(`fs.untar, extractWith "tar" (inspect + copy + tar -xz) ${fmt(median(oursRemote))}`);
+  console.log(`fs.untar, extractWith "tar" (inspect + stream to tar -xz) ${fmt(median(oursRemote))}`);
   console.log(`baseline: tar -xzf                                    ${fmt(median(baseline))}`);
   console.log(
     `ratio to tar -xzf: default ${(median(ours) / median(baseline)).toFixed(2)}x, extractWith "tar" ${(median(oursRemote) / median(baseline)).toFixed(2)}x`,
   );
+}
 
-  // --- upload ---
+async function benchUpload() {
   const big = join(base, "big.bin");
   await new Promise((resolve, reject) => {
     const out = createWriteStream(big);
@@ -168,10 +193,4 @@ try {
     `peak RSS of the upload child: ${peak.toFixed(1)} MB (same child before uploading: ${idleRss.toFixed(1)} MB); limit ${RSS_LIMIT_MB} MB: ${peak < RSS_LIMIT_MB ? "PASS" : "FAIL"}`,
   );
   if (peak >= RSS_LIMIT_MB) process.exitCode = 1;
-} finally {
-  if (mounted) {
-    spawnSync("umount", [base]);
-  }
-  await rm(base, { recursive: true, force: true });
-  if (existsSync(base)) console.error(`could not remove ${base}`);
 }

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { Parser, type ReadEntry, UnpackSync } from "tar";
@@ -42,8 +42,24 @@ export async function inspectArchive(
   file: string,
   options: InspectArchiveOptions = {},
 ): Promise<ArchiveSummary> {
+  return inspectSource({ file }, options);
+}
+
+/**
+ * Where the archive's bytes come from: its file, or a copy read into memory once (`name` names it in
+ * errors), so what is inspected and hashed is exactly what is later extracted, whatever the file does.
+ */
+export type ArchiveSource = { file: string } | { bytes: Buffer; name: string };
+
+/** `inspectArchive` of a file or of bytes held in memory. */
+export async function inspectSource(
+  source: ArchiveSource,
+  options: InspectArchiveOptions = {},
+): Promise<ArchiveSummary> {
+  const file = "file" in source ? source.file : source.name;
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const compression = await sniffCompression(file);
+  const compression =
+    "file" in source ? await sniffCompression(source.file) : compressionOf(source.bytes, file);
   const checker = new EntryChecker(limits, options.strip ?? 0);
   let problem: unknown;
   const fail = (error: unknown) => {
@@ -75,7 +91,7 @@ export async function inspectArchive(
   });
   let sha256 = "";
   try {
-    sha256 = await readTar(file, compression, limits, options.signal, (slice) => {
+    sha256 = await readTar(source, compression, limits, options.signal, (slice) => {
       parser.write(slice);
       if (problem) throw problem;
     });
@@ -93,12 +109,12 @@ export async function inspectArchive(
 /**
  * Extracts a local archive with node-tar into an existing empty directory, hashing the bytes as they are
  * read: a different sha256 than inspected means the file changed in between, and the caller discards
- * the directory. node-tar's synchronous unpacker is used on purpose: every error it raises (an error
+ * the directory (bytes held in memory are the inspected bytes: nothing to compare, no second hash). node-tar's synchronous unpacker is used on purpose: every error it raises (an error
  * event, a strict-mode warning, a throw) happens inside `write`, so it is caught here, and when this
  * function settles nothing is still writing into `dir` — the caller can remove it without a race.
  */
 export async function extractLocal(
-  file: string,
+  source: ArchiveSource,
   dir: string,
   o: {
     sha256: string;
@@ -124,13 +140,21 @@ export async function extractLocal(
   unpack.on("warn", (code: string, message: string, data: object) => {
     failure ??= Object.assign(new Error(`${code}: ${message}`), data, { tarCode: code });
   });
-  const actual = await readTar(file, o.compression, o.limits, o.signal, (slice) => {
-    unpack.write(slice);
-    if (failure) throw failure;
-  });
+  const fromFile = "file" in source;
+  const actual = await readTar(
+    source,
+    o.compression,
+    o.limits,
+    o.signal,
+    (slice) => {
+      unpack.write(slice);
+      if (failure) throw failure;
+    },
+    fromFile,
+  );
   unpack.end();
   if (failure) throw failure;
-  if (actual !== o.sha256) {
+  if (fromFile && actual !== o.sha256) {
     throw new UnsafeArchiveError("the archive changed between inspection and extraction", undefined, {
       expected: `sha256 ${o.sha256}`,
       found: `sha256 ${actual}`,
@@ -145,21 +169,23 @@ export async function extractLocal(
 const SLICE = 16 * 1024;
 
 /**
- * Reads `file` once, hashing the bytes as read, and hands the tar stream (gunzipped here, by the same
- * code for inspection and extraction) to `feed` in slices; `feed` throws to stop. Every stream error
- * (read, gunzip, abort) rejects the returned promise, never escapes. Returns the file's sha256.
+ * Reads the source once, hashing the bytes as read, and hands the tar stream (gunzipped here, by the
+ * same code for inspection and extraction) to `feed` in slices; `feed` throws to stop. Every stream
+ * error (read, gunzip, abort) rejects the returned promise, never escapes. Returns the bytes' sha256
+ * (`hashing` false: bytes in memory already inspected, whose digest the caller holds; returns "").
  */
 async function readTar(
-  file: string,
+  source: ArchiveSource,
   compression: "none" | "gzip",
   limits: ArchiveLimits,
   signal: AbortSignal | undefined,
   feed: (slice: Buffer) => void,
+  hashing = true,
 ): Promise<string> {
   const hash = createHash("sha256");
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
+      if (hashing) hash.update(chunk);
       done(null, chunk);
     },
   });
@@ -184,11 +210,14 @@ async function readTar(
       }
     }
   };
-  const read = createReadStream(file, { highWaterMark: 64 * 1024 });
+  const read =
+    "file" in source
+      ? createReadStream(source.file, { highWaterMark: 64 * 1024 })
+      : Readable.from(chunks(source.bytes, 64 * 1024), { objectMode: false });
   const options = signal ? { signal } : {};
   if (compression === "gzip") await pipeline(read, tap, createGunzip(), sink, options);
   else await pipeline(read, tap, sink, options);
-  return hash.digest("hex");
+  return hashing ? hash.digest("hex") : "";
 }
 
 function unreadable(problem: unknown, file: string): UnsafeArchiveError {
@@ -205,6 +234,11 @@ function unreadable(problem: unknown, file: string): UnsafeArchiveError {
   );
 }
 
+/** The buffer in views of `size` bytes (no copies). */
+function* chunks(bytes: Buffer, size: number): Generator<Buffer> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+}
+
 async function sniffCompression(file: string): Promise<"none" | "gzip"> {
   const fh = await open(file, "r");
   const head = Buffer.alloc(6);
@@ -213,6 +247,10 @@ async function sniffCompression(file: string): Promise<"none" | "gzip"> {
   } finally {
     await fh.close();
   }
+  return compressionOf(head, file);
+}
+
+function compressionOf(head: Buffer, file: string): "none" | "gzip" {
   if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
   const other =
     head.subarray(0, 3).toString("latin1") === "BZh"

@@ -1,9 +1,9 @@
 import { posix } from "node:path";
 import { defineStep, type Host, isAtomError, optional, type StepContext } from "@atomkit/core";
+import { inspectOnce } from "./_inspected";
 import {
   absolutePath,
   checkFields,
-  clip,
   integer,
   localFile,
   PACKAGE,
@@ -21,11 +21,11 @@ import {
   type ArchiveSummary,
   DEFAULT_LIMITS,
   extractLocal,
-  inspectArchive,
   MARKER,
   MAX_DEPTH,
   UnsafeArchiveError,
 } from "./archive";
+import { streamToHostTar, uploadToHostTar } from "./host-tar";
 import { nothing, orNull, sha256, typedState } from "./state-check";
 
 /** The archive limits plus a bound on the time of inspection and extraction together. */
@@ -51,8 +51,8 @@ export interface UntarOptions {
   limits?: Partial<UntarLimits>;
   /**
    * What writes the files once the archive passed inspection: `node-tar` in this process (local hosts
-   * only; node-tar's own path checks apply on top of ours), or the host's `tar` on a copy of the
-   * inspected archive (the only choice on a remote host; several times faster for many small files).
+   * only; node-tar's own path checks apply on top of ours), or the host's `tar` fed the inspected
+   * archive on its stdin (the only choice on a remote host; several times faster for many small files).
    * Default `node-tar` on a local host, `tar` on a remote one.
    */
   extractWith?: "node-tar" | "tar";
@@ -84,8 +84,8 @@ const KIND = "fs.untar";
  * `fs.untar`: extracts an archive into a new directory. Every entry is checked before a byte is written
  * (see `inspectArchive`); extraction goes to a temporary directory beside `path`, which is renamed into
  * place, so a failure never leaves a half-extracted release. A marker file `.atomkit-release` inside the
- * directory records the archive's sha256. On a remote host the inspected archive is uploaded and
- * extracted there by `tar`.
+ * directory records the archive's sha256. An archive is inspected once per process however many hosts
+ * extract it (see `_inspected.ts`); on a remote host the inspected bytes are streamed into its `tar`.
  */
 export const untar = defineStep({
   kind: KIND,
@@ -207,8 +207,23 @@ async function extract(
   extractWith: "node-tar" | "tar",
   signal: AbortSignal,
 ): Promise<void> {
+  const inspected = await inspectOnce(p.archive, { strip: p.strip, limits: p.limits, signal });
+  try {
+    await extractInspected(ctx, p, extractWith, signal, inspected.summary, inspected.bytes);
+  } finally {
+    inspected.release();
+  }
+}
+
+async function extractInspected(
+  ctx: StepContext,
+  p: UntarParams,
+  extractWith: "node-tar" | "tar",
+  signal: AbortSignal,
+  summary: ArchiveSummary,
+  bytes: Buffer | null,
+): Promise<void> {
   const { host } = ctx;
-  const summary = await inspectArchive(p.archive, { limits: p.limits, strip: p.strip, signal });
   const now = await observeRelease(host, p.path);
   if (now.type === "directory" && now.archive === summary.sha256) return; // this archive is already there
   if (now.type !== "missing") {
@@ -226,9 +241,12 @@ async function extract(
   try {
     await host.mkdir(tmp, { mode: 0o755 });
     if (extractWith === "node-tar") {
-      await extractLocal(p.archive, tmp, { ...summary, strip: p.strip, limits: p.limits, signal });
+      const source = bytes ? { bytes, name: p.archive } : { file: p.archive };
+      await extractLocal(source, tmp, { ...summary, strip: p.strip, limits: p.limits, signal });
     } else {
-      await extractOnHost(ctx, p, summary, tmp, upload, signal);
+      const o = { kind: KIND, archive: p.archive, strip: p.strip, summary, dir: tmp, signal };
+      if (bytes) await streamToHostTar(ctx, o, bytes);
+      else await uploadToHostTar(ctx, o, upload);
     }
     await host.writeFile(
       posix.join(tmp, MARKER),
@@ -236,43 +254,11 @@ async function extract(
     );
     await host.rename(tmp, p.path);
   } catch (error) {
-    // extractLocal has settled (nothing still writes into tmp) and a local tar was waited for
+    // extractLocal has settled (nothing still writes into tmp) and the host's tar was waited for
     await host.rm(tmp, { recursive: true, force: true }).catch(() => {});
-    if (extractWith === "tar") await host.rm(upload, { force: true }).catch(() => {});
+    if (extractWith === "tar" && !bytes) await host.rm(upload, { force: true }).catch(() => {});
     throw error;
   }
-}
-
-/** Uploads the inspected archive (checking it is the same bytes) and extracts it with the host's tar. */
-async function extractOnHost(
-  ctx: StepContext,
-  p: UntarParams,
-  summary: ArchiveSummary,
-  tmp: string,
-  upload: string,
-  signal: AbortSignal,
-): Promise<void> {
-  const { host } = ctx;
-  const sent = await host.upload(p.archive, upload, { mode: 0o600, signal });
-  if (sent.sha256 !== summary.sha256) {
-    throw new UnsafeArchiveError("the archive changed between inspection and upload", undefined, {
-      expected: `sha256 ${summary.sha256}`,
-      found: `sha256 ${sent.sha256}`,
-      hint: "something is rewriting the archive file; build it once, then deploy it",
-    });
-  }
-  // absolute paths only: GNU tar never reads an archive name with "/" before its first ":" as host:path
-  const argv = ["tar", "-x", ...(summary.compression === "gzip" ? ["-z"] : []), "-f", upload, "-C", tmp];
-  argv.push("--no-same-owner", ...(p.strip ? [`--strip-components=${p.strip}`] : []));
-  const r = await host.exec(argv, { signal, reject: false, env: { LC_ALL: "C" } });
-  if (r.code !== 0) {
-    throw stepError(ctx, KIND, "apply", "the host's tar could not extract the archive, nothing was kept", {
-      expected: "tar to exit with code 0",
-      found: `${r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`}: ${clip(r.stderr.trim(), 500) || "no output"}`,
-      hint: "the archive passed inspection, so look at the host: free space, permissions, name lengths",
-    });
-  }
-  await host.rm(upload, { force: true });
 }
 
 async function observeRelease(host: Host, path: string): Promise<UntarState> {

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
@@ -7,10 +7,40 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { atom, type Host, ParamsError, run } from "@atomkit/core";
 import { describeStepContract, hashTree } from "@atomkit/testkit";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { SshHost } from "../../step-ssh/src/index";
+import { memory } from "../src/_inspected";
 import { inspectArchive, UnsafeArchiveError, type UntarState, untar } from "../src/index";
 import { asRemote, bound, flaky, HOSTILE_STRINGS, type Sandbox, sandbox, segmentSafe } from "./_helpers";
+import { noSshd, overSsh, testSshHost } from "./_ssh";
 import { type RawEntry, rawTar } from "./_tar";
+
+/** local: node-tar; remote: this machine taking the remote path (host's tar via exec); ssh: a real sshd. */
+type Mode = "local" | "remote" | "ssh";
+const MODES: Mode[] = ["local", "remote", ...(noSshd ? [] : (["ssh"] as const))];
+/**
+ * Where extraction takes the archive from: the inspected bytes held in memory (streamed into the host's
+ * tar), or the file again, as for an archive over memory.perArchive (uploaded, digest checked).
+ */
+const STORES = ["memory", "file"] as const;
+
+let ssh: SshHost | undefined;
+afterAll(() => ssh?.close());
+function hostIn(mode: Mode, local: Host): Host {
+  if (mode === "local") return local;
+  if (mode === "remote") return asRemote(local);
+  ssh ??= testSshHost();
+  return overSsh(ssh, local);
+}
+function withStore(store: (typeof STORES)[number]) {
+  const saved = memory.perArchive;
+  beforeAll(() => {
+    memory.perArchive = store === "file" ? 0 : saved;
+  });
+  afterAll(() => {
+    memory.perArchive = saved;
+  });
+}
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 
@@ -37,349 +67,362 @@ async function releaseFixture(s: Sandbox, entries = RELEASE) {
   return { archive, path: join(s.app, "releases", "2") };
 }
 
-for (const mode of ["local", "remote"] as const) {
-  const hostFor = (h: Host) => (mode === "remote" ? asRemote(h) : h);
+for (const mode of MODES)
+  for (const store of STORES)
+    describe(`fs.untar on a ${mode} host, archive from ${store}`, () => {
+      withStore(store);
+      const hostFor = (h: Host) => hostIn(mode, h);
 
-  describeStepContract({
-    name: `fs.untar (${mode === "local" ? "local host: node-tar" : "remote path: upload + tar on the host"})`,
-    idempotent: true,
-    breakApplyLeaves: "unchanged",
-    async setup() {
-      const s = await sandbox();
-      const { archive, path } = await releaseFixture(s);
-      // the final rename fails: the temporary directory must be cleaned up, the parent left as it was
-      const f = flaky(hostFor(s.host), "rename", "before");
-      return {
-        host: f.host,
-        step: () => untar({ archive, path }),
-        snapshot: () => hashTree(s.app),
-        breakApply: f.arm,
-        cleanup: s.cleanup,
-      };
-    },
-    additionalTests: (fx) => {
-      it("extracts the exact tree: modes, symlinks, hard link, marker", async () => {
-        const { host } = fx();
-        const s = await bound<UntarState>(untar, host, fx().step().params as object);
-        const before = await s.observe();
-        await s.apply(before);
-        const after = await s.observe();
-        const dir = (s.params as { path: string }).path;
-        expect(after).toMatchObject({ type: "directory", archive: expect.stringMatching(/^[0-9a-f]{64}$/) });
-        expect(await readFile(join(dir, "bin", "start"), "utf8")).toContain("echo start");
-        expect((await lstat(join(dir, "bin", "start"))).mode & 0o777).toBe(0o755);
-        expect(await readlink(join(dir, "lib", "tools"))).toBe("../bin");
-        expect(await readFile(join(dir, "app.yml"), "utf8")).toBe("port: 8080\n");
-        expect((await lstat(join(dir, "config", "hard.yml"))).ino).toBe(
-          (await lstat(join(dir, "config", "app.yml"))).ino,
-        );
-        const marker = JSON.parse(await readFile(join(dir, ".atomkit-release"), "utf8"));
-        expect(marker).toMatchObject({
-          sha256: (after as { archive: string }).archive,
-          entries: RELEASE.length,
-        });
-        // nothing else appeared beside the release (no temporary dirs or uploads left)
-        expect((await readdir(join(dir, ".."))).sort()).toEqual(["1", "2"]);
-        await s.undo(before, after);
+      describeStepContract({
+        name: `fs.untar (${mode === "local" ? "local host: node-tar" : `${mode} host: the host's tar`}, ${store})`,
+        idempotent: true,
+        breakApplyLeaves: "unchanged",
+        async setup() {
+          const s = await sandbox();
+          const { archive, path } = await releaseFixture(s);
+          // the final rename fails: the temporary directory must be cleaned up, the parent left as it was
+          const f = flaky(hostFor(s.host), "rename", "before");
+          return {
+            host: f.host,
+            step: () => untar({ archive, path }),
+            snapshot: () => hashTree(s.app),
+            breakApply: f.arm,
+            cleanup: s.cleanup,
+          };
+        },
+        additionalTests: (fx) => {
+          it("extracts the exact tree: modes, symlinks, hard link, marker", async () => {
+            const { host } = fx();
+            const s = await bound<UntarState>(untar, host, fx().step().params as object);
+            const before = await s.observe();
+            await s.apply(before);
+            const after = await s.observe();
+            const dir = (s.params as { path: string }).path;
+            expect(after).toMatchObject({
+              type: "directory",
+              archive: expect.stringMatching(/^[0-9a-f]{64}$/),
+            });
+            expect(await readFile(join(dir, "bin", "start"), "utf8")).toContain("echo start");
+            expect((await lstat(join(dir, "bin", "start"))).mode & 0o777).toBe(0o755);
+            expect(await readlink(join(dir, "lib", "tools"))).toBe("../bin");
+            expect(await readFile(join(dir, "app.yml"), "utf8")).toBe("port: 8080\n");
+            expect((await lstat(join(dir, "config", "hard.yml"))).ino).toBe(
+              (await lstat(join(dir, "config", "app.yml"))).ino,
+            );
+            const marker = JSON.parse(await readFile(join(dir, ".atomkit-release"), "utf8"));
+            expect(marker).toMatchObject({
+              sha256: (after as { archive: string }).archive,
+              entries: RELEASE.length,
+            });
+            // nothing else appeared beside the release (no temporary dirs or uploads left)
+            expect((await readdir(join(dir, ".."))).sort()).toEqual(["1", "2"]);
+            await s.undo(before, after);
+          });
+        },
       });
-    },
-  });
 
-  describe(`fs.untar hostile archives (${mode})`, () => {
-    let s: Sandbox;
-    beforeEach(async () => {
-      s = await sandbox();
-      await mkdir(join(s.app, "releases", "1"), { recursive: true });
-      await writeFile(join(s.app, "releases", "1", "VERSION"), "1\n");
-      await mkdir(join(s.root, "artifacts"));
-      await mkdir(join(s.root, "etc"));
-      await writeFile(join(s.root, "etc", "passwd"), "root:x:0:0\n");
-    });
-    afterEach(() => s.cleanup());
+      describe(`fs.untar hostile archives (${mode})`, () => {
+        let s: Sandbox;
+        beforeEach(async () => {
+          s = await sandbox();
+          await mkdir(join(s.app, "releases", "1"), { recursive: true });
+          await writeFile(join(s.app, "releases", "1", "VERSION"), "1\n");
+          await mkdir(join(s.root, "artifacts"));
+          await mkdir(join(s.root, "etc"));
+          await writeFile(join(s.root, "etc", "passwd"), "root:x:0:0\n");
+        });
+        afterEach(() => s.cleanup());
 
-    const deep = (levels: number): RawEntry[] =>
-      Array.from({ length: levels }, (_, i) => ({
-        path: `${"d/".repeat(i + 1)}`,
-        type: "Directory" as const,
-      }));
-    const corpus: Array<[string, RawEntry[] | Buffer, RegExp, { strip?: number }?]> = [
-      [
-        '"." as a symlink out of the directory',
-        [
-          { path: ".", type: "SymbolicLink", linkpath: ".." },
-          { path: "f", body: "x" },
-        ],
-        /entry "\." would replace the target directory/,
-      ],
-      [
-        '"./." as a symlink out of the directory',
-        [{ path: "./.", type: "SymbolicLink", linkpath: "../../etc" }],
-        /would replace the target directory/,
-      ],
-      [
-        '"." as a symlink to a directory inside the archive',
-        [
-          { path: "sub/", type: "Directory" },
-          { path: ".", type: "SymbolicLink", linkpath: "sub" },
-        ],
-        /would replace the target directory/,
-      ],
-      ['"." as a file', [{ path: ".", body: "x" }], /would replace the target directory/],
-      [
-        '"a/." as a symlink once "a" is stripped',
-        [{ path: "a/.", type: "SymbolicLink", linkpath: "../.." }],
-        /would replace the target directory/,
-        { strip: 1 },
-      ],
-      [
-        'a symlink "./x" that strip makes "x" (tar counts "." as a component)',
-        [{ path: "./x", type: "SymbolicLink", linkpath: "../../etc" }],
-        /points outside the target/,
-        { strip: 1 },
-      ],
-      [
-        "a file written through a symlink, both under a stripped ./",
-        [
-          { path: "./sub/", type: "Directory" },
-          { path: "./s", type: "SymbolicLink", linkpath: "sub" },
-          { path: "./s/evil", body: "x" },
-        ],
-        /written through the symlink "s"/,
-        { strip: 1 },
-      ],
-      [
-        "a hard link whose path lies under a symlink",
-        [
-          { path: "sub/", type: "Directory" },
-          { path: "f", body: "x" },
-          { path: "s", type: "SymbolicLink", linkpath: "sub" },
-          { path: "s/h", type: "Link", linkpath: "f" },
-        ],
-        /written through the symlink "s"/,
-      ],
-      ["an empty path component", [{ path: "a//b", body: "x" }], /empty path component/],
-      ["400 levels of directories", deep(400), /deeper than 64 path components/],
-      ["traversal", [{ path: "../../etc/evil", body: "x" }], /has a "\.\." component/],
-      ["traversal in the middle", [{ path: "a/b/../../../evil", body: "x" }], /has a "\.\." component/],
-      [
-        "traversal hidden in a pax header",
-        [{ path: "../../evil", paxPath: "harmless", body: "x" }],
-        /"\.\." component/,
-      ],
-      [
-        "traversal hidden in a GNU long name",
-        [{ path: "../../evil", gnuLongPath: "harmless", body: "x" }],
-        /"\.\." component/,
-      ],
-      ["absolute path", [{ path: "/tmp/atomkit-evil", body: "x" }], /is absolute/],
-      [
-        "a global pax header renaming the entries after it (GNU tar applies it)",
-        [{ path: "harmless", body: "x", globalPax: { path: "../../evil" } }],
-        /global pax header sets "path"/,
-      ],
-      [
-        "symlink escaping with ..",
-        [{ path: "escape", type: "SymbolicLink", linkpath: "../../etc" }],
-        /points outside the target/,
-      ],
-      [
-        "symlink to an absolute path",
-        [{ path: "escape", type: "SymbolicLink", linkpath: "/etc/passwd" }],
-        /absolute path/,
-      ],
-      [
-        "symlink escaping through another symlink",
-        [
-          { path: "d/", type: "Directory" },
-          { path: "d/up", type: "SymbolicLink", linkpath: ".." },
-          { path: "escape", type: "SymbolicLink", linkpath: "d/up/.." },
-        ],
-        /points outside the target/,
-      ],
-      [
-        "file written through an in-archive symlink",
-        [
-          { path: "sub/", type: "Directory" },
-          { path: "link", type: "SymbolicLink", linkpath: "sub" },
-          { path: "link/evil", body: "x" },
-        ],
-        /written through the symlink/,
-      ],
-      [
-        "symlink then file of the same name (swap attack)",
-        [
-          { path: "x", type: "SymbolicLink", linkpath: "sub" },
-          { path: "x", body: "x" },
-        ],
-        /appears twice/,
-      ],
-      ["hard link escaping", [{ path: "h", type: "Link", linkpath: "../../etc/passwd" }], /"\.\." component/],
-      [
-        "hard link to an absolute path",
-        [{ path: "h", type: "Link", linkpath: "/etc/passwd" }],
-        /is absolute/,
-      ],
-      [
-        "hard link to nothing in the archive",
-        [{ path: "h", type: "Link", linkpath: "etc/passwd" }],
-        /not a file earlier/,
-      ],
-      ["character device", [{ path: "null", type: "CharacterDevice" }], /CharacterDevice/],
-      ["block device", [{ path: "sda", type: "BlockDevice" }], /BlockDevice/],
-      ["fifo", [{ path: "pipe", type: "FIFO" }], /FIFO/],
-      ["setuid file", [{ path: "su", body: "x", mode: 0o4755 }], /setuid/],
-      [
-        "size bomb (gzip of zeros over the limit)",
-        [{ path: "zeros", body: Buffer.alloc(3 * 1024 * 1024) }],
-        /more than 1048576 bytes/,
-      ],
-      [
-        "lying header (huge declared size)",
-        [{ path: "big", size: 8 * 1024 ** 3 }],
-        /more than 1048576 bytes/,
-      ],
-      [
-        "entry-count bomb",
-        Array.from({ length: 600 }, (_, i) => ({ path: `f${i}` })),
-        /more than 500 entries/,
-      ],
-      ["not a tar at all", Buffer.from("<html>404 not found</html>".repeat(30)), /cannot be read/],
-      [
-        "a corrupt gzip stream",
-        Buffer.concat([
-          Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]),
-          Buffer.from("garbage".repeat(100)),
-        ]),
-        /cannot be read/,
-      ],
-      [
-        "truncated archive",
-        rawTar([{ path: "big", body: Buffer.alloc(5000, 1) }]).subarray(0, 2048),
-        /Truncated/,
-      ],
-      ["empty archive", Buffer.alloc(1024), /cannot be read|no entries/],
-      ["bzip2 data", Buffer.concat([Buffer.from("BZh91AY&SY"), Buffer.alloc(600)]), /bzip2-compressed/],
-    ];
-
-    for (const [name, content, message, extra] of corpus) {
-      it(`refuses ${name}, writing nothing`, async () => {
-        const archive = join(s.root, "artifacts", "evil.tar.gz");
-        await writeFile(archive, Buffer.isBuffer(content) ? content : rawTar(content, { gzip: true }));
-        const picture = await hashTree(s.root);
-        const result = await run(
-          atom("hostile", {
-            steps: [
-              untar({
-                archive,
-                path: join(s.app, "releases", "2"),
-                limits: { maxBytes: 1024 * 1024, maxEntries: 500 },
-                ...extra,
-              }),
+        const deep = (levels: number): RawEntry[] =>
+          Array.from({ length: levels }, (_, i) => ({
+            path: `${"d/".repeat(i + 1)}`,
+            type: "Directory" as const,
+          }));
+        const corpus: Array<[string, RawEntry[] | Buffer, RegExp, { strip?: number }?]> = [
+          [
+            '"." as a symlink out of the directory',
+            [
+              { path: ".", type: "SymbolicLink", linkpath: ".." },
+              { path: "f", body: "x" },
             ],
-          }),
-          { host: mode === "remote" ? asRemote(s.host) : s.host, lock: false },
-        );
-        expect(result.status).toBe("rolled-back");
-        expect(result.steps[0]?.status).toBe("failed-unchanged");
-        expect(result.error?.message).toMatch(message);
-        expect(result.error?.message).toContain("nothing was extracted");
-        expect(result.error?.hint).toBeTruthy();
-        // the engine gives every step failure one shape; the kind's own error is its cause
-        expect(result.error?.cause).toBeInstanceOf(UnsafeArchiveError);
-        expect(await hashTree(s.root)).toBe(picture);
-        expect(existsSync("/tmp/atomkit-evil")).toBe(false);
+            /entry "\." would replace the target directory/,
+          ],
+          [
+            '"./." as a symlink out of the directory',
+            [{ path: "./.", type: "SymbolicLink", linkpath: "../../etc" }],
+            /would replace the target directory/,
+          ],
+          [
+            '"." as a symlink to a directory inside the archive',
+            [
+              { path: "sub/", type: "Directory" },
+              { path: ".", type: "SymbolicLink", linkpath: "sub" },
+            ],
+            /would replace the target directory/,
+          ],
+          ['"." as a file', [{ path: ".", body: "x" }], /would replace the target directory/],
+          [
+            '"a/." as a symlink once "a" is stripped',
+            [{ path: "a/.", type: "SymbolicLink", linkpath: "../.." }],
+            /would replace the target directory/,
+            { strip: 1 },
+          ],
+          [
+            'a symlink "./x" that strip makes "x" (tar counts "." as a component)',
+            [{ path: "./x", type: "SymbolicLink", linkpath: "../../etc" }],
+            /points outside the target/,
+            { strip: 1 },
+          ],
+          [
+            "a file written through a symlink, both under a stripped ./",
+            [
+              { path: "./sub/", type: "Directory" },
+              { path: "./s", type: "SymbolicLink", linkpath: "sub" },
+              { path: "./s/evil", body: "x" },
+            ],
+            /written through the symlink "s"/,
+            { strip: 1 },
+          ],
+          [
+            "a hard link whose path lies under a symlink",
+            [
+              { path: "sub/", type: "Directory" },
+              { path: "f", body: "x" },
+              { path: "s", type: "SymbolicLink", linkpath: "sub" },
+              { path: "s/h", type: "Link", linkpath: "f" },
+            ],
+            /written through the symlink "s"/,
+          ],
+          ["an empty path component", [{ path: "a//b", body: "x" }], /empty path component/],
+          ["400 levels of directories", deep(400), /deeper than 64 path components/],
+          ["traversal", [{ path: "../../etc/evil", body: "x" }], /has a "\.\." component/],
+          ["traversal in the middle", [{ path: "a/b/../../../evil", body: "x" }], /has a "\.\." component/],
+          [
+            "traversal hidden in a pax header",
+            [{ path: "../../evil", paxPath: "harmless", body: "x" }],
+            /"\.\." component/,
+          ],
+          [
+            "traversal hidden in a GNU long name",
+            [{ path: "../../evil", gnuLongPath: "harmless", body: "x" }],
+            /"\.\." component/,
+          ],
+          ["absolute path", [{ path: "/tmp/atomkit-evil", body: "x" }], /is absolute/],
+          [
+            "a global pax header renaming the entries after it (GNU tar applies it)",
+            [{ path: "harmless", body: "x", globalPax: { path: "../../evil" } }],
+            /global pax header sets "path"/,
+          ],
+          [
+            "symlink escaping with ..",
+            [{ path: "escape", type: "SymbolicLink", linkpath: "../../etc" }],
+            /points outside the target/,
+          ],
+          [
+            "symlink to an absolute path",
+            [{ path: "escape", type: "SymbolicLink", linkpath: "/etc/passwd" }],
+            /absolute path/,
+          ],
+          [
+            "symlink escaping through another symlink",
+            [
+              { path: "d/", type: "Directory" },
+              { path: "d/up", type: "SymbolicLink", linkpath: ".." },
+              { path: "escape", type: "SymbolicLink", linkpath: "d/up/.." },
+            ],
+            /points outside the target/,
+          ],
+          [
+            "file written through an in-archive symlink",
+            [
+              { path: "sub/", type: "Directory" },
+              { path: "link", type: "SymbolicLink", linkpath: "sub" },
+              { path: "link/evil", body: "x" },
+            ],
+            /written through the symlink/,
+          ],
+          [
+            "symlink then file of the same name (swap attack)",
+            [
+              { path: "x", type: "SymbolicLink", linkpath: "sub" },
+              { path: "x", body: "x" },
+            ],
+            /appears twice/,
+          ],
+          [
+            "hard link escaping",
+            [{ path: "h", type: "Link", linkpath: "../../etc/passwd" }],
+            /"\.\." component/,
+          ],
+          [
+            "hard link to an absolute path",
+            [{ path: "h", type: "Link", linkpath: "/etc/passwd" }],
+            /is absolute/,
+          ],
+          [
+            "hard link to nothing in the archive",
+            [{ path: "h", type: "Link", linkpath: "etc/passwd" }],
+            /not a file earlier/,
+          ],
+          ["character device", [{ path: "null", type: "CharacterDevice" }], /CharacterDevice/],
+          ["block device", [{ path: "sda", type: "BlockDevice" }], /BlockDevice/],
+          ["fifo", [{ path: "pipe", type: "FIFO" }], /FIFO/],
+          ["setuid file", [{ path: "su", body: "x", mode: 0o4755 }], /setuid/],
+          [
+            "size bomb (gzip of zeros over the limit)",
+            [{ path: "zeros", body: Buffer.alloc(3 * 1024 * 1024) }],
+            /more than 1048576 bytes/,
+          ],
+          [
+            "lying header (huge declared size)",
+            [{ path: "big", size: 8 * 1024 ** 3 }],
+            /more than 1048576 bytes/,
+          ],
+          [
+            "entry-count bomb",
+            Array.from({ length: 600 }, (_, i) => ({ path: `f${i}` })),
+            /more than 500 entries/,
+          ],
+          ["not a tar at all", Buffer.from("<html>404 not found</html>".repeat(30)), /cannot be read/],
+          [
+            "a corrupt gzip stream",
+            Buffer.concat([
+              Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]),
+              Buffer.from("garbage".repeat(100)),
+            ]),
+            /cannot be read/,
+          ],
+          [
+            "truncated archive",
+            rawTar([{ path: "big", body: Buffer.alloc(5000, 1) }]).subarray(0, 2048),
+            /Truncated/,
+          ],
+          ["empty archive", Buffer.alloc(1024), /cannot be read|no entries/],
+          ["bzip2 data", Buffer.concat([Buffer.from("BZh91AY&SY"), Buffer.alloc(600)]), /bzip2-compressed/],
+        ];
+
+        for (const [name, content, message, extra] of corpus) {
+          it(`refuses ${name}, writing nothing`, async () => {
+            const archive = join(s.root, "artifacts", "evil.tar.gz");
+            await writeFile(archive, Buffer.isBuffer(content) ? content : rawTar(content, { gzip: true }));
+            const picture = await hashTree(s.root);
+            const result = await run(
+              atom("hostile", {
+                steps: [
+                  untar({
+                    archive,
+                    path: join(s.app, "releases", "2"),
+                    limits: { maxBytes: 1024 * 1024, maxEntries: 500 },
+                    ...extra,
+                  }),
+                ],
+              }),
+              { host: hostIn(mode, s.host), lock: false },
+            );
+            expect(result.status).toBe("rolled-back");
+            expect(result.steps[0]?.status).toBe("failed-unchanged");
+            expect(result.error?.message).toMatch(message);
+            expect(result.error?.message).toContain("nothing was extracted");
+            expect(result.error?.hint).toBeTruthy();
+            // the engine gives every step failure one shape; the kind's own error is its cause
+            expect(result.error?.cause).toBeInstanceOf(UnsafeArchiveError);
+            expect(await hashTree(s.root)).toBe(picture);
+            expect(existsSync("/tmp/atomkit-evil")).toBe(false);
+          });
+        }
       });
-    }
-  });
 
-  describe(`fs.untar literal names and real archives (${mode})`, () => {
-    let s: Sandbox;
-    beforeEach(async () => {
-      s = await sandbox();
-      await mkdir(join(s.app, "releases"), { recursive: true });
-    });
-    afterEach(() => s.cleanup());
-    const host = () => (mode === "remote" ? asRemote(s.host) : s.host);
-
-    it("extracts names with spaces, quotes, newlines and $(...) literally, into a hostile target name", async () => {
-      const names = HOSTILE_STRINGS.filter(segmentSafe).filter((n) => n !== "--" && !n.startsWith("-"));
-      const entries: RawEntry[] = names.flatMap((n, i) => [
-        { path: `d${i} ${n}/`, type: "Directory" as const },
-        { path: `d${i} ${n}/${n}`, body: n },
-        { path: `l${i} ${n}`, type: "SymbolicLink" as const, linkpath: `d${i} ${n}/${n}` },
-      ]);
-      const archive = join(s.root, 'it\'s $(a) "release"\n.tar');
-      await writeFile(archive, rawTar(entries));
-      const path = join(s.app, "releases", "r $(touch atomkit-pwned) 'q' \"dq\"\nnl `id`");
-      const st = await bound<UntarState>(untar, host(), { archive, path });
-      const before = await st.observe();
-      await st.apply(before);
-      for (const [i, n] of names.entries()) {
-        expect(await readFile(join(path, `d${i} ${n}`, n), "utf8")).toBe(n);
-        expect(await readlink(join(path, `l${i} ${n}`))).toBe(`d${i} ${n}/${n}`);
-      }
-      expect(existsSync("/tmp/atomkit-pwned")).toBe(false);
-      await st.undo(before, await st.observe());
-      expect(await readdir(join(s.app, "releases"))).toEqual([]);
-    });
-
-    it("extracts what GNU tar made (pax headers, long names), with strip", async () => {
-      const src = join(s.root, "src", "app-1.2");
-      const long = "n".repeat(150);
-      await mkdir(join(src, "deep", long), { recursive: true });
-      await writeFile(join(src, "deep", long, "file ünïcödé"), "deep");
-      await writeFile(join(src, "run.sh"), "#!/bin/sh\n", { mode: 0o750 });
-      const archive = join(s.root, "app.tar.gz");
-      execFileSync("tar", ["-czf", archive, "--format=pax", "-C", join(s.root, "src"), "app-1.2"]);
-      const path = join(s.app, "releases", "1.2");
-      const st = await bound<UntarState>(untar, host(), { archive, path, strip: 1 });
-      await st.apply(await st.observe());
-      expect(await readFile(join(path, "deep", long, "file ünïcödé"), "utf8")).toBe("deep");
-      expect((await lstat(join(path, "run.sh"))).mode & 0o777).toBe(0o750);
-      const summary = await inspectArchive(archive, { strip: 1 });
-      expect(await st.observe()).toEqual({ type: "directory", archive: summary.sha256 });
-    });
-
-    it(`extractWith: "tar" uses the host's tar; "node-tar" is refused on a remote host`, async () => {
-      const archive = join(s.root, "r.tar");
-      await writeFile(archive, rawTar([{ path: "f", body: "x" }]));
-      const path = join(s.app, "releases", "r");
-      const withTar = await run(atom("tar", { steps: [untar({ archive, path, extractWith: "tar" })] }), {
-        host: host(),
-        lock: false,
-      });
-      expect(withTar.status).toBe("committed");
-      expect(await readFile(join(path, "f"), "utf8")).toBe("x");
-      const other = join(s.app, "releases", "r2");
-      const r = await run(atom("nt", { steps: [untar({ archive, path: other, extractWith: "node-tar" })] }), {
-        host: host(),
-        lock: false,
-      });
-      expect(r.status).toBe(mode === "local" ? "committed" : "rolled-back");
-      if (mode === "remote") expect(r.error?.message).toContain("node-tar can only extract");
-    });
-
-    it("refuses a target that exists, and a missing parent, before extracting", async () => {
-      const archive = join(s.root, "r.tar");
-      await writeFile(archive, rawTar([{ path: "f", body: "x" }]));
-      await mkdir(join(s.app, "releases", "taken"));
-      const picture = await hashTree(s.root);
-      for (const [path, text] of [
-        [join(s.app, "releases", "taken"), "already exists"],
-        [join(s.app, "nope", "r1"), "parent directory"],
-      ] as const) {
-        const r = await run(atom("refused", { steps: [untar({ archive, path })] }), {
-          host: host(),
-          lock: false,
+      describe(`fs.untar literal names and real archives (${mode})`, () => {
+        let s: Sandbox;
+        beforeEach(async () => {
+          s = await sandbox();
+          await mkdir(join(s.app, "releases"), { recursive: true });
         });
-        expect(r.status).toBe("rolled-back");
-        expect(r.steps[0]?.status).toBe("failed-unchanged");
-        expect(r.error?.message).toContain(text);
-        expect(await hashTree(s.root)).toBe(picture);
-      }
+        afterEach(() => s.cleanup());
+        const host = () => hostIn(mode, s.host);
+
+        it("extracts names with spaces, quotes, newlines and $(...) literally, into a hostile target name", async () => {
+          const names = HOSTILE_STRINGS.filter(segmentSafe).filter((n) => n !== "--" && !n.startsWith("-"));
+          const entries: RawEntry[] = names.flatMap((n, i) => [
+            { path: `d${i} ${n}/`, type: "Directory" as const },
+            { path: `d${i} ${n}/${n}`, body: n },
+            { path: `l${i} ${n}`, type: "SymbolicLink" as const, linkpath: `d${i} ${n}/${n}` },
+          ]);
+          const archive = join(s.root, 'it\'s $(a) "release"\n.tar');
+          await writeFile(archive, rawTar(entries));
+          const path = join(s.app, "releases", "r $(touch atomkit-pwned) 'q' \"dq\"\nnl `id`");
+          const st = await bound<UntarState>(untar, host(), { archive, path });
+          const before = await st.observe();
+          await st.apply(before);
+          for (const [i, n] of names.entries()) {
+            expect(await readFile(join(path, `d${i} ${n}`, n), "utf8")).toBe(n);
+            expect(await readlink(join(path, `l${i} ${n}`))).toBe(`d${i} ${n}/${n}`);
+          }
+          expect(existsSync("/tmp/atomkit-pwned")).toBe(false);
+          await st.undo(before, await st.observe());
+          expect(await readdir(join(s.app, "releases"))).toEqual([]);
+        });
+
+        it("extracts what GNU tar made (pax headers, long names), with strip", async () => {
+          const src = join(s.root, "src", "app-1.2");
+          const long = "n".repeat(150);
+          await mkdir(join(src, "deep", long), { recursive: true });
+          await writeFile(join(src, "deep", long, "file ünïcödé"), "deep");
+          await writeFile(join(src, "run.sh"), "#!/bin/sh\n", { mode: 0o750 });
+          const archive = join(s.root, "app.tar.gz");
+          execFileSync("tar", ["-czf", archive, "--format=pax", "-C", join(s.root, "src"), "app-1.2"]);
+          const path = join(s.app, "releases", "1.2");
+          const st = await bound<UntarState>(untar, host(), { archive, path, strip: 1 });
+          await st.apply(await st.observe());
+          expect(await readFile(join(path, "deep", long, "file ünïcödé"), "utf8")).toBe("deep");
+          expect((await lstat(join(path, "run.sh"))).mode & 0o777).toBe(0o750);
+          const summary = await inspectArchive(archive, { strip: 1 });
+          expect(await st.observe()).toEqual({ type: "directory", archive: summary.sha256 });
+        });
+
+        it(`extractWith: "tar" uses the host's tar; "node-tar" is refused on a remote host`, async () => {
+          const archive = join(s.root, "r.tar");
+          await writeFile(archive, rawTar([{ path: "f", body: "x" }]));
+          const path = join(s.app, "releases", "r");
+          const withTar = await run(atom("tar", { steps: [untar({ archive, path, extractWith: "tar" })] }), {
+            host: host(),
+            lock: false,
+          });
+          expect(withTar.status).toBe("committed");
+          expect(await readFile(join(path, "f"), "utf8")).toBe("x");
+          const other = join(s.app, "releases", "r2");
+          const r = await run(
+            atom("nt", { steps: [untar({ archive, path: other, extractWith: "node-tar" })] }),
+            {
+              host: host(),
+              lock: false,
+            },
+          );
+          expect(r.status).toBe(mode === "local" ? "committed" : "rolled-back");
+          if (mode !== "local") expect(r.error?.message).toContain("node-tar can only extract");
+        });
+
+        it("refuses a target that exists, and a missing parent, before extracting", async () => {
+          const archive = join(s.root, "r.tar");
+          await writeFile(archive, rawTar([{ path: "f", body: "x" }]));
+          await mkdir(join(s.app, "releases", "taken"));
+          const picture = await hashTree(s.root);
+          for (const [path, text] of [
+            [join(s.app, "releases", "taken"), "already exists"],
+            [join(s.app, "nope", "r1"), "parent directory"],
+          ] as const) {
+            const r = await run(atom("refused", { steps: [untar({ archive, path })] }), {
+              host: host(),
+              lock: false,
+            });
+            expect(r.status).toBe("rolled-back");
+            expect(r.steps[0]?.status).toBe("failed-unchanged");
+            expect(r.error?.message).toContain(text);
+            expect(await hashTree(s.root)).toBe(picture);
+          }
+        });
+      });
     });
-  });
-}
 
 describe("fs.untar params", () => {
   let s: Sandbox;
@@ -476,6 +519,17 @@ describe("fs.untar: whatever node-tar, tar or gzip raise becomes the step's erro
   }
 });
 
+/** `base`, rewriting `archive` once the temporary directory exists: after inspection, before extraction. */
+function swapping(base: Host, archive: string, bytes: () => Buffer): Host {
+  return {
+    ...base,
+    mkdir: async (dir, o) => {
+      await base.mkdir(dir, o);
+      if (dir.includes(".r.atomkit-")) await writeFile(archive, bytes());
+    },
+  };
+}
+
 describe("fs.untar: an archive that changes between inspection and extraction", () => {
   let s: Sandbox;
   beforeEach(async () => {
@@ -501,28 +555,47 @@ describe("fs.untar: an archive that changes between inspection and extraction", 
     ],
   ];
   for (const [name, bytes] of swaps) {
-    for (const mode of ["local", "remote"] as const) {
-      it(`${name} (${mode}): the step's error, nothing kept`, async () => {
+    for (const mode of MODES) {
+      it(`${name} (${mode}, archive from file): the step's error, nothing kept`, async () => {
+        const saved = memory.perArchive;
+        memory.perArchive = 0;
+        try {
+          const archive = join(s.root, "r.tar.gz");
+          await writeFile(archive, rawTar(tail, { gzip: true }));
+          const r = await run(
+            atom("swapped", { steps: [untar({ archive, path: join(s.app, "releases", "r") })] }),
+            {
+              host: swapping(hostIn(mode, s.host), archive, bytes),
+              lock: false,
+            },
+          );
+          expect(r.status).toBe("rolled-back");
+          expect(r.steps[0]?.status).toBe("failed-unchanged");
+          expect(r.steps[0]?.after ?? r.steps[0]?.before).toEqual({ type: "missing" });
+          expect(r.error?.code).toBe("ATOM_STEP_FAILED");
+          expect(r.error?.hint).toBeTruthy();
+          expect(r.error?.found).toBeTruthy();
+          expect(await readdir(join(s.app, "releases"))).toEqual([]);
+        } finally {
+          memory.perArchive = saved;
+        }
+      });
+
+      it(`${name} (${mode}, archive in memory): the inspected bytes are extracted, not the new ones`, async () => {
         const archive = join(s.root, "r.tar.gz");
-        await writeFile(archive, rawTar(tail, { gzip: true }));
-        const base = mode === "remote" ? asRemote(s.host) : s.host;
-        // the temporary directory is made after inspection, before extraction: swap the file then
-        const host: Host = {
-          ...base,
-          mkdir: async (dir, o) => {
-            await base.mkdir(dir, o);
-            if (dir.includes(".r.atomkit-")) await writeFile(archive, bytes());
-          },
-        };
+        const inspected = rawTar(tail, { gzip: true });
+        await writeFile(archive, inspected);
         const path = join(s.app, "releases", "r");
-        const r = await run(atom("swapped", { steps: [untar({ archive, path })] }), { host, lock: false });
-        expect(r.status).toBe("rolled-back");
-        expect(r.steps[0]?.status).toBe("failed-unchanged");
-        expect(r.steps[0]?.after ?? r.steps[0]?.before).toEqual({ type: "missing" });
-        expect(r.error?.code).toBe("ATOM_STEP_FAILED");
-        expect(r.error?.hint).toBeTruthy();
-        expect(r.error?.found).toBeTruthy();
-        expect(await readdir(join(s.app, "releases"))).toEqual([]);
+        const r = await run(atom("swapped", { steps: [untar({ archive, path })] }), {
+          host: swapping(hostIn(mode, s.host), archive, bytes),
+          lock: false,
+        });
+        expect(r.status).toBe("committed");
+        const sha = createHash("sha256").update(inspected).digest("hex");
+        expect(r.steps[0]?.after).toEqual({ type: "directory", archive: sha });
+        expect(JSON.parse(await readFile(join(path, ".atomkit-release"), "utf8")).sha256).toBe(sha);
+        expect(await readFile(join(path, "f1999"), "utf8")).toBe("1999");
+        expect(await readdir(join(s.app, "releases"))).toEqual(["r"]);
       });
     }
   }
@@ -567,53 +640,56 @@ describe("fs.untar: depth and time limits", () => {
     expect(existsSync(join(path, "top", ...Array(65).fill("d")))).toBe(true);
   });
 
-  for (const mode of ["local", "remote"] as const) {
-    it(`limits.maxMs bounds inspection and extraction; nothing is left (${mode})`, async () => {
-      // random bytes: no machine reads, hashes and inflates 8 MiB of them within 1 ms
-      const archive = join(s.root, "big.tar.gz");
-      await writeFile(
-        archive,
-        rawTar([{ path: "blob", body: randomBytes(8 * 1024 * 1024) }], { gzip: true }),
-      );
-      const path = join(s.app, "releases", "r");
-      const host = mode === "remote" ? asRemote(s.host) : s.host;
-      const r = await run(atom("slow", { steps: [untar({ archive, path, limits: { maxMs: 1 } })] }), {
-        host,
-        lock: false,
-      });
-      expect(r.status).toBe("rolled-back");
-      expect(r.steps[0]?.status).toBe("failed-unchanged");
-      expect(r.error?.message).toMatch(/longer than 1 ms \(limits\.maxMs\)/);
-      expect(r.error?.hint).toBeTruthy();
-      expect(await readdir(join(s.app, "releases"))).toEqual([]);
-    });
+  for (const mode of MODES)
+    for (const store of STORES)
+      describe(`${mode}, archive from ${store}`, () => {
+        withStore(store);
+        it(`limits.maxMs bounds inspection and extraction; nothing is left (${mode})`, async () => {
+          // random bytes: no machine reads, hashes and inflates 8 MiB of them within 1 ms
+          const archive = join(s.root, "big.tar.gz");
+          await writeFile(
+            archive,
+            rawTar([{ path: "blob", body: randomBytes(8 * 1024 * 1024) }], { gzip: true }),
+          );
+          const path = join(s.app, "releases", "r");
+          const host = hostIn(mode, s.host);
+          const r = await run(atom("slow", { steps: [untar({ archive, path, limits: { maxMs: 1 } })] }), {
+            host,
+            lock: false,
+          });
+          expect(r.status).toBe("rolled-back");
+          expect(r.steps[0]?.status).toBe("failed-unchanged");
+          expect(r.error?.message).toMatch(/longer than 1 ms \(limits\.maxMs\)/);
+          expect(r.error?.hint).toBeTruthy();
+          expect(await readdir(join(s.app, "releases"))).toEqual([]);
+        });
 
-    it(`the step's signal stops extraction; nothing is left (${mode})`, async () => {
-      const archive = join(s.root, "big.tar.gz");
-      await writeFile(
-        archive,
-        rawTar([{ path: "blob", body: randomBytes(8 * 1024 * 1024) }], { gzip: true }),
-      );
-      const path = join(s.app, "releases", "r");
-      const ac = new AbortController();
-      const base = mode === "remote" ? asRemote(s.host) : s.host;
-      // cancel once the temporary directory exists: extraction is what gets interrupted
-      const host: Host = {
-        ...base,
-        mkdir: async (dir, o) => {
-          await base.mkdir(dir, o);
-          if (dir.includes(".r.atomkit-")) ac.abort();
-        },
-      };
-      const r = await run(atom("cancel", { steps: [untar({ archive, path })] }), {
-        host,
-        lock: false,
-        signal: ac.signal,
+        it(`the step's signal stops extraction; nothing is left (${mode})`, async () => {
+          const archive = join(s.root, "big.tar.gz");
+          await writeFile(
+            archive,
+            rawTar([{ path: "blob", body: randomBytes(8 * 1024 * 1024) }], { gzip: true }),
+          );
+          const path = join(s.app, "releases", "r");
+          const ac = new AbortController();
+          const base = hostIn(mode, s.host);
+          // cancel once the temporary directory exists: extraction is what gets interrupted
+          const host: Host = {
+            ...base,
+            mkdir: async (dir, o) => {
+              await base.mkdir(dir, o);
+              if (dir.includes(".r.atomkit-")) ac.abort();
+            },
+          };
+          const r = await run(atom("cancel", { steps: [untar({ archive, path })] }), {
+            host,
+            lock: false,
+            signal: ac.signal,
+          });
+          expect(ac.signal.aborted).toBe(true);
+          expect(r.status).toBe("rolled-back");
+          expect(r.error?.code).toBe("ATOM_ABORTED");
+          expect(await readdir(join(s.app, "releases"))).toEqual([]);
+        });
       });
-      expect(ac.signal.aborted).toBe(true);
-      expect(r.status).toBe("rolled-back");
-      expect(r.error?.code).toBe("ATOM_ABORTED");
-      expect(await readdir(join(s.app, "releases"))).toEqual([]);
-    });
-  }
 });
