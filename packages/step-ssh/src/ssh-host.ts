@@ -6,6 +6,8 @@ import { posix } from "node:path";
 import type { Duplex } from "node:stream";
 import {
   acquireLease,
+  type ConnectOptions,
+  type ConnectTarget,
   type ExecOptions,
   type ExecResult,
   execError,
@@ -18,6 +20,7 @@ import {
   tempBeside,
   type UploadResult,
 } from "@atomkit/core";
+import { connectTarget } from "@atomkit/core/kit";
 import { SSHConfig } from "ssh-config";
 import type { Attributes, ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
 import { Connection, type HostKeyPolicy, type Link } from "./_connection";
@@ -613,6 +616,18 @@ export function sshHost(options: SshHostOptions): SshHost {
         }
       }),
 
+    rmdir: (path) =>
+      sftpOp("rmdir", path, async (sftp) => {
+        try {
+          await call((cb) => sftp.rmdir(path, cb));
+        } catch (error) {
+          // sftp-server answers FAILURE for ENOTEMPTY and ENOTDIR alike
+          return explain(sftp, "rmdir", path, error, (st) =>
+            !st ? "ENOENT" : st.type === "directory" ? "ENOTEMPTY" : "ENOTDIR",
+          );
+        }
+      }),
+
     rename: (from, to) => sftpOp("rename", `${from} -> ${to}`, (sftp) => renameOn(sftp, from, to)),
 
     symlink: (target, path) =>
@@ -667,24 +682,30 @@ export function sshHost(options: SshHostOptions): SshHost {
         return result;
       }),
 
-    async connect(port, opts = {}) {
-      const target = opts.hostname ?? "127.0.0.1";
+    async connect(to: ConnectTarget | number, opts: ConnectOptions & { hostname?: string } = {}) {
+      const target = connectTarget(to, opts);
+      const shown = "path" in target ? target.path : `${target.hostname}:${target.port}`;
       opts.signal?.throwIfAborted();
       const link = await conn.get();
       const channel = await new Promise<ClientChannel>((resolve, reject) => {
-        link.client.forwardOut("127.0.0.1", 0, target, port, (err, ch) => {
+        const done = (err: Error | undefined, ch: ClientChannel) => {
           if (!err) return resolve(ch);
           reject(
             conn.isLinkFailure(err, link)
-              ? conn.linkError(`connect ${target}:${port}`, err, link)
-              : new HostError("OTHER", `connect ${target}:${port} failed: ${err.message}`, {
+              ? conn.linkError(`connect ${shown}`, err, link)
+              : new HostError("OTHER", `connect ${shown} failed: ${err.message}`, {
                   host: name,
                   cause: err,
-                  expected: `a server listening on ${target}:${port} (as seen from ${name})`,
-                  hint: "is the service up? (sshd's AllowTcpForwarding must also permit it)",
+                  expected: `a server listening on ${shown} (as seen from ${name})`,
+                  hint:
+                    "path" in target
+                      ? "is the service up? (sshd's AllowStreamLocalForwarding must also permit it)"
+                      : "is the service up? (sshd's AllowTcpForwarding must also permit it)",
                 }),
           );
-        });
+        };
+        if ("path" in target) link.client.openssh_forwardOutStreamLocal(target.path, done);
+        else link.client.forwardOut("127.0.0.1", 0, target.hostname, target.port, done);
       });
       if (opts.signal) {
         const onAbort = () => channel.destroy();
