@@ -1,4 +1,5 @@
 import type { Duplex } from "node:stream";
+import { HostError } from "./errors";
 
 /**
  * Where steps act: the local machine (`localHost()`) or a remote one (`sshHost()` in @atomkit/step-ssh).
@@ -84,9 +85,11 @@ export function connectTarget(
       return { port: target.port, hostname: target.hostname ?? "127.0.0.1" };
     }
   }
-  throw new TypeError(
-    `connect needs { port: number, hostname?: string } or { path: string }, got ${JSON.stringify(target)}`,
-  );
+  throw new HostError("OTHER", "connect needs a TCP port or a unix socket path", {
+    expected: "{ port: number, hostname?: string } or { path: string }",
+    found: target,
+    hint: "e.g. host.connect({ port: 8080 }) or host.connect({ path: '/var/run/docker.sock' })",
+  });
 }
 
 export interface ExecOptions {

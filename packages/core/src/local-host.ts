@@ -91,7 +91,7 @@ export function localHost(options: LocalHostOptions = {}): Host {
     hash: (path) => wrap("hash", path, hashFile(path)),
     upload: (localPath, path, opts = {}) =>
       wrap("upload", path, upload(localPath, path, opts.mode, opts.signal)),
-    connect: (target: ConnectTarget | number, opts: ConnectOptions & { hostname?: string } = {}) =>
+    connect: async (target: ConnectTarget | number, opts: ConnectOptions & { hostname?: string } = {}) =>
       connectLocal(name, connectTarget(target, opts), opts.signal),
     lock: (lockName, opts) => acquireLease(host, lockName, opts),
     close: async () => {},

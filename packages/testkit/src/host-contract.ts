@@ -195,6 +195,7 @@ export function describeHostContract(options: HostContractOptions): void {
       }
       await expect(host.connect({ port: 1 })).rejects.toBeInstanceOf(HostError);
       await expect(host.connect({ path })).rejects.toBeInstanceOf(HostError);
+      await expect(host.connect({ socket: path } as never)).rejects.toBeInstanceOf(HostError);
     });
 
     it("rmdir removes an empty directory only: ENOTEMPTY, ENOTDIR, ENOENT otherwise", async () => {
