@@ -1,4 +1,5 @@
 import type { Duplex } from "node:stream";
+import { HostError } from "./errors";
 
 /**
  * Where steps act: the local machine (`localHost()`) or a remote one (`sshHost()` in @atomkit/step-ssh).
@@ -33,6 +34,12 @@ export interface Host {
   readdir(path: string): Promise<string[]>;
   mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<void>;
   rm(path: string, options?: { recursive?: boolean; force?: boolean }): Promise<void>;
+  /**
+   * rmdir(2): removes an empty directory and nothing else, in one step: `ENOTEMPTY` when anything is
+   * in it, `ENOTDIR` when `path` is not a directory, `ENOENT` when nothing is there. An undo that
+   * removes the directory it made uses this, so it can never delete what someone put there since.
+   */
+  rmdir(path: string): Promise<void>;
   /** rename(2): atomic on one filesystem; replaces a file or symlink at `to`. */
   rename(from: string, to: string): Promise<void>;
   symlink(target: string, path: string): Promise<void>;
@@ -42,11 +49,47 @@ export interface Host {
   hash(path: string): Promise<string>;
   /** Streams a local file to the host (constant memory) and returns what was sent. */
   upload(localPath: string, path: string, options?: UploadOptions): Promise<UploadResult>;
-  /** A TCP stream to `port` on the host itself: `net.connect` locally, a direct-tcpip channel over SSH. */
-  connect(port: number, options?: { hostname?: string; signal?: AbortSignal }): Promise<Duplex>;
+  /**
+   * A stream to a server on the host itself: a TCP port (`{ port, hostname? }`, hostname default
+   * `127.0.0.1` as seen from the host) or a unix socket (`{ path }`, e.g. `/var/run/docker.sock`).
+   * `net.connect` locally; over SSH a `direct-tcpip` or `direct-streamlocal@openssh.com` channel of the
+   * host's one connection.
+   */
+  connect(target: ConnectTarget, options?: ConnectOptions): Promise<Duplex>;
+  /** @deprecated pass `{ port, hostname }`; a bare port is accepted for one more release. */
+  connect(port: number, options?: ConnectOptions & { hostname?: string }): Promise<Duplex>;
   /** Takes a named lease on the host (see `acquireLease`). */
   lock(name: string, options: LockOptions): Promise<Lease>;
   close(): Promise<void>;
+}
+
+/** What `Host.connect` reaches: a TCP port or a unix socket, on the host itself. */
+export type ConnectTarget = { port: number; hostname?: string } | { path: string };
+
+export interface ConnectOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * The target of a `Host.connect` call in its current form: a bare port (the deprecated first
+ * signature) becomes `{ port, hostname }`. For Host implementations; throws on anything else.
+ */
+export function connectTarget(
+  target: ConnectTarget | number,
+  options: { hostname?: string } = {},
+): { port: number; hostname: string } | { path: string } {
+  if (typeof target === "number") return { port: target, hostname: options.hostname ?? "127.0.0.1" };
+  if (target && typeof target === "object") {
+    if ("path" in target && typeof target.path === "string" && target.path) return { path: target.path };
+    if ("port" in target && Number.isInteger(target.port)) {
+      return { port: target.port, hostname: target.hostname ?? "127.0.0.1" };
+    }
+  }
+  throw new HostError("OTHER", "connect needs a TCP port or a unix socket path", {
+    expected: "{ port: number, hostname?: string } or { path: string }",
+    found: target,
+    hint: "e.g. host.connect({ port: 8080 }) or host.connect({ path: '/var/run/docker.sock' })",
+  });
 }
 
 export interface ExecOptions {

@@ -59,6 +59,8 @@ export {
 } from "./fleet";
 export { changesAfter, liveRuns, refuseUnfinished, rollbackPlan, undoneRuns } from "./history";
 export type {
+  ConnectOptions,
+  ConnectTarget,
   ExecOptions,
   ExecResult,
   FileStat,

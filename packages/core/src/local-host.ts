@@ -11,7 +11,16 @@ import { pipeline } from "node:stream/promises";
 import { quoteArg } from "./_utils";
 import { tempBeside } from "./authoring";
 import { errorReason, HostError } from "./errors";
-import type { ExecOptions, ExecResult, FileStat, Host, UploadResult } from "./host";
+import {
+  type ConnectOptions,
+  type ConnectTarget,
+  connectTarget,
+  type ExecOptions,
+  type ExecResult,
+  type FileStat,
+  type Host,
+  type UploadResult,
+} from "./host";
 import { acquireLease } from "./lease";
 
 export interface LocalHostOptions {
@@ -59,7 +68,7 @@ export function localHost(options: LocalHostOptions = {}): Host {
         if (opts.exclusive) await wrap("writeFile", path, fs.link(tmp, path));
         else await wrap("rename", path, fs.rename(tmp, path));
       } catch (error) {
-        await fs.rm(tmp, { force: true });
+        await fs.rm(tmp, { force: true }).catch(() => {}); // the error that matters is the one above
         throw error;
       }
       if (opts.exclusive) await fs.rm(tmp, { force: true });
@@ -74,6 +83,7 @@ export function localHost(options: LocalHostOptions = {}): Host {
       ),
     rm: (path, opts = {}) =>
       wrap("rm", path, fs.rm(path, { recursive: opts.recursive ?? false, force: opts.force ?? false })),
+    rmdir: (path) => wrap("rmdir", path, fs.rmdir(path)),
     rename: (from, to) => wrap("rename", `${from} -> ${to}`, fs.rename(from, to)),
     symlink: (target, path) => wrap("symlink", path, fs.symlink(target, path)),
     readlink: (path) => wrap("readlink", path, fs.readlink(path)),
@@ -81,7 +91,8 @@ export function localHost(options: LocalHostOptions = {}): Host {
     hash: (path) => wrap("hash", path, hashFile(path)),
     upload: (localPath, path, opts = {}) =>
       wrap("upload", path, upload(localPath, path, opts.mode, opts.signal)),
-    connect: (port, opts = {}) => connectTcp(name, opts.hostname ?? "127.0.0.1", port, opts.signal),
+    connect: async (target: ConnectTarget | number, opts: ConnectOptions & { hostname?: string } = {}) =>
+      connectLocal(name, connectTarget(target, opts), opts.signal),
     lock: (lockName, opts) => acquireLease(host, lockName, opts),
     close: async () => {},
   };
@@ -157,10 +168,17 @@ async function upload(
   return { sha256: hash.digest("hex"), bytes };
 }
 
-function connectTcp(host: string, hostname: string, port: number, signal?: AbortSignal): Promise<Duplex> {
+function connectLocal(
+  host: string,
+  target: { port: number; hostname: string } | { path: string },
+  signal?: AbortSignal,
+): Promise<Duplex> {
+  const shown = "path" in target ? target.path : `${target.hostname}:${target.port}`;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
-    const socket = netConnect({ host: hostname, port });
+    const socket = netConnect(
+      "path" in target ? { path: target.path } : { host: target.hostname, port: target.port },
+    );
     // our own listener, removed once settled: a health check polls many times on one signal
     const onAbort = () =>
       socket.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
@@ -172,7 +190,7 @@ function connectTcp(host: string, hostname: string, port: number, signal?: Abort
     });
     socket.once("error", (error) => {
       signal?.removeEventListener("abort", onAbort);
-      reject(hostError(host, "connect", `${hostname}:${port}`, error));
+      reject(hostError(host, "connect", shown, error));
     });
   });
 }

@@ -1,6 +1,6 @@
 // step-docker benchmark: how long a docker.swap takes, and the window during which nothing answers the
-// service's HTTP port, for the swap and for its undo, in both orders (and stop-first over SSH when the
-// testbed sshd runs). Baseline, measured in the same run, interleaved: the same replacement done by
+// service's HTTP port, for the swap and for its undo, in both orders (and stop-first on an sshHost when
+// the testbed sshd runs). Baseline, measured in the same run, interleaved: the same replacement done by
 // hand with plain API calls on the local socket (stop old → run new → poll until it answers; and
 // back), with no health gate, renames, labels or trail.
 // A separate thread polls the port(s) every 10 ms. Medians of the rounds.
@@ -12,8 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { atom, localHost, memoryTrail, run, undoRun } from "@atomkit/core";
+import { sshHost } from "@atomkit/step-ssh";
 import Docker from "dockerode";
-import { closeDockerConnections, runContainer, steps, swapContainer } from "../dist/index.js";
+import { runContainer, steps, swapContainer } from "../dist/index.js";
 
 const ROUNDS = Number(process.argv[2] ?? 7);
 const envFile = (f) => {
@@ -48,15 +49,17 @@ const freePort = () =>
     });
   });
 const httpd = (port) => ["httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/www"];
-const sshConn =
+// the daemon of a remote machine: the steps run on an sshHost and reach its socket over that connection
+const remote =
   senv.ATOMKIT_SSH_KEY && existsSync(senv.ATOMKIT_SSH_KEY)
-    ? {
-        protocol: "ssh",
+    ? sshHost({
         host: senv.ATOMKIT_SSH_HOST ?? "127.0.0.1",
         port: Number(senv.ATOMKIT_SSH_PORT ?? 2222),
         username: senv.ATOMKIT_SSH_USER ?? "root",
-        sshOptions: { privateKeyPath: senv.ATOMKIT_SSH_KEY, knownHosts: senv.ATOMKIT_SSH_KNOWN_HOSTS },
-      }
+        privateKeyPath: senv.ATOMKIT_SSH_KEY,
+        knownHosts: senv.ATOMKIT_SSH_KNOWN_HOSTS,
+        stateDir,
+      })
     : undefined;
 
 // --- the poller: its own thread and event loop, so the swap's work never delays a probe ---
@@ -152,7 +155,8 @@ const median = (xs) => {
 };
 
 /** One configuration: rounds of (atomkit swap + undo) interleaved with (baseline swap + back). */
-async function bench(label, order, conn) {
+async function bench(label, order, host) {
+  const conn = { socketPath: SOCKET };
   const name = `${PREFIX}-${label.replace(/\W+/g, "-")}`;
   const p1 = await freePort();
   const p2 = order === "start-first" ? await freePort() : p1;
@@ -258,13 +262,13 @@ async function bench(label, order, conn) {
 
 try {
   await removeAll();
-  await bench("stop-first, local socket", "stop-first", { socketPath: SOCKET });
-  await bench("start-first, local socket (new one on a second port)", "start-first", { socketPath: SOCKET });
-  if (sshConn) await bench("stop-first, daemon over SSH", "stop-first", sshConn);
+  await bench("stop-first, local socket", "stop-first", host);
+  await bench("start-first, local socket (new one on a second port)", "start-first", host);
+  if (remote) await bench("stop-first, daemon over SSH", "stop-first", remote);
   else console.log("(no testbed sshd: the SSH row is skipped)");
 } finally {
   await removeAll();
-  closeDockerConnections();
+  await remote?.close();
   await poller.terminate();
   await rm(stateDir, { recursive: true, force: true });
 }

@@ -1,6 +1,6 @@
 import { AtomError, HostError, type HostErrorReason, isAtomError } from "@atomkit/core";
 import type Docker from "dockerode";
-import type { DockerClient } from "./_connection";
+import { type DockerClient, daemonUnreachable } from "./_connection";
 
 /** Labels on every container these steps create, so leftovers can be found: `docker ps -a --filter label=org.atomkit.run`. */
 export const LABEL = {
@@ -74,6 +74,7 @@ export function dockerStatus(error: unknown): number | undefined {
 function unreachable(error: unknown): boolean {
   if ((error as { permanent?: boolean } | null)?.permanent) return false;
   if (statusOf(error) !== undefined) return false;
+  if (daemonUnreachable(error)) return true;
   const code = (error as { code?: unknown } | null)?.code;
   if (
     typeof code === "string" &&
@@ -96,7 +97,9 @@ export function apiError(c: DockerClient, what: string, error: unknown): HostErr
   const reason: HostErrorReason =
     status === 404 ? "ENOENT" : status === 409 ? "EEXIST" : status === undefined ? "CONNECTION" : "OTHER";
   const link = c.linkError();
-  if (status === undefined && isAtomError(link)) return link as HostError;
+  // the host itself failed (unreachable, key or login refused): its own error says where and why
+  const hostFailed = link instanceof HostError && ["CONNECTION", "HOST_KEY", "AUTH"].includes(link.reason);
+  if (status === undefined && hostFailed) return link;
   const message =
     status === undefined
       ? `${what}: the Docker daemon at ${c.name} is unreachable: ${link?.message ?? text}`
@@ -106,7 +109,7 @@ export function apiError(c: DockerClient, what: string, error: unknown): HostErr
     cause: error,
     hint:
       status === undefined
-        ? `start dockerd (or fix docker.socketPath / the SSH settings); calls wait up to docker.waitMs (${c.waitMs} ms) for a restarting daemon`
+        ? `start dockerd (or fix docker.socketPath, or the step's host); calls wait up to docker.waitMs (${c.waitMs} ms) for a restarting daemon`
         : undefined,
   });
 }

@@ -65,7 +65,7 @@ export const ensureImage = defineStep({
   state: checkImageState,
 
   async observe(ctx, p): Promise<EnsureImageState> {
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     const refs = new Set([p.image]);
     if (p.load) for (const t of await archive(p)) refs.add(t.ref);
     const images: EnsureImageState["images"] = [];
@@ -74,7 +74,7 @@ export const ensureImage = defineStep({
   },
 
   async apply(ctx, p, before) {
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     const have = before.images.find((i) => i.ref === p.image)?.id ?? null;
     if (p.load) {
       const tags = await archive(p);
@@ -115,7 +115,7 @@ export const ensureImage = defineStep({
   // cannot restore: an image that an earlier tag pointed at and that was deleted since (pruned) —
   // the tag can then not be moved back; layers shared with other images are never touched
   async undo(ctx, p, before) {
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     refuseForeignRefs(p, before);
     // every image a tag must point back at is checked first: a missing one fails before any tag moves
     const moves: Array<{ ref: string; id: string | null }> = [];

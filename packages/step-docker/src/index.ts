@@ -4,13 +4,7 @@ import { runContainer } from "./run";
 import { stopContainer } from "./stop";
 import { swapContainer } from "./swap";
 
-export type {
-  DockerConnection,
-  DockerSocketConnection,
-  DockerSshConnection,
-  DockerSshOptions,
-} from "./_connection";
-export { closeDockerConnections } from "./_connection";
+export type { DockerConnection } from "./_connection";
 export type { HealthCheck, HttpCheck } from "./_health";
 export type { ContainerSpec, DockerHealthcheck, MountSpec } from "./_spec";
 export type { ContainerEvidence, ContainerFacts, ContainerMount, ContainerState } from "./_state";

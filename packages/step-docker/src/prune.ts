@@ -1,9 +1,12 @@
+import { type Host, localHost } from "@atomkit/core";
 import { type DockerConnection, dockerClient, parseConnection } from "./_connection";
 import { inspect, listByPrefix, remove } from "./_docker";
 import { parseName } from "./_spec";
 import { int } from "./_validate";
 
 export interface PruneContainersOptions {
+  /** The machine whose daemon holds the containers, as the steps ran on. Default `localHost()`. */
+  host?: Host;
   docker?: DockerConnection;
   /** The service name given to docker.swap / docker.remove. */
   name: string;
@@ -30,7 +33,7 @@ export interface PruneContainersResult {
 export async function pruneContainers(options: PruneContainersOptions): Promise<PruneContainersResult> {
   const name = parseName(options.name);
   const keep = options.keep === undefined ? 1 : int(options.keep, "keep", 0, 10_000);
-  const c = dockerClient(parseConnection(options.docker));
+  const c = dockerClient(options.host ?? localHost(), parseConnection(options.docker));
   const retired = [];
   for (const prefix of [`${name}-prev-`, `${name}-removed-`]) {
     for (const x of await listByPrefix(c, prefix, options.signal)) {

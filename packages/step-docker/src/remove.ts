@@ -31,13 +31,14 @@ export const removeContainer = defineStep({
   params: (input: RemoveContainerOptions) => parseSingle(input),
   secret: CONNECTION_SECRETS,
   describe: (p) => `remove container ${p.name} (kept stopped as ${p.name}-removed-<runId>)`,
-  observe: (ctx, p): Promise<ContainerState> => observeContainer(dockerClient(p.docker), p.name, ctx.signal),
+  observe: (ctx, p): Promise<ContainerState> =>
+    observeContainer(dockerClient(ctx.host, p.docker), p.name, ctx.signal),
   same: (a, b) => sameFacts(a.current, b.current),
   state: checkContainerState,
 
   async apply(ctx, p, before) {
     if (!before.current) return;
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     const info = await inspect(c, before.current.evidence.id, ctx.signal);
     if (!info) return;
     if (info.HostConfig?.AutoRemove) throw autoRemoveError(p.name);
@@ -60,7 +61,7 @@ export const removeContainer = defineStep({
   async undo(ctx, p, before) {
     const was = before.current;
     if (!was) return;
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     // found by id (evidence), then proven to be the container recorded before a name is touched
     const info = await inspect(c, was.evidence.id, ctx.signal);
     if (!info) {

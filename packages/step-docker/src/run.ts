@@ -22,12 +22,13 @@ export const runContainer = defineStep({
   },
   secret: CONNECTION_SECRETS,
   describe: (p) => `run container ${p.name} from ${p.image}`,
-  observe: (ctx, p): Promise<ContainerState> => observeContainer(dockerClient(p.docker), p.name, ctx.signal),
+  observe: (ctx, p): Promise<ContainerState> =>
+    observeContainer(dockerClient(ctx.host, p.docker), p.name, ctx.signal),
   same: (a, b) => sameFacts(a.current, b.current),
   state: checkContainerState,
 
   async apply(ctx, p, before) {
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     let id: string;
     if (before.current) {
       const info = await inspect(c, before.current.evidence.id, ctx.signal);
@@ -58,7 +59,7 @@ export const runContainer = defineStep({
   // filesystem and anonymous volumes is deleted with it
   async undo(ctx, p, before, after) {
     if (before.current) return; // apply refused to touch an existing container
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     const now = await observeContainer(c, p.name, ctx.signal);
     const made = new Map<string, string>(); // id (evidence) → name
     for (const x of [after?.current, now.current]) if (x) made.set(x.evidence.id, x.name);

@@ -20,13 +20,14 @@ export const stopContainer = defineStep({
   params: (input: StopContainerOptions) => parseSingle(input),
   secret: CONNECTION_SECRETS,
   describe: (p) => `stop container ${p.name}`,
-  observe: (ctx, p): Promise<ContainerState> => observeContainer(dockerClient(p.docker), p.name, ctx.signal),
+  observe: (ctx, p): Promise<ContainerState> =>
+    observeContainer(dockerClient(ctx.host, p.docker), p.name, ctx.signal),
   same: (a, b) => sameFacts(a.current, b.current),
   state: checkContainerState,
 
   async apply(ctx, p, before) {
     if (!before.current?.running) return;
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     const id = before.current.evidence.id;
     const info = await inspect(c, id, ctx.signal);
     if (info?.HostConfig?.AutoRemove) throw autoRemoveError(p.name);
@@ -38,7 +39,7 @@ export const stopContainer = defineStep({
   // and its filesystem as the stop left them
   async undo(ctx, p, before) {
     if (!before.current?.running) return;
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     await restart(ctx, c, before.current, p);
   },
 });

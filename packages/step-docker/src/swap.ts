@@ -48,13 +48,14 @@ export const swapContainer = defineStep({
   },
   secret: CONNECTION_SECRETS,
   describe: (p) => `swap container ${p.name} → ${p.image} (${p.order})`,
-  observe: (ctx, p): Promise<SwapContainerState> => observeSwap(dockerClient(p.docker), p.name, ctx.signal),
+  observe: (ctx, p): Promise<SwapContainerState> =>
+    observeSwap(dockerClient(ctx.host, p.docker), p.name, ctx.signal),
   // what serves the name; ids, times and the `-next-` containers of swaps cut short are evidence
   same: (a, b) => sameFacts(a.current, b.current),
   state: checkSwapState,
 
   async apply(ctx, p, before) {
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     const signal = ctx.signal;
     await requireImage(c, p.image, signal);
     const nextName = `${p.name}-next-${nameSafe(ctx.runId)}`;
@@ -127,7 +128,7 @@ export const swapContainer = defineStep({
   // cannot restore: what the new container wrote to its own filesystem or anonymous volumes (removed
   // with it), nor the old container's in-memory state (it was stopped, not paused)
   async undo(ctx, p, before, after) {
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     const signal = ctx.signal;
     refuseForeign(p.name, [before, after]);
     const now = await observeSwap(c, p.name, signal);
@@ -228,7 +229,7 @@ export const swapContainer = defineStep({
    * runs and the container holding the name does not, because then it may be all that answers.
    */
   async cleanup(ctx, p) {
-    const c = dockerClient(p.docker);
+    const c = dockerClient(ctx.host, p.docker);
     const nextName = `${p.name}-next-${nameSafe(ctx.runId)}`;
     const info = await byName(c, nextName, ctx.signal);
     if (!info) return;

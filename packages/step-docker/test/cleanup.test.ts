@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileTrail, localHost, recover, type StepContext, validateParams } from "@atomkit/core";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { closeDockerConnections, steps, swapContainer } from "../src/index";
+import { steps, swapContainer } from "../src/index";
 import {
   answer,
   conn,
@@ -89,7 +89,6 @@ describe.skipIf(noDocker)("docker.swap cleanup against a real dockerd", () => {
   });
   afterAll(async () => {
     await removeAll(PREFIX);
-    closeDockerConnections();
     await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 

@@ -5,14 +5,7 @@ import { join } from "node:path";
 import { atom, localHost, memoryTrail, run, undoRun } from "@atomkit/core";
 import { describeStepContract, HOSTILE_STRINGS } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  closeDockerConnections,
-  pruneContainers,
-  removeContainer,
-  runContainer,
-  steps,
-  stopContainer,
-} from "../src/index";
+import { pruneContainers, removeContainer, runContainer, steps, stopContainer } from "../src/index";
 import {
   answer,
   conn,
@@ -42,7 +35,6 @@ describe.skipIf(noDocker)("docker.run / docker.stop / docker.remove against a re
   });
   afterAll(async () => {
     await removeAll(PREFIX);
-    closeDockerConnections();
     await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 

@@ -11,7 +11,7 @@ import { atom, localHost, run } from "@atomkit/core";
 import { serviceMissing } from "@atomkit/testkit";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeDockerConnections, swapContainer } from "../src/index";
+import { swapContainer } from "../src/index";
 import {
   answer,
   containers,
@@ -64,7 +64,6 @@ describe.skipIf(noPrivate)("dockerd restarted mid-swap (private daemon)", () => 
       const removed = removeAll(NAME, d).catch(() => {});
       await Promise.race([removed, new Promise((r) => setTimeout(r, 60_000).unref())]);
     }
-    closeDockerConnections();
     await daemon("stop").catch(() => {});
     await rm(base, { recursive: true, force: true, maxRetries: 10 }).catch(() => {});
   });

@@ -8,7 +8,7 @@ import { atom, localHost, memoryTrail, run, type StepContext, undoRun, validateP
 import { describeStepContract } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readImageTar } from "../src/_tar";
-import { closeDockerConnections, ensureImage, steps } from "../src/index";
+import { ensureImage, steps } from "../src/index";
 import { conn, docker, noDocker, V1, V2 } from "./_fixtures";
 
 const REPO = `atomkit-test/step-docker-image-${process.pid}`;
@@ -102,7 +102,6 @@ describe.skipIf(noDocker)("docker.image against a real dockerd", () => {
         .getImage(t)
         .remove({ force: true })
         .catch(() => {});
-    closeDockerConnections();
     await rm(dir, { recursive: true, force: true, maxRetries: 10 });
   });
 

@@ -55,10 +55,16 @@ describe("step-docker params: every invalid field at once", () => {
           stopContainer({
             name: "-bad",
             stopTimeoutMs: -1,
-            docker: { protocol: "ssh", host: "h", username: "", sshOptions: { pasword: "x" } },
+            docker: { socketPath: "docker.sock", waitMs: -1, sockPath: "/x" },
           } as never),
         )
       ).map(([p]) => p),
-    ).toEqual(["docker.username", "docker.sshOptions.pasword", "name", "stopTimeoutMs"]);
+    ).toEqual(["docker.socketPath", "docker.waitMs", "docker.sockPath", "name", "stopTimeoutMs"]);
+    // the SSH transport is gone: its fields are refused, pointing at sshHost
+    const old = await issuesOf(
+      stopContainer({ name: "web", docker: { protocol: "ssh", host: "h", username: "u" } } as never),
+    );
+    expect(old.map(([p]) => p)).toEqual(["docker.protocol"]);
+    expect(old[0]?.[1]).toContain("sshHost(");
   });
 });

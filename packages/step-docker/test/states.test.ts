@@ -16,7 +16,7 @@ import {
   validateParams,
 } from "@atomkit/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeDockerConnections, pruneContainers, runContainer, steps, swapContainer } from "../src/index";
+import { pruneContainers, runContainer, steps, swapContainer } from "../src/index";
 import {
   answer,
   conn,
@@ -63,7 +63,6 @@ describe.skipIf(noDocker)("docker states: what serves, with ids as evidence", ()
   });
   afterAll(async () => {
     await removeAll(PREFIX);
-    closeDockerConnections();
     await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 

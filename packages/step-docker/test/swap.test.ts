@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { atom, fileTrail, localHost, memoryTrail, ParamsError, recover, run, undoRun } from "@atomkit/core";
 import { describeStepContract, HOSTILE_STRINGS } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { closeDockerConnections, pruneContainers, steps, swapContainer } from "../src/index";
+import { pruneContainers, steps, swapContainer } from "../src/index";
 import {
   answer,
   conn,
@@ -65,7 +65,6 @@ describe.skipIf(noDocker)("docker.swap against a real dockerd", () => {
   });
   afterAll(async () => {
     await removeAll(PREFIX);
-    closeDockerConnections();
     await rm(stateDir, { recursive: true, force: true, maxRetries: 10 });
   });
 

@@ -105,15 +105,19 @@ export const makeDir = defineStep({
           },
         );
       }
-      const entries = await host.readdir(dir);
-      if (entries.length) {
+      // rmdir(2) removes it only while empty, in one step: nothing put there since can be lost
+      try {
+        await host.rmdir(dir);
+      } catch (error) {
+        if (errorReason(error) === "ENOENT") continue;
+        if (errorReason(error) !== "ENOTEMPTY") throw error;
+        const entries = await host.readdir(dir).catch(() => []);
         throw stepError(ctx, KIND, "undo", `${show(dir)} is not empty, so it was left in place`, {
           expected: "the empty directory this step created",
           found: `${entries.length} entries, e.g. ${show(entries.slice(0, 3))}`,
           hint: "something put files there after this step (not a step of this run, or it would have been undone first); move them away, then undo again",
         });
       }
-      await host.rm(dir, { recursive: true });
     }
   },
 });

@@ -54,6 +54,30 @@ describe("fs.mkdir: ugly paths", () => {
     expect(await lstat(join(s.app, "x", "y", "data"))).toBeTruthy();
   });
 
+  it("undo never removes a file that lands in the directory while it is being removed", async () => {
+    const dir = join(s.app, "x");
+    const late = join(dir, "late");
+    // a writer that puts its file there right after anyone looks into the directory: a removal
+    // that checks emptiness, then deletes, loses it; rmdir(2) checks and removes in one step
+    let arrived = false;
+    const racy: Host = {
+      ...s.host,
+      async readdir(path) {
+        const entries = await s.host.readdir(path);
+        if (path === dir && !arrived) {
+          arrived = true;
+          await writeFile(late, "someone's file");
+        }
+        return entries;
+      },
+    };
+    const st = await bound<MakeDirState>(makeDir, racy, { path: dir });
+    const before = await st.observe();
+    await st.apply(before);
+    await st.undo(before, await st.observe()).catch(() => {});
+    if (arrived) expect(await lstat(late)).toBeTruthy();
+  });
+
   it("refuses a file in the way, and a missing parent without recursive", async () => {
     await writeFile(join(s.app, "file"), "x");
     const picture = await hashTree(s.app);

@@ -1,15 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
 import { HostError } from "@atomkit/core";
 import { Client, type ConnectConfig, type SFTPWrapper } from "ssh2";
-import {
-  fingerprint,
-  type KnownHostEntry,
-  keyType,
-  knownHostsName,
-  knownTypes,
-  parseKnownHosts,
-  verifyHostKey,
-} from "./_known-hosts";
+import { handshakes } from "./_handshakes";
+import { HostKeyCheck } from "./_host-key";
 import { call, looksLikeLinkError, sleep } from "./_utils";
 
 export type HostKeyPolicy = "known-hosts" | "insecure-accept-any" | `SHA256:${string}`;
@@ -35,70 +27,6 @@ export interface ConnectionSettings {
   warn: (message: string) => void;
 }
 
-/**
- * SSH handshakes in progress at once in this process, over every host. A handshake is the costly part
- * of a connection (key exchange, host key and user key signatures) on both ends: a fleet of hundreds
- * opening all at once stalls the controller's event loop for seconds and meets servers' `MaxStartups`
- * (10 unauthenticated connections by default) where hosts share an address (a bastion, a NAT).
- * Waiting for a slot is not part of `readyTimeoutMs`. Change it with `setSshHandshakeLimit`.
- */
-export const DEFAULT_HANDSHAKE_LIMIT = 16;
-
-class Slots {
-  private used = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(public limit: number) {}
-  get active(): number {
-    return this.used;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.used >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.used++;
-    try {
-      return await fn();
-    } finally {
-      this.release();
-    }
-  }
-  /** Hands the slot to the next waiter, or frees it; also called when the limit is raised. */
-  private release(): void {
-    const next = this.used <= this.limit ? this.waiting.shift() : undefined;
-    if (next) next();
-    else this.used--;
-  }
-  wake(): void {
-    while (this.used < this.limit && this.waiting.length) {
-      this.used++;
-      this.waiting.shift()!();
-    }
-  }
-}
-
-const handshakes = new Slots(DEFAULT_HANDSHAKE_LIMIT);
-
-/**
- * Sets how many SSH handshakes this process runs at once, over every sshHost (default 16); returns
- * the previous limit. Connections already open are not affected; queued handshakes wait for a slot.
- */
-export function setSshHandshakeLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new HostError("OTHER", "invalid SSH handshake limit", {
-      expected: "a whole number of at least 1",
-      found: limit,
-      hint: `the default is ${DEFAULT_HANDSHAKE_LIMIT}`,
-    });
-  }
-  const previous = handshakes.limit;
-  handshakes.limit = limit;
-  handshakes.wake();
-  return previous;
-}
-
-/** Handshakes running now (for tests and benchmarks). */
-export function sshHandshakesActive(): number {
-  return handshakes.active;
-}
-
 /** One live SSH connection. A dropped one is never reused: the next call opens a new Link. */
 export interface Link {
   readonly id: number;
@@ -107,21 +35,11 @@ export interface Link {
   sftp?: Promise<SFTPWrapper>;
 }
 
-const SSH2_HOST_KEY_ALGOS = new Set([
-  "ssh-ed25519",
-  "ecdsa-sha2-nistp256",
-  "ecdsa-sha2-nistp384",
-  "ecdsa-sha2-nistp521",
-  "rsa-sha2-512",
-  "rsa-sha2-256",
-  "ssh-rsa",
-  "ssh-dss",
-]);
-
 /**
  * The single SSH connection of a host: opened on first use, shared by every exec channel, one SFTP
- * session and the forwarded TCP streams; reopened (bounded retries with backoff) on the call after a
- * drop. Operations running when the link drops fail with reason `CONNECTION`.
+ * session and the forwarded streams; reopened (bounded retries with backoff) on the call after a
+ * drop. Operations running when the link drops fail with reason `CONNECTION`. Its host key is judged by
+ * `HostKeyCheck` (`_host-key.ts`); handshakes wait for a slot of the process-wide limit (`_handshakes.ts`).
  */
 export class Connection {
   private link: Link | undefined;
@@ -129,12 +47,14 @@ export class Connection {
   private links = 0;
   private active = 0;
   private readonly queue: Array<() => void> = [];
-  private readonly warned = new Set<string>();
+  private readonly hostKeys: HostKeyCheck;
   private readonly drops = new WeakSet<HostError>();
   /** Called once per new link, before it is handed out (e.g. to learn the remote home directory). */
   onLink: ((link: Link) => Promise<void>) | undefined;
 
-  constructor(readonly s: ConnectionSettings) {}
+  constructor(readonly s: ConnectionSettings) {
+    this.hostKeys = new HostKeyCheck(s);
+  }
 
   get connected(): boolean {
     return !!this.link && !this.link.closed;
@@ -263,11 +183,7 @@ export class Connection {
     const s = this.s;
     const client = new Client();
     let refusal: HostError | undefined;
-    const known = s.hostKey === "known-hosts" ? readKnownHosts(s.knownHosts) : [];
-    const lookup = knownHostsName(s.host, s.port);
-    const preferred = knownTypes(known, lookup)
-      .flatMap((t) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]))
-      .filter((t) => SSH2_HOST_KEY_ALGOS.has(t));
+    const { known, lookup, preferred } = this.hostKeys.prepare();
     let credentials: Partial<ConnectConfig>;
     try {
       credentials = s.credentials();
@@ -293,7 +209,7 @@ export class Connection {
         ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } } }
         : {}),
       hostVerifier: (blob: Buffer) => {
-        refusal = this.checkHostKey(blob, known, lookup);
+        refusal = this.hostKeys.check(blob, known, lookup);
         return !refusal;
       },
     } as ConnectConfig;
@@ -331,69 +247,6 @@ export class Connection {
         fail(error);
       }
     });
-  }
-
-  private checkHostKey(blob: Buffer, known: KnownHostEntry[], lookup: string): HostError | undefined {
-    const s = this.s;
-    const fp = fingerprint(blob);
-    const type = keyType(blob);
-    const line = `${lookup} ${type} ${blob.toString("base64")}`;
-    if (s.hostKey === "insecure-accept-any") {
-      if (!this.warned.has(fp)) {
-        this.warned.add(fp);
-        s.warn(
-          `[atomkit] WARNING: host key verification is OFF for ${s.name} (hostKey: "insecure-accept-any"): accepted ${type} ${fp} unchecked; anyone on the path can impersonate this host. To verify it, add this line to known_hosts: ${line}`,
-        );
-      }
-      return undefined;
-    }
-    if (s.hostKey.startsWith("SHA256:")) {
-      if (fp === s.hostKey) return undefined;
-      return new HostError("HOST_KEY", `host key of ${s.name} does not match the pinned fingerprint`, {
-        host: s.name,
-        expected: s.hostKey,
-        found: `${type} ${fp}`,
-        hint: "if the host's key was changed on purpose, pin the new fingerprint; otherwise someone may be intercepting the connection",
-      });
-    }
-    const verdict = verifyHostKey(known, lookup, blob);
-    const files = s.knownHosts.join(", ");
-    switch (verdict.status) {
-      case "known":
-        return undefined;
-      case "revoked":
-        return new HostError("HOST_KEY", `host key of ${s.name} is marked @revoked in known_hosts`, {
-          host: s.name,
-          found: `${type} ${fp} (${verdict.entry.file}:${verdict.entry.line})`,
-          hint: "this key must not be trusted; ask the host's admin",
-        });
-      case "unknown":
-        return new HostError(
-          "HOST_KEY",
-          `host key of ${s.name} is unknown: ${type} ${fp} is not in ${files}`,
-          {
-            host: s.name,
-            expected: `an entry for ${lookup} in ${files}`,
-            found: `${type} ${fp}`,
-            hint: `check the fingerprint out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_${type.replace(/^ssh-|-.*$/g, "")}_key.pub), then trust it by adding this line to ${s.knownHosts[0]}: ${line} — or run \`ssh-keyscan -p ${s.port} -t ${type} ${s.host} >> ${s.knownHosts[0]}\` (which trusts whatever answers now)`,
-          },
-        );
-      case "changed": {
-        const was = verdict.entries
-          .map((e) => `${e.type} ${safeFingerprint(e.key)} (${e.file}:${e.line})`)
-          .join(", ");
-        return new HostError(
-          "HOST_KEY",
-          `HOST KEY CHANGED for ${s.name}: the server offers ${type} ${fp}, known_hosts has ${was}. Someone may be intercepting the connection (man in the middle), or the host was reinstalled`,
-          {
-            host: s.name,
-            expected: was,
-            found: `${type} ${fp}`,
-            hint: `if the change is expected, remove the old entry (\`ssh-keygen -R '${lookup}' -f ${verdict.entries[0]?.file}\`) and add: ${line}`,
-          },
-        );
-      }
-    }
   }
 
   private connectError(error: unknown): HostError {
@@ -445,22 +298,6 @@ function guardSftp(sftp: SFTPWrapper, dead: () => boolean): SFTPWrapper {
       };
     },
   });
-}
-
-function readKnownHosts(files: readonly string[]): KnownHostEntry[] {
-  const out: KnownHostEntry[] = [];
-  for (const file of files) {
-    if (existsSync(file)) out.push(...parseKnownHosts(readFileSync(file, "utf8"), file));
-  }
-  return out;
-}
-
-function safeFingerprint(base64: string): string {
-  try {
-    return fingerprint(Buffer.from(base64, "base64"));
-  } catch {
-    return "(unreadable key)";
-  }
 }
 
 function endLink(link: Link): Promise<void> {

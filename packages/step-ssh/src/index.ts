@@ -1,4 +1,4 @@
-export { setSshHandshakeLimit } from "./_connection";
+export { setSshHandshakeLimit } from "./_handshakes";
 export type { ExecCommandParams, ExecCommandState } from "./exec";
 export { execCommand } from "./exec";
 export type { HostKeyPolicy, SshHost, SshHostOptions } from "./ssh-host";

@@ -5,7 +5,7 @@ import { createServer, type Socket, connect as tcpConnect } from "node:net";
 import { HostError } from "@atomkit/core";
 import { freePort } from "@atomkit/testkit";
 import { afterAll, describe, expect, it } from "vitest";
-import { sshHandshakesActive } from "../src/_connection";
+import { sshHandshakesActive } from "../src/_handshakes";
 import { setSshHandshakeLimit } from "../src/index";
 import { env, noSshd, port, sshHostAddress, tempDir, testHost, waitFor } from "./_testbed";
 

@@ -3,6 +3,7 @@ import { rm as rmLocal, writeFile as writeLocal } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Duplex } from "node:stream";
 import { type Host, HostError, isNotFound, LockedError } from "@atomkit/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
@@ -48,8 +49,8 @@ export const HOSTILE_STRINGS: readonly string[] = [
 
 /**
  * The contract every Host implementation keeps (localHost, sshHost, third-party hosts): argv exec with
- * hostile strings, normalised errors, atomic writes, symlinks, hashing, streamed upload, TCP connect,
- * and leases.
+ * hostile strings, normalised errors, atomic writes (250-byte names too), symlinks, hashing, streamed
+ * upload, connect to TCP ports and unix sockets, rmdir, and leases.
  */
 export function describeHostContract(options: HostContractOptions): void {
   let f: HostFixture | undefined;
@@ -172,26 +173,57 @@ export function describeHostContract(options: HostContractOptions): void {
       }
     });
 
-    it("connect opens a TCP stream to a port on the host", async () => {
-      const server: Server = createServer((s) => s.end("hello from port"));
-      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-      const port = (server.address() as { port: number }).port;
+    it("connect opens a stream to a TCP port ({ port }, or a bare port: deprecated) and to a unix socket ({ path })", async () => {
+      const { host } = fx();
+      const greet = (what: string) => createServer((s) => s.end(`hello from ${what}`));
+      const tcp = greet("port");
+      await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
+      const port = (tcp.address() as { port: number }).port;
+      // a short path: sun_path holds ~107 bytes, and a fixture's dir may be long
+      const path = join(tmpdir(), `atk-${randomBytes(4).toString("hex")}.sock`);
+      const unix = greet("socket");
+      await new Promise<void>((r) => unix.listen(path, r));
       try {
-        const socket = await fx().host.connect(port);
-        const text = await new Promise<string>((resolve, reject) => {
-          let out = "";
-          socket.on("data", (d: Buffer) => {
-            out += d;
-          });
-          socket.on("end", () => resolve(out));
-          socket.on("error", reject);
-        });
-        socket.destroy();
-        expect(text).toBe("hello from port");
+        expect(await readAll(await host.connect({ port }))).toBe("hello from port");
+        expect(await readAll(await host.connect({ port, hostname: "127.0.0.1" }))).toBe("hello from port");
+        expect(await readAll(await host.connect(port))).toBe("hello from port");
+        expect(await readAll(await host.connect({ path }))).toBe("hello from socket");
       } finally {
-        server.close();
+        tcp.close();
+        unix.close();
+        await rmLocal(path, { force: true });
       }
-      await expect(fx().host.connect(1)).rejects.toBeInstanceOf(HostError);
+      await expect(host.connect({ port: 1 })).rejects.toBeInstanceOf(HostError);
+      await expect(host.connect({ path })).rejects.toBeInstanceOf(HostError);
+      await expect(host.connect({ socket: path } as never)).rejects.toBeInstanceOf(HostError);
+    });
+
+    it("rmdir removes an empty directory only: ENOTEMPTY, ENOTDIR, ENOENT otherwise", async () => {
+      const { host } = fx();
+      await host.mkdir(p("empty"));
+      await host.rmdir(p("empty"));
+      expect(await host.stat(p("empty"))).toBeNull();
+      await host.mkdir(p("full"));
+      await host.writeFile(p("full/kept"), "someone's file");
+      await expect(host.rmdir(p("full"))).rejects.toMatchObject({ reason: "ENOTEMPTY" });
+      expect((await host.readFile(p("full/kept"))).toString()).toBe("someone's file");
+      await expect(host.rmdir(p("full/kept"))).rejects.toMatchObject({ reason: "ENOTDIR" });
+      await expect(host.rmdir(p("missing"))).rejects.toMatchObject({ reason: "ENOENT" });
+    });
+
+    it("writeFile takes a file name of 250 bytes (legal: NAME_MAX is 255), plain and exclusive", async () => {
+      const { host } = fx();
+      // the temporary name beside it must be shortened, or the write fails with ENAMETOOLONG
+      for (const name of ["a".repeat(250), "é".repeat(125)]) {
+        expect(Buffer.byteLength(name)).toBe(250);
+        await host.writeFile(p(name), "long");
+        await host.writeFile(p(name), "longer");
+        expect((await host.readFile(p(name))).toString()).toBe("longer");
+        await host.rm(p(name));
+        await host.writeFile(p(name), "exclusive", { exclusive: true });
+        expect((await host.readFile(p(name))).toString()).toBe("exclusive");
+      }
+      expect((await host.readdir(fx().dir)).length).toBe(2);
     });
 
     it("lock: one holder at a time, the second fails naming the holder; stale taken over only when asked", async () => {
@@ -228,5 +260,20 @@ export function describeHostContract(options: HostContractOptions): void {
       await taken.release();
       expect(await host.stat(`${host.stateDir}/locks/${name}.lock`)).toBeNull();
     });
+  });
+}
+
+/** Everything a server sends until it ends the stream. */
+function readAll(socket: Duplex): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    socket.on("data", (d: Buffer) => {
+      out += d;
+    });
+    socket.on("end", () => {
+      socket.destroy();
+      resolve(out);
+    });
+    socket.on("error", reject);
   });
 }

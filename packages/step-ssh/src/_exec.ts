@@ -1,0 +1,169 @@
+import { type ExecOptions, type ExecResult, execError, HostError, shellQuote } from "@atomkit/core";
+import type { ClientChannel } from "ssh2";
+import type { Connection, Link } from "./_connection";
+import { ExecRun } from "./_exec-run";
+import { remoteCommand } from "./_utils";
+
+/** Output kept per stream of `exec`, as localHost keeps. */
+const MAX_OUTPUT = 4 * 1024 * 1024;
+/** How long a killed command's channel may linger before it is closed from our side. */
+const CLOSE_GRACE_MS = 5_000;
+
+/** Host.exec over SSH: the argv checked and quoted, run on a channel slot of the host's connection. */
+export async function exec(
+  conn: Connection,
+  argv: readonly string[],
+  opts: ExecOptions = {},
+): Promise<ExecResult> {
+  const host = conn.s.name;
+  if (!argv.length || !argv[0]) {
+    throw new HostError("OTHER", "exec needs a non-empty argv", { host, found: argv });
+  }
+  if (argv[0].startsWith("-")) {
+    throw new HostError("OTHER", `cannot run a program named ${JSON.stringify(argv[0])}`, {
+      host,
+      hint: "a program name may not start with '-'; use ./-name",
+    });
+  }
+  const shown = argv.map(shellQuote).join(" ");
+  let command: string;
+  try {
+    command = remoteCommand(argv, opts);
+  } catch (error) {
+    throw new HostError("OTHER", `cannot run \`${shown}\`: ${(error as Error).message}`, {
+      host,
+      cause: error,
+    });
+  }
+  if (opts.signal?.aborted) {
+    throw new HostError("OTHER", `\`${shown}\` was aborted`, { host, cause: opts.signal.reason });
+  }
+  const program = argv[0];
+  return conn.withChannel(async () => execOnce(conn, await conn.get(), command, shown, program, opts));
+}
+
+/**
+ * Runs `command` (from `remoteCommand`) on one exec channel of `link`: stdin from `input`, output kept,
+ * `timeoutMs` and `signal` kill the remote process group. `shown` names the command in errors.
+ */
+export function execOnce(
+  conn: Connection,
+  link: Link,
+  command: string,
+  shown: string,
+  program: string,
+  opts: ExecOptions,
+): Promise<ExecResult> {
+  const name = conn.s.name;
+  return new Promise<ExecResult>((resolve, reject) => {
+    link.client.exec(command, (err, channel) => {
+      if (err) {
+        reject(
+          conn.isLinkFailure(err, link)
+            ? conn.linkError(`exec \`${shown}\``, err, link)
+            : new HostError("OTHER", `cannot run \`${shown}\`: ${err.message}`, { host: name, cause: err }),
+        );
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      let closeTimer: NodeJS.Timeout | undefined;
+      const run = new ExecRun(
+        {
+          // OpenSSH refuses signal requests in some setups (e.g. as root: "session signalling requires
+          // privilege separation"), so kill the process group from a second channel as well
+          kill: (pid) => {
+            killChannel(channel);
+            if (pid !== undefined && run.phase !== "closed") killGroup(link, pid);
+          },
+          closeSoon: () => {
+            closeTimer = setTimeout(() => channel.close(), CLOSE_GRACE_MS);
+          },
+        },
+        MAX_OUTPUT,
+      );
+      const onAbort = () => run.stop("abort");
+      channel.on("data", (d: Buffer) => run.stdoutData(d));
+      channel.stderr.on("data", (d: Buffer) => run.stderrData(d));
+      channel.on("error", () => {});
+      channel.on("exit", (code: number | null, signal?: string) => {
+        run.exited(typeof code === "number" ? code : null, signal ?? null);
+      });
+      channel.on("close", () => {
+        if (timer) clearTimeout(timer);
+        if (closeTimer) clearTimeout(closeTimer);
+        opts.signal?.removeEventListener("abort", onAbort);
+        const outcome = run.close();
+        switch (outcome.type) {
+          case "aborted":
+            return reject(
+              new HostError("OTHER", `\`${shown}\` was aborted`, { host: name, cause: opts.signal?.reason }),
+            );
+          case "no-exit":
+            return reject(
+              conn.isLinkFailure(new Error("channel closed"), link)
+                ? conn.linkError(
+                    `exec \`${shown}\``,
+                    new Error("channel closed without an exit status"),
+                    link,
+                  )
+                : new HostError("OTHER", `\`${shown}\` ended without an exit status`, { host: name }),
+            );
+          case "not-found":
+            // the same ENOENT localHost throws
+            return reject(
+              new HostError("ENOENT", `cannot run \`${shown}\`: ${outcome.result.stderr.trim()}`, {
+                host: name,
+                exitCode: 127,
+                stderr: outcome.result.stderr,
+                hint: `install ${program} on the host or fix the path`,
+              }),
+            );
+          case "exited": {
+            const r = outcome.result;
+            if ((r.code !== 0 || r.signal) && opts.reject !== false) reject(execError(name, shown, r));
+            else resolve(r);
+          }
+        }
+      });
+      const input = opts.input;
+      channel.end(input === undefined ? undefined : typeof input === "string" ? input : Buffer.from(input));
+      if (opts.timeoutMs !== undefined) timer = setTimeout(() => run.stop("timeout"), opts.timeoutMs);
+      if (opts.signal) {
+        if (opts.signal.aborted) onAbort();
+        else opts.signal.addEventListener("abort", onAbort, { once: true });
+      }
+    });
+  });
+}
+
+/** `kill -KILL -<pgid>` on a channel of its own; best effort (the link may be gone). */
+function killGroup(link: Link, pid: number): void {
+  if (link.closed) return;
+  try {
+    link.client.exec(remoteCommand(["kill", "-s", "KILL", "--", `-${pid}`]), (err, channel) => {
+      if (err) return;
+      channel.on("error", () => {});
+      channel.resume();
+      channel.stderr.resume();
+      channel.end();
+    });
+  } catch {
+    // the link dropped: the process is orphaned but sshd closed its pipes
+  }
+}
+
+/** Sends SIGKILL to the remote process group (OpenSSH ≥ 7.9), even after our stdin is closed. */
+function killChannel(channel: ClientChannel): void {
+  // Channel.signal() refuses once stdin has ended (it checks `writable`); the request itself is fine
+  const ch = channel as unknown as {
+    outgoing?: { id: number; state: string };
+    _client?: { _protocol?: { signal(id: number, sig: string): void } };
+  };
+  try {
+    if (ch.outgoing && (ch.outgoing.state === "open" || ch.outgoing.state === "eof")) {
+      ch._client?._protocol?.signal(ch.outgoing.id, "KILL");
+    }
+  } catch {
+    // the channel is already gone
+  }
+}
