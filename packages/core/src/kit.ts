@@ -18,6 +18,7 @@ export {
 } from "./authoring";
 export type { CheckedFields, FieldChecks, FieldIssue } from "./fields";
 export { checkFields, closest, fieldIssues, optional, ParamsFieldError, paramsObject, show } from "./fields";
+export * from "./kit/health";
 export { acquireLease, breakLease, readLease } from "./lease";
 export { execError } from "./local-host";
 export { MASK, Redactor } from "./redact";
