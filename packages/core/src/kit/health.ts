@@ -7,6 +7,7 @@
 // One meaning everywhere: healthy is any 2xx unless `expect.status` says otherwise; probes repeat
 // every 250 ms; a wait gives up after 30 s; one probe gets at least 2 s (or 4 intervals).
 import { sleep } from "../_utils";
+import { integer } from "../authoring";
 import { checkFields, type FieldChecks, optional, ParamsFieldError, show } from "../fields";
 import type { Host } from "../host";
 
@@ -136,13 +137,8 @@ function bodyOf(value: unknown, path: string): string {
 }
 
 /** Whole milliseconds from 1 ms to a day; `fallback` when absent. */
-function msOf(value: unknown, path: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 86_400_000) {
-    fieldError(path, `expected a whole number of milliseconds from 1 to 86400000, found ${show(value)}`);
-  }
-  return value;
-}
+const msOf = (value: unknown, path: string, fallback: number) =>
+  integer(value, path, { min: 1, max: 86_400_000, fallback });
 
 /** Validates an `HttpCheck` (field check for `checkFields`): the old forms are read, defaults filled. */
 export function httpCheck(value: unknown, path: string): HttpCheckParams {
