@@ -103,7 +103,10 @@ describe("kit health: validation", () => {
 
   it("exactly one kind, the provider's kinds included", () => {
     const checks = healthChecks({
-      exec: { check: (v: unknown) => v as string[], describe: (argv: string[]) => `${argv.join(" ")} exits 0` },
+      exec: {
+        check: (v: unknown) => v as string[],
+        describe: (argv: string[]) => `${argv.join(" ")} exits 0`,
+      },
     });
     expect(checks.kinds).toEqual(["http", "tcp", "exec"]);
     expect(() => checks.parse({}, "health")).toThrow("expected exactly one of http, tcp, exec, found none");
@@ -199,7 +202,7 @@ describe("kit health: probes against real servers (localHost)", () => {
     const checks = healthChecks({ exec: { check: (v: unknown) => v as string[], describe: () => "exit 0" } });
     const h = checks.parse({ exec: ["x"] }, "health")!;
     const r = await checks.probe(h, { host, timeoutMs: 200 }, { exec: () => new Promise(() => {}) });
-    expect(r).toEqual({ ok: false, found: "no answer within 200 ms" });
+    expect(r).toEqual({ ok: false, found: "no answer within 200 ms", timedOut: true });
     const failing = await checks.probe(h, o, {
       exec: async () => {
         throw new Error("exit 3: boom\nmore");
@@ -240,6 +243,19 @@ describe("kit health: pollHealth", () => {
       round: async () => ({ ok: false, found: `HTTP 50${rounds++ % 10}` }),
     });
     expect(late).toMatchObject({ ok: false, reason: "timeout" });
+    // a last probe cut short by the end of the wait does not hide what the earlier ones found
+    let n = 0;
+    const cut = await pollHealth({
+      timeoutMs: 300,
+      intervalMs: 10,
+      round: async (ms) =>
+        n++ === 0
+          ? { ok: false, found: "exit code 3" }
+          : new Promise((r) =>
+              setTimeout(() => r({ ok: false, found: `no answer within ${ms} ms`, timedOut: true }), ms),
+            ),
+    });
+    expect(cut).toMatchObject({ ok: false, reason: "timeout", found: "exit code 3" });
     expect(late.elapsedMs).toBeGreaterThanOrEqual(200);
     expect(rounds).toBeGreaterThan(1);
   });

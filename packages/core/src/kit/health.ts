@@ -75,6 +75,8 @@ export interface HealthTiming {
 export interface ProbeResult {
   ok: boolean;
   found: string;
+  /** The probe got no answer within its own timeout (`found` then says so). */
+  timedOut?: boolean;
 }
 
 /** For one probe: the host it goes through, the most it may take, and the step's signal. */
@@ -322,7 +324,7 @@ async function guarded(
     return await run(ac.signal);
   } catch (error) {
     if (o.signal?.aborted) throw o.signal.reason;
-    if (ac.signal.aborted) return { ok: false, found: timedOut() };
+    if (ac.signal.aborted) return { ok: false, found: timedOut(), timedOut: true };
     return { ok: false, found: firstLine(error) };
   } finally {
     clearTimeout(timer);
@@ -468,14 +470,19 @@ export type PollResult =
 export async function pollHealth(o: PollOptions): Promise<PollResult> {
   const started = Date.now();
   const deadline = started + o.timeoutMs;
+  const full = probeTimeoutMs(o.intervalMs, o.timeoutMs);
+  let found: string | undefined;
   for (;;) {
     o.signal?.throwIfAborted();
-    const r = await o.round(probeTimeoutMs(o.intervalMs, deadline - Date.now()));
+    const ms = probeTimeoutMs(o.intervalMs, deadline - Date.now());
+    const r = await o.round(ms);
     const elapsedMs = Date.now() - started;
     if (r.ok) return { ok: true, found: r.found, elapsedMs };
-    if (r.final) return { ok: false, reason: "final", found: r.found, elapsedMs };
+    // a probe the end of the wait cut short says nothing about the service: keep what an earlier one found
+    if (!(r.timedOut && ms < full) || found === undefined) found = r.found;
+    if (r.final) return { ok: false, reason: "final", found, elapsedMs };
     const left = deadline - Date.now();
-    if (left <= 0) return { ok: false, reason: "timeout", found: r.found, elapsedMs };
+    if (left <= 0) return { ok: false, reason: "timeout", found, elapsedMs };
     await sleep(Math.min(o.intervalMs, left), o.signal);
   }
 }
