@@ -3,7 +3,7 @@ import type { Host } from "@atomkit/core";
 /** GET / on the host's port through `host.connect` (an SSH channel for remote hosts). */
 export async function probe(host: Host, port: number, path = "/"): Promise<string> {
   try {
-    const socket = await host.connect(port);
+    const socket = await host.connect({ port });
     return await new Promise<string>((resolve) => {
       let data = "";
       const timer = setTimeout(() => {

@@ -19,6 +19,7 @@ export {
 export type { CheckedFields, FieldChecks, FieldIssue } from "./fields";
 export { checkFields, closest, fieldIssues, optional, ParamsFieldError, paramsObject, show } from "./fields";
 export { connectTarget } from "./host";
+export * from "./kit/health";
 export { acquireLease, breakLease, readLease } from "./lease";
 export { execError } from "./local-host";
 export { MASK, Redactor } from "./redact";

@@ -1,7 +1,8 @@
-// A tiny validator for params and for states read back from a trail: providers do not depend on zod.
-// Each check throws core's ParamsFieldError, whose `path` names the field (core turns it into a
-// ParamsError naming step and field).
-import { ParamsFieldError } from "@atomkit/core";
+// Checks for params and for states read back from a trail: providers do not depend on zod. Each throws
+// core's ParamsFieldError, whose `path` names the field (core turns it into a ParamsError naming step
+// and field). Integers and unknown keys are the kit's (`@atomkit/core/kit`); the rest is step-docker's
+// own until the kit has them.
+import { integer, ParamsFieldError, paramsObject } from "@atomkit/core/kit";
 
 export type Input = Record<string, unknown>;
 
@@ -18,11 +19,7 @@ export function object(value: unknown, path: string): Input {
 
 /** Refuses keys the kind does not know: a typo (`stopTimeout` for `stopTimeoutMs`) must not pass silently. */
 export function onlyKeys(value: Input, path: string, keys: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!keys.includes(key) && value[key] !== undefined) {
-      fail(join(path, key), `unknown field; expected one of: ${keys.join(", ")}`);
-    }
-  }
+  paramsObject(value, keys, path);
 }
 
 /** Exactly these keys, each present (a state read back from a trail: nothing missing, nothing extra). */
@@ -52,10 +49,7 @@ export function anyString(value: unknown, path: string): string {
 }
 
 export function int(value: unknown, path: string, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    fail(path, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value) ?? kindOf(value)}`);
-  }
-  return value;
+  return integer(value, path, { min, max });
 }
 
 export function optInt(value: unknown, path: string, min: number, max: number, fallback: number): number;

@@ -1,4 +1,4 @@
-import { AtomError, type Host } from "@atomkit/core";
+import { type Host, HostError } from "@atomkit/core";
 
 export interface LaunchSpec {
   /** The program and its arguments, already wrapped (env, setpriv) as needed. */
@@ -79,8 +79,10 @@ export async function launch(
     124: ["cannot start the process detached", "the host needs `setsid` (util-linux or busybox)"],
   };
   const [message, hint] = why[r.code ?? -1] ?? ["the launcher failed", "see the error output above"];
-  throw new AtomError("ATOM_HOST", message, {
+  throw new HostError("EXIT", message, {
     host: host.name,
+    ...(r.code !== null ? { exitCode: r.code } : {}),
+    stderr,
     expected: "the process started in a new session, its pid written to the pid file",
     found: stderr || (r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`),
     hint,

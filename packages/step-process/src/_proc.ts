@@ -1,5 +1,4 @@
-import { AtomError, type Host, isNotFound } from "@atomkit/core";
-import { sleep } from "./_utils";
+import { type Host, HostError, isNotFound } from "@atomkit/core";
 
 /** What /proc/<pid>/stat tells about a live process. */
 export interface ProcStat {
@@ -45,7 +44,7 @@ export async function readStat(host: Host, pid: number): Promise<ProcStat | null
   const state = rest[0];
   const startTime = Number(rest[19]);
   if (!state || !Number.isFinite(startTime)) {
-    throw new AtomError("ATOM_HOST", `cannot parse /proc/${pid}/stat`, {
+    throw new HostError("OTHER", `cannot parse /proc/${pid}/stat`, {
       host: host.name,
       expected: "the 52 fields of proc(5) stat",
       found: text.slice(0, 200) || "an empty file",
@@ -179,7 +178,7 @@ export async function readPidFile(host: Host, pidFile: string): Promise<PidFileS
   const text = raw.toString("utf8").trim();
   if (text === "") return { status: "absent" };
   if (!/^[1-9]\d{0,9}$/.test(text)) {
-    throw new AtomError("ATOM_HOST", `pid file ${pidFile} does not hold a pid`, {
+    throw new HostError("OTHER", `pid file ${pidFile} does not hold a pid`, {
       host: host.name,
       expected: "a process id, e.g. 4242",
       found: JSON.stringify(text.slice(0, 80)),
@@ -236,64 +235,4 @@ export async function scanProcesses(
     );
   }
   return found.sort((a, b) => a.pid - b.pid);
-}
-
-// --- Signals ---
-
-/**
- * Sends `signal` with the host's `kill`. A session leader (what a detached start makes) gets it on its
- * whole process group, so its children stop with it; no unrelated process can be in that group.
- */
-export async function sendSignal(host: Host, stat: ProcStat, signal: string): Promise<void> {
-  const group = stat.session === stat.pid && stat.pgrp === stat.pid;
-  const target = group ? `-${stat.pid}` : String(stat.pid);
-  const r = await host.exec(["kill", "-s", signal, "--", target], { reject: false });
-  if (r.code !== 0 && (await readStat(host, stat.pid))) {
-    throw new AtomError("ATOM_HOST", `kill -s ${signal} ${target} failed: ${r.stderr.trim()}`, {
-      host: host.name,
-      expected: "the signal delivered",
-      found: `exit code ${r.code}`,
-      hint: "the deploy user may lack permission to signal this process: run as its owner or root",
-    });
-  }
-}
-
-/** Polls until no process has this identity any more; false when `ms` passed first. */
-export async function waitGone(host: Host, id: Identity, ms: number, signal?: AbortSignal): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  let pause = 20;
-  for (;;) {
-    if (!(await findIdentity(host, id))) return true;
-    const left = deadline - Date.now();
-    if (left <= 0 || signal?.aborted) return false;
-    await sleep(Math.min(pause, left), signal);
-    pause = Math.min(pause * 2, 200);
-  }
-}
-
-/**
- * Stops the process with this identity: `signal`, up to `graceMs` for it to exit, then SIGKILL.
- * Returns how it ended; throws when it outlives SIGKILL. A recycled pid is never signalled.
- */
-export async function terminate(
-  host: Host,
-  id: Identity,
-  options: { signal: string; graceMs: number; log?: (message: string) => void },
-): Promise<"gone" | "stopped" | "killed"> {
-  const stat = await findIdentity(host, id);
-  if (!stat) return "gone";
-  await sendSignal(host, stat, options.signal);
-  if (await waitGone(host, id, options.graceMs)) return "stopped";
-  // identity is checked again: between the wait and the KILL the pid may have been recycled
-  const still = await findIdentity(host, id);
-  if (!still) return "stopped";
-  options.log?.(`pid ${id.pid} still runs ${options.graceMs} ms after SIG${options.signal}: sending SIGKILL`);
-  if (options.signal !== "KILL") await sendSignal(host, still, "KILL");
-  if (await waitGone(host, id, 5_000)) return "killed";
-  throw new AtomError("ATOM_HOST", `pid ${id.pid} is still running after SIGKILL`, {
-    host: host.name,
-    expected: "the process gone within 5 s of SIGKILL",
-    found: "it still runs (uninterruptible sleep on a hung disk or NFS mount?)",
-    hint: "look at `cat /proc/<pid>/stack` and the process's state on the host",
-  });
 }

@@ -1,10 +1,6 @@
-import { AtomError, ParamsFieldError, type StepContext, type StepPhase, show } from "@atomkit/core";
-
-// --- Params validation (plain functions: providers do not depend on zod) ---
-// Each check throws core's ParamsFieldError for its own field; the kinds run them through core's
-// `checkFields`, which collects every invalid field (and unknown key) into one error.
-
-export { checkFields } from "@atomkit/core";
+// This package's own params checks (the kit, `@atomkit/core/kit`, has no argv, environment, signal or
+// regular-expression check yet), and how it shows command lines and masks env values in messages.
+import { integer, ParamsFieldError, Redactor, show } from "@atomkit/core/kit";
 
 /** Throws the field's error: `message` says what was expected and what was found. */
 export function invalid(path: string, message: string): never {
@@ -16,12 +12,17 @@ function expected(path: string, what: string, value: unknown, found = show(value
   invalid(path, `expected ${what}, found ${found}`);
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
+function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-export function absolutePath(value: unknown, path: string): string {
-  if (typeof value !== "string" || !value.startsWith("/")) expected(path, "an absolute path", value);
+/**
+ * A working directory: absolute, kept as written. Unlike the kit's `absolutePath` it allows `/` and is
+ * not normalised: `cwd` is part of the recorded launch, which `same()` compares as written.
+ */
+export function dirPath(value: unknown, path: string): string {
+  if (typeof value !== "string" || !value.startsWith("/"))
+    expected(path, "an absolute path on the host", value);
   if (value.includes("\0")) invalid(path, "a path cannot contain a NUL byte");
   return value;
 }
@@ -38,19 +39,9 @@ export function argvOf(value: unknown, path: string): string[] {
   return [...(value as string[])];
 }
 
+/** Whole milliseconds from `min` to a day; `fallback` when absent. */
 export function msOf(value: unknown, path: string, fallback: number, min = 0): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > 86_400_000) {
-    expected(path, `a whole number of milliseconds from ${min} to 86400000`, value);
-  }
-  return value;
-}
-
-export function portOf(value: unknown, path: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65_535) {
-    expected(path, "a TCP port from 1 to 65535", value);
-  }
-  return value;
+  return integer(value, path, { min, max: 86_400_000, fallback });
 }
 
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -95,57 +86,15 @@ export function regexOf(value: unknown, path: string): string {
   return value;
 }
 
-// --- Errors ---
-
-/**
- * An error from inside a step. It carries the step and phase, so the engine passes it through as is
- * (its expected/found/hint are shown once, not repeated by a wrapper).
- */
-export function stepError(
-  ctx: StepContext,
-  kind: string,
-  phase: StepPhase,
-  message: string,
-  details: { expected?: unknown; found?: unknown; hint?: string; cause?: unknown } = {},
-): AtomError {
-  return new AtomError("ATOM_STEP_FAILED", message, {
-    host: ctx.host.name,
-    step: ctx.step,
-    kind,
-    phase,
-    ...details,
-  });
-}
-
 /**
  * Masks the given values in text this package writes into errors and logs (log tails, command lines).
  * The engine masks declared secrets too; this also covers env values the caller did not mark.
  */
 export function masker(values: Iterable<string>): (text: string) => string {
-  const list = [...new Set([...values].filter((v) => v.length >= 4))].sort((a, b) => b.length - a.length);
-  return (text) => {
-    let out = text;
-    for (const v of list) if (out.includes(v)) out = out.split(v).join("***");
-    return out;
-  };
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
-/** Throws the abort reason (the engine's timeout or cancel error) when the step was aborted. */
-export function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw signal.reason;
+  const redactor = new Redactor();
+  // every env value is masked, not only secrets: a short one (`80`, `1`) would blank out unrelated words
+  redactor.addValues([...values].filter((v) => v.length >= 4));
+  return (text) => redactor.text(text);
 }
 
 /** `node /srv/app/server.js --port 8080`, shortened for titles and messages. */

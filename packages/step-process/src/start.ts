@@ -1,10 +1,12 @@
 import { dirname } from "node:path";
-import { defineStep, type Host, type StepContext, show } from "@atomkit/core";
+import { defineStep, type Host, type StepContext } from "@atomkit/core";
+import { absolutePath, checkFields, optional, show, stepError } from "@atomkit/core/kit";
 import { type HealthCheck, healthOf, type NormalizedHealth } from "./_health";
 import { realDir, requireDir } from "./_launch";
-import { readBootId, readCredentials, readPidFile, removePidFileIf, terminate } from "./_proc";
+import { readBootId, readCredentials, readPidFile, removePidFileIf } from "./_proc";
 import { readRecord, recordPath, removeRecordIf } from "./_record";
-import { startLaunch } from "./_start";
+import { relaunch } from "./_relaunch";
+import { terminate } from "./_signal";
 import {
   checkState,
   credsOf,
@@ -14,18 +16,7 @@ import {
   readProcLaunch,
   sameLaunch,
 } from "./_state";
-import {
-  absolutePath,
-  argvOf,
-  checkFields,
-  envOf,
-  invalid,
-  masker,
-  msOf,
-  showArgv,
-  signalOf,
-  stepError,
-} from "./_utils";
+import { argvOf, dirPath, envOf, invalid, masker, msOf, showArgv, signalOf } from "./_utils";
 
 const KIND = "process.start";
 
@@ -76,10 +67,10 @@ export type StartProcessState = ProcessState;
 function params(input: StartProcessOptions): StartProcessParams {
   const o = checkFields(input, {
     command: argvOf,
-    cwd: (v, p) => (v === undefined ? "/" : absolutePath(v, p)),
+    cwd: (v, p) => (v === undefined ? "/" : dirPath(v, p)),
     env: (v, p) => (v === undefined ? {} : envOf(v, p)),
     pidFile: absolutePath,
-    logFile: (v, p) => (v === undefined ? undefined : absolutePath(v, p)),
+    logFile: optional(absolutePath),
     health: healthOf,
     minUptimeMs: (v, p) => msOf(v, p, 500),
     stopSignal: (v, p) => signalOf(v, p, "TERM"),
@@ -198,7 +189,7 @@ async function apply(ctx: StepContext, p: StartProcessParams, before: StartProce
       });
     }
   }
-  const started = await startLaunch(ctx, {
+  const spec = {
     launch: want,
     secrets: Object.fromEntries(want.secretEnv.map((n) => [n, p.env[n]!])),
     output: { stdout: p.logFile, stderr: p.logFile },
@@ -207,17 +198,8 @@ async function apply(ctx: StepContext, p: StartProcessParams, before: StartProce
     health: p.health,
     minUptimeMs: p.minUptimeMs,
     mask,
-  });
-  if (started.ok) return;
-  // left running when it is up but unhealthy: check sees it, and rollback stops exactly it
-  throw fail(
-    started.exited
-      ? p.health
-        ? "the process exited before it became healthy"
-        : "the process exited right after it started"
-      : `the process did not become healthy within ${p.health?.timeoutMs} ms`,
-    { expected: started.expected, found: started.found, hint: started.hint },
-  );
+  };
+  await relaunch(ctx, spec, "the process", fail);
 }
 
 /**

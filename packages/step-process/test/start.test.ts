@@ -326,9 +326,12 @@ describe("process.start", () => {
     expect(existsSync(hostilePid)).toBe(false);
   });
 
-  it("health by tcp, exec and logLine", async () => {
+  it("health by http (both forms of expect), tcp, exec and logLine", async () => {
     const probe = `require("net").connect(Number(process.argv[1]), "127.0.0.1").on("connect", () => process.exit(0)).on("error", () => process.exit(1))`;
     const checks = [
+      // the older form: expect a number, body beside it
+      { http: { port, path: "/health", expect: 200, body: "ok" } },
+      { http: { port, path: "/health", expect: { status: [204, "2xx" as const], body: "ok" } } },
       { tcp: { port } },
       { exec: [NODE, "-e", probe, String(port)] },
       { logLine: `listening on ${port}$` },
@@ -449,6 +452,28 @@ describe("process.start", () => {
     expect(await alive(same)).toBe(false);
   });
 
+  it("health.http: the older expect: 200 and body are read as expect: { status, body }", async () => {
+    const old = await bind(
+      startProcess({ command: ["node"], pidFile, health: { http: { port, expect: 200, body: "ok" } } }),
+      sb.host,
+    );
+    expect(old.params.health).toEqual({
+      http: { port, path: "/", hostname: "127.0.0.1", expect: { status: 200, body: "ok" } },
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
+    const r = await validateParams(
+      startProcess({
+        command: ["node"],
+        pidFile,
+        health: { http: { port, expect: { body: "a" }, body: "b" } },
+      }),
+    );
+    expect(r.issues?.map((i) => [i.path, i.message])).toEqual([
+      ["health.http.body", "expected the body text once, in expect.body; found it in body too"],
+    ]);
+  });
+
   it("reports every invalid field at once: a relative pidFile and cwd, a mistyped health.htp", async () => {
     const r = await validateParams(
       startProcess({
@@ -459,8 +484,8 @@ describe("process.start", () => {
       } as never),
     );
     expect(r.issues?.map((i) => [i.path, i.message])).toEqual([
-      ["cwd", 'expected an absolute path, found "srv/app"'],
-      ["pidFile", 'expected an absolute path, found "run/app.pid"'],
+      ["cwd", 'expected an absolute path on the host, found "srv/app"'],
+      ["pidFile", 'expected an absolute path on the host, found "run/app.pid"'],
       [
         "health.htp",
         'unknown param "htp"; did you mean "http"? (known: http, tcp, exec, logLine, timeoutMs, intervalMs)',

@@ -7,6 +7,7 @@ import {
   defineStep,
   fileTrail,
   type Host,
+  HostError,
   ParamsError,
   run,
   undoRun,
@@ -424,6 +425,18 @@ describe("process.stop", () => {
     expect(await getJson(port, "/env?name=MODE")).toBe("a b 'c'");
   });
 
+  it("a pid file that holds no pid is a HostError naming the file", async () => {
+    await writeFile(pidFile, "not a pid\n");
+    const s = await bind(stopProcess({ pidFile }), sb.host);
+    const error = await s.observe().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(HostError);
+    expect(error).toMatchObject({ reason: "OTHER", code: "ATOM_HOST", found: '"not a pid"' });
+    expect((error as Error).message).toContain(`pid file ${pidFile} does not hold a pid`);
+  });
+
   it("reports every invalid field at once, nested ones by their full path", async () => {
     const r = await validateParams(
       stopProcess({
@@ -442,9 +455,7 @@ describe("process.stop", () => {
       "restart.cwd",
       "restart.comand",
     ]);
-    expect(r.issues?.[1]?.message).toBe(
-      "expected a whole number of milliseconds from 0 to 86400000, found -1",
-    );
+    expect(r.issues?.[1]?.message).toBe("expected an integer from 0 to 86400000, found -1");
     expect(r.issues?.[5]?.message).toMatch(/did you mean "command"\?/);
     // a secret value of the wrong type is shown by its type only
     const secret = await validateParams(stopProcess({ pidFile, secretEnv: { TOKEN: 424242 } } as never));

@@ -1,10 +1,14 @@
-import { randomBytes } from "node:crypto";
+// Starting a recorded launch: process.start's apply starts the launch its params ask for, and
+// process.stop's undo starts again the launch it observed. Both go through here, so a restart is the
+// same start as the first one (environment, user, detached session, launch record, health wait).
+import { posix } from "node:path";
 import type { Host, StepContext } from "@atomkit/core";
+import { tempBeside } from "@atomkit/core/kit";
 import { describeHealth, type NormalizedHealth, waitHealthy, waitUptime } from "./_health";
 import { launch, logTail, sizeOf } from "./_launch";
 import { findIdentity, type Identity, readBootId, readCredentials, readStat, removePidFileIf } from "./_proc";
 import { removeRecordIf, writeRecord } from "./_record";
-import type { Launch, Output } from "./_state";
+import type { Launch, Output, Running } from "./_state";
 import { showArgv } from "./_utils";
 
 export interface StartSpec {
@@ -30,7 +34,7 @@ export type StartOutcome =
  * pid file; waits for health (or `minUptimeMs`). A process that exits is cleaned up after (pid file and
  * record); one that is up but unhealthy is left running, for check to see and rollback to stop.
  */
-export async function startLaunch(ctx: StepContext, spec: StartSpec): Promise<StartOutcome> {
+async function startLaunch(ctx: StepContext, spec: StartSpec): Promise<StartOutcome> {
   const { host } = ctx;
   const { launch: l } = spec;
   const argv = await wrapped(host, l, spec.secrets);
@@ -108,5 +112,51 @@ async function wrapped(host: Host, l: Launch, secrets: Record<string, string>): 
 /** A pid file for a launcher that has none of its own (process.stop by `match`), under the state dir. */
 export async function scratchPidFile(host: Host): Promise<string> {
   await host.mkdir(host.stateDir, { recursive: true });
-  return `${host.stateDir}/process-${randomBytes(6).toString("hex")}.pid`;
+  return tempBeside(posix.join(host.stateDir, "process.pid"));
+}
+
+/** How a kind reports a failed start: its own error, with the step's context (`stepError`). */
+export type Fail = (message: string, details: { expected: string; found: string; hint: string }) => Error;
+
+/**
+ * Starts the launch and waits for it (`startLaunch`); throws `fail(...)` when it exited or did not
+ * become healthy. `what` names it in the message: "the process", "the restarted process".
+ */
+export async function relaunch(ctx: StepContext, spec: StartSpec, what: string, fail: Fail): Promise<void> {
+  const started = await startLaunch(ctx, spec);
+  if (started.ok) return;
+  // left running when it is up but unhealthy: check sees it, and rollback stops exactly it
+  throw fail(
+    started.exited
+      ? spec.health
+        ? `${what} exited before it became healthy`
+        : `${what} exited right after it started`
+      : `${what} did not become healthy within ${spec.health?.timeoutMs} ms`,
+    { expected: started.expected, found: started.found, hint: started.hint },
+  );
+}
+
+/** Why the deploy user could not restart a process owned by someone else; undefined when it can. */
+export async function cannotRestartAs(
+  host: Host,
+  s: Running,
+): Promise<{ expected: string; found: string; hint: string } | undefined> {
+  const self = await readCredentials(host, "self");
+  if (!self || (self.uid === s.launch.uid && self.gid === s.launch.gid)) return undefined;
+  if (self.uid !== 0) {
+    return {
+      expected: `the deploy user to be uid ${s.launch.uid} or root`,
+      found: `uid ${self.uid}`,
+      hint: "deploy as the service's user, or as root",
+    };
+  }
+  const r = await host.exec(["setpriv", "--version"], { reject: false }).catch(() => null);
+  if (r?.code !== 0) {
+    return {
+      expected: "`setpriv` (util-linux) on the host, to restart as another user",
+      found: "no setpriv",
+      hint: "install util-linux, or deploy as the service's user",
+    };
+  }
+  return undefined;
 }

@@ -1,0 +1,73 @@
+import { absolutePath, checkFields, optional, show } from "@atomkit/core/kit";
+import { healthOf } from "./_health";
+import { argvOf, dirPath, envNameOf, envOf, invalid, msOf, regexOf, signalOf } from "./_utils";
+import type { StopProcessOptions, StopProcessParams } from "./stop";
+
+export const KIND = "process.stop";
+
+/** Validates `process.stop`'s options (every wrong field at once), defaults filled in. */
+export function stopParams(input: StopProcessOptions): StopProcessParams {
+  const o = checkFields(input, {
+    pidFile: optional(absolutePath),
+    match: optional(regexOf),
+    signal: (v, p) => signalOf(v, p, "TERM"),
+    graceMs: (v, p) => msOf(v, p, 10_000),
+    env: (v, p): StopProcessParams["env"] => {
+      if (v === undefined || v === "keep" || v === "none") return v ?? "keep";
+      if (!Array.isArray(v))
+        invalid(p, `expected "keep", "none" or a list of variable names, found ${show(v)}`);
+      return v.map((name, i) => envNameOf(String(name), `${p}.${i}`));
+    },
+    secretEnv: optional(envOf),
+    // these params as a trail holds them (validated again by recover and undo): the names, not the values
+    secretEnvNames: optional((v, p) => {
+      if (!Array.isArray(v)) invalid(p, `expected a list of variable names, found ${show(v)}`);
+      return v.map((n, i) => envNameOf(String(n), `${p}.${i}`)).sort();
+    }),
+    logFile: (v, p) => (v === undefined ? "/dev/null" : absolutePath(v, p)),
+    health: healthOf,
+    minUptimeMs: (v, p) => msOf(v, p, 500),
+    restart: optional(restartOf),
+  });
+  if ((o.pidFile === undefined) === (o.match === undefined)) {
+    invalid(
+      o.pidFile === undefined ? "pidFile" : "match",
+      `expected exactly one of pidFile and match, found ${o.pidFile === undefined ? "neither" : "both"}`,
+    );
+  }
+  const out: StopProcessParams = {
+    signal: o.signal,
+    graceMs: o.graceMs,
+    env: o.env,
+    secretEnvNames: o.secretEnv ? Object.keys(o.secretEnv).sort() : [],
+    logFile: o.logFile,
+    minUptimeMs: o.minUptimeMs,
+  };
+  if (o.pidFile !== undefined) out.pidFile = o.pidFile;
+  if (o.match !== undefined) out.match = o.match;
+  if (o.secretEnv !== undefined) out.secretEnv = o.secretEnv;
+  if (o.secretEnvNames !== undefined) {
+    if (o.secretEnv !== undefined && o.secretEnvNames.join() !== out.secretEnvNames.join()) {
+      invalid(
+        "secretEnvNames",
+        `expected exactly the names of secretEnv (${out.secretEnvNames.join(", ")}), found ${o.secretEnvNames.join(", ")}`,
+      );
+    }
+    out.secretEnvNames = o.secretEnvNames;
+  }
+  if (o.restart !== undefined) out.restart = o.restart;
+  if (o.health) out.health = o.health;
+  if (o.health && "logLine" in o.health && out.logFile === "/dev/null") {
+    // the original's own log is used when it had one; this is the fallback the check must be able to read
+    invalid("logFile", "expected a log file for the logLine health check to read, found none");
+  }
+  return out;
+}
+
+function restartOf(value: unknown, path: string): NonNullable<StopProcessParams["restart"]> {
+  const r = checkFields(value, { cwd: optional(dirPath), command: optional(argvOf) }, path);
+  const out: NonNullable<StopProcessParams["restart"]> = {};
+  if (r.cwd !== undefined) out.cwd = r.cwd;
+  if (r.command !== undefined) out.command = r.command;
+  return out;
+}
