@@ -1,6 +1,8 @@
 import { posix } from "node:path";
-import { defineStep, type Host, isAtomError, optional, type StepContext } from "@atomkit/core";
-import { inspectOnce } from "./_inspected";
+import { defineStep, optional } from "@atomkit/core";
+import { extract } from "./_untar-extract";
+import { failure, MAX_TIMER_MS, timeBound } from "./_untar-failure";
+import { observeRelease, removeLeftovers } from "./_untar-release";
 import {
   absolutePath,
   checkFields,
@@ -8,24 +10,12 @@ import {
   localFile,
   PACKAGE,
   ParamsFieldError,
-  readJson,
   requireLocalFile,
-  requireParentDir,
   show,
   stepError,
   tempBeside,
-  tempPrefix,
 } from "./_utils";
-import {
-  type ArchiveLimits,
-  type ArchiveSummary,
-  DEFAULT_LIMITS,
-  extractLocal,
-  MARKER,
-  MAX_DEPTH,
-  UnsafeArchiveError,
-} from "./archive";
-import { streamToHostTar, uploadToHostTar } from "./host-tar";
+import { type ArchiveLimits, DEFAULT_LIMITS, MARKER, MAX_DEPTH } from "./archive";
 import { nothing, orNull, sha256, typedState } from "./state-check";
 
 /** The archive limits plus a bound on the time of inspection and extraction together. */
@@ -76,7 +66,6 @@ export type UntarState =
   | { type: "file" | "symlink" | "other" };
 
 const DEFAULT_MAX_MS = 10 * 60 * 1000;
-const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's own bound
 
 const KIND = "fs.untar";
 
@@ -143,9 +132,9 @@ export const untar = defineStep({
     }
     const bound = timeBound(p.limits.maxMs, ctx.signal);
     try {
-      await extract(ctx, p, extractWith, bound.signal);
+      await extract(ctx, KIND, p, extractWith, bound.signal);
     } catch (error) {
-      throw failure(ctx, p, error, bound);
+      throw failure(ctx, KIND, p, error, bound);
     } finally {
       bound.dispose();
     }
@@ -183,7 +172,6 @@ export const untar = defineStep({
 
 // --- Internal helpers ---
 
-/** Inspects, then extracts into a temporary directory beside `path`, renamed into place at the end. */
 /** `limits`: each bound optional, the defaults for the rest. */
 function limitsOf(value: unknown, field: string): UntarLimits {
   const limits: UntarLimits = { ...DEFAULT_LIMITS, maxMs: DEFAULT_MAX_MS };
@@ -199,152 +187,4 @@ function limitsOf(value: unknown, field: string): UntarLimits {
     field,
   );
   return { ...limits, ...l };
-}
-
-async function extract(
-  ctx: StepContext,
-  p: UntarParams,
-  extractWith: "node-tar" | "tar",
-  signal: AbortSignal,
-): Promise<void> {
-  const inspected = await inspectOnce(p.archive, { strip: p.strip, limits: p.limits, signal });
-  try {
-    await extractInspected(ctx, p, extractWith, signal, inspected.summary, inspected.bytes);
-  } finally {
-    inspected.release();
-  }
-}
-
-async function extractInspected(
-  ctx: StepContext,
-  p: UntarParams,
-  extractWith: "node-tar" | "tar",
-  signal: AbortSignal,
-  summary: ArchiveSummary,
-  bytes: Buffer | null,
-): Promise<void> {
-  const { host } = ctx;
-  const now = await observeRelease(host, p.path);
-  if (now.type === "directory" && now.archive === summary.sha256) return; // this archive is already there
-  if (now.type !== "missing") {
-    throw stepError(ctx, KIND, "apply", `${show(p.path)} already exists, so nothing was extracted`, {
-      expected: "nothing at the path (fs.untar creates a new directory)",
-      found:
-        now.type === "directory" ? `a directory from archive ${now.archive ?? "unknown"}` : `a ${now.type}`,
-      hint: "extract each release into a new directory (e.g. releases/<id>), or remove the old one first",
-    });
-  }
-  await requireParentDir(ctx, KIND, p.path);
-  await removeLeftovers(host, p.path);
-  const tmp = tempBeside(p.path);
-  const upload = `${tmp}.tar`;
-  try {
-    await host.mkdir(tmp, { mode: 0o755 });
-    if (extractWith === "node-tar") {
-      const source = bytes ? { bytes, name: p.archive } : { file: p.archive };
-      await extractLocal(source, tmp, { ...summary, strip: p.strip, limits: p.limits, signal });
-    } else {
-      const o = { kind: KIND, archive: p.archive, strip: p.strip, summary, dir: tmp, signal };
-      if (bytes) await streamToHostTar(ctx, o, bytes);
-      else await uploadToHostTar(ctx, o, upload);
-    }
-    await host.writeFile(
-      posix.join(tmp, MARKER),
-      `${JSON.stringify({ sha256: summary.sha256, archive: posix.basename(p.archive), entries: summary.entries, bytes: summary.bytes })}\n`,
-    );
-    await host.rename(tmp, p.path);
-  } catch (error) {
-    // extractLocal has settled (nothing still writes into tmp) and the host's tar was waited for
-    await host.rm(tmp, { recursive: true, force: true }).catch(() => {});
-    if (extractWith === "tar" && !bytes) await host.rm(upload, { force: true }).catch(() => {});
-    throw error;
-  }
-}
-
-async function observeRelease(host: Host, path: string): Promise<UntarState> {
-  const st = await host.lstat(path);
-  if (!st) return { type: "missing" };
-  if (st.type !== "directory") return { type: st.type };
-  const marker = await readJson<{ sha256?: unknown }>(host, posix.join(path, MARKER));
-  const sha = marker?.sha256;
-  // a marker is evidence from the host: only a well-formed digest names the archive
-  return { type: "directory", archive: typeof sha === "string" && /^[0-9a-f]{64}$/.test(sha) ? sha : null };
-}
-
-/** Temporary directories and uploads of an attempt that died (the host lock keeps runs apart). */
-async function removeLeftovers(host: Host, path: string): Promise<void> {
-  const dir = posix.dirname(path);
-  const prefix = tempPrefix(path);
-  if ((await host.lstat(dir))?.type !== "directory") return;
-  for (const name of await host.readdir(dir)) {
-    if (name.startsWith(prefix)) await host.rm(posix.join(dir, name), { recursive: true, force: true });
-  }
-}
-
-/** `ms` from now, or the step's own signal (timeout, cancel), whichever comes first. */
-function timeBound(ms: number, outer: AbortSignal) {
-  const ac = new AbortController();
-  const expired = new Error(`took longer than ${ms} ms`);
-  const timer = setTimeout(() => ac.abort(expired), ms);
-  const onOuter = () => ac.abort(outer.reason);
-  if (outer.aborted) onOuter();
-  else outer.addEventListener("abort", onOuter, { once: true });
-  return {
-    ms,
-    signal: ac.signal,
-    expired: () => ac.signal.aborted && ac.signal.reason === expired,
-    dispose() {
-      clearTimeout(timer);
-      outer.removeEventListener("abort", onOuter);
-    },
-  };
-}
-
-/** Whatever apply threw, as the step's error: every failure of node-tar, gzip or tar names the step. */
-function failure(ctx: StepContext, p: UntarParams, error: unknown, bound: ReturnType<typeof timeBound>) {
-  if (bound.expired()) {
-    return stepError(
-      ctx,
-      KIND,
-      "apply",
-      `extraction took longer than ${bound.ms} ms (limits.maxMs), nothing was kept`,
-      {
-        expected: `inspection and extraction within ${bound.ms} ms`,
-        found: "still running, stopped",
-        hint: "raise limits.maxMs for a trusted, very large archive; check the host's disk and the connection",
-        cause: error,
-      },
-    );
-  }
-  if (ctx.signal.aborted) return ctx.signal.reason ?? error; // the engine's timeout or cancel says it best
-  if (error instanceof UnsafeArchiveError && !error.step) {
-    return new UnsafeArchiveError(error.problem, error.entry, {
-      host: ctx.host.name,
-      step: ctx.step,
-      kind: KIND,
-      phase: "apply",
-      expected: error.expected,
-      found: error.found ?? p.archive,
-      hint: error.hint,
-      cause: error.cause,
-    });
-  }
-  if (isAtomError(error)) return error;
-  // node-tar's refusals (strict mode) carry a tar code; the filesystem's errors an errno code
-  const e = error as { message?: string; tarCode?: string; code?: string };
-  const codes = [...new Set([e.tarCode, e.code].filter((c): c is string => typeof c === "string"))];
-  return stepError(
-    ctx,
-    KIND,
-    "apply",
-    `extraction failed, nothing was kept: ${e?.message ?? String(error)}`,
-    {
-      expected: `every entry of ${posix.basename(p.archive)} written into a new directory beside ${show(p.path)}`,
-      found: codes.length ? codes.join(" / ") : "an error while reading or writing",
-      hint: codes.includes("ENOSPC")
-        ? `free space on the filesystem of ${show(posix.dirname(p.path))}`
-        : 'the archive passed inspection: check the disk and permissions at the target, or try extractWith: "tar"',
-      cause: error,
-    },
-  );
 }
