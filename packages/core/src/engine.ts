@@ -16,6 +16,7 @@ import type { RunEvent } from "./events";
 import type { Host } from "./host";
 import type { Redactor } from "./redact";
 import type { StepContext, StepKindDefinition } from "./step";
+import { engineStepError, type FailureContext, toStepError } from "./step-failure";
 import type {
   LockRecord,
   RunMode,
@@ -372,35 +373,9 @@ export class Engine {
     }
   }
 
-  /**
-   * The one error shape a step failure has: a StepError naming atom, host, step, kind and phase. A
-   * kind's own AtomError keeps its code, expected, found and hint (masked), and stays as the cause.
-   */
+  /** The one error rule (step-failure.ts): whatever the step threw, one StepError with full context. */
   private wrap(entry: Entry, phase: StepPhase, error: unknown): AtomError {
-    if (isAtomError(error) && error instanceof StepError && error.step === entry.step.name && error.atom)
-      return error; // the engine's own (abort, timeout), already complete
-    if (isAtomError(error) && error.step === entry.step.name) {
-      const r = this.o.redactor;
-      return new StepError(error.code, r.text(error.shortMessage), {
-        atom: this.o.atom,
-        host: error.host ?? this.o.host.name,
-        step: entry.step.name,
-        kind: error.kind ?? entry.step.kind,
-        phase: error.phase ?? phase,
-        expected: r.scrub(error.expected),
-        found: r.scrub(error.found),
-        hint: error.hint ? r.text(error.hint) : undefined,
-        cause: error,
-      });
-    }
-    return this.stepError(
-      entry,
-      phase,
-      "ATOM_STEP_FAILED",
-      // an AtomError from inside the step carries its own context; its short message reads best
-      `${phase} failed: ${isAtomError(error) ? error.shortMessage : messageOf(error)}`,
-      error,
-    );
+    return toStepError(error, this.where(entry, phase));
   }
 
   stepError(
@@ -410,18 +385,12 @@ export class Engine {
     message: string,
     cause?: unknown,
   ): StepError {
-    const inner = isAtomError(cause) ? cause : undefined;
-    return new StepError(code, this.o.redactor.text(message), {
-      atom: this.o.atom,
-      host: this.o.host.name,
-      step: entry.step.name,
-      kind: entry.step.kind,
-      phase,
-      expected: this.o.redactor.scrub(inner?.expected),
-      found: this.o.redactor.scrub(inner?.found),
-      hint: inner?.hint ? this.o.redactor.text(inner.hint) : undefined,
-      cause,
-    });
+    return engineStepError(this.where(entry, phase), code, message, cause);
+  }
+
+  private where(entry: Entry, phase: StepPhase): FailureContext {
+    const { atom, host, redactor } = this.o;
+    return { atom, host: host.name, step: entry.step.name, kind: entry.step.kind, phase, redactor };
   }
 
   private same(entry: Entry, a: unknown, b: unknown): boolean {
@@ -806,7 +775,7 @@ export class Engine {
       lastFailure = failure;
       last =
         undoError ??
-        new AtomError("ATOM_VERIFY_FAILED", "undo finished but the state is not the recorded before-state", {
+        new StepError("ATOM_VERIFY_FAILED", "undo finished but the state is not the recorded before-state", {
           atom: this.o.atom,
           host: this.o.host.name,
           step: step.name,

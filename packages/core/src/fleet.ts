@@ -490,7 +490,7 @@ function uniqueHosts(names: readonly string[]): void {
   const seen = new Set<string>();
   for (const name of names) {
     if (seen.has(name)) {
-      throw new AtomError("ATOM_PARAMS_INVALID", `host "${name}" appears twice in the fleet`, {
+      throw new AtomError("ATOM_INVALID_OPTION", `host "${name}" appears twice in the fleet`, {
         host: name,
         hint: "give each host a distinct name",
       });
@@ -507,7 +507,7 @@ export function checkFleetOptions(o: {
   onFailure?: string | undefined;
 }): void {
   const bad = (field: string, expected: string, found: unknown) =>
-    new AtomError("ATOM_PARAMS_INVALID", `invalid fleet option ${field}`, {
+    new AtomError("ATOM_INVALID_OPTION", `invalid fleet option ${field}`, {
       expected,
       found: JSON.stringify(found) ?? String(found),
       hint: `fix ${field} (e.g. --${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)})`,
@@ -527,7 +527,7 @@ export function planBatches<T>(hosts: readonly T[], batch: FleetSpread["batch"])
   if (batch === undefined) return hosts.length ? [[...hosts]] : [];
   const plan = typeof batch === "number" ? [batch] : batch;
   if (!plan.length)
-    throw new AtomError("ATOM_PARAMS_INVALID", "fleet batch plan is empty", {
+    throw new AtomError("ATOM_INVALID_OPTION", "fleet batch plan is empty", {
       hint: 'e.g. batch: [1, "25%", "100%"]',
     });
   for (const entry of plan) {
@@ -536,7 +536,7 @@ export function planBatches<T>(hosts: readonly T[], batch: FleetSpread["batch"])
         ? Number.isInteger(entry) && entry >= 1
         : /^\d+(\.\d+)?%$/.test(entry) && Number.parseFloat(entry) > 0 && Number.parseFloat(entry) <= 100;
     if (!ok) {
-      throw new AtomError("ATOM_PARAMS_INVALID", "invalid fleet batch size", {
+      throw new AtomError("ATOM_INVALID_OPTION", "invalid fleet batch size", {
         expected: 'a whole number of at least 1, or a percentage like "25%"',
         found: JSON.stringify(entry),
         hint: "fix batch (e.g. --batch 1,25%,100%)",
