@@ -1,6 +1,6 @@
-// Helpers that moved to `@atomkit/core/kit`, still exported from the main entry for the packages not
-// yet switched over (step-process, step-docker, step-ssh's host, testkit, store-postgres, the CLI).
-// Each goes once nothing imports it from `@atomkit/core` any more.
+// Helpers that moved to `@atomkit/core/kit`, still exported from the main entry (deprecated) for the
+// packages not yet switched over (step-process, step-docker, step-ssh's host, testkit, store-postgres,
+// the CLI, examples/step-kv) and for third-party kinds. Each goes in a later minor.
 import * as kit from "./kit";
 
 /** @deprecated use `@atomkit/core/kit` */
@@ -10,6 +10,38 @@ export type FieldChecks<T> = kit.FieldChecks<T>;
 /** @deprecated use `@atomkit/core/kit` */
 export type FieldIssue = kit.FieldIssue;
 
+/** @deprecated use `@atomkit/core/kit` */
+export const absolutePath = kit.absolutePath;
+/** @deprecated use `@atomkit/core/kit` */
+export const canonical = kit.canonical;
+/** @deprecated use `@atomkit/core/kit` */
+export const changesAfter = kit.changesAfter;
+/** @deprecated use `@atomkit/core/kit` */
+export const clip = kit.clip;
+/** @deprecated use `@atomkit/core/kit` */
+export const DEFAULT_FLEET_CONCURRENCY = kit.DEFAULT_FLEET_CONCURRENCY;
+/** @deprecated use `@atomkit/core/kit` */
+export const fieldIssues = kit.fieldIssues;
+/** @deprecated use `@atomkit/core/kit` */
+export const hostLockName = kit.hostLockName;
+/** @deprecated use `@atomkit/core/kit` */
+export const integer = kit.integer;
+/** @deprecated use `@atomkit/core/kit` */
+export const keepBackup = kit.keepBackup;
+/** @deprecated use `@atomkit/core/kit` */
+export const lockRecord = kit.lockRecord;
+/** @deprecated use `@atomkit/core/kit` */
+export const MASK = kit.MASK;
+/** @deprecated use `@atomkit/core/kit` */
+export const matchesQuery = kit.matchesQuery;
+/** @deprecated use `@atomkit/core/kit` */
+export const paramsObject = kit.paramsObject;
+/** @deprecated use `@atomkit/core/kit` */
+export const refuseUnfinished = kit.refuseUnfinished;
+/** @deprecated use `@atomkit/core/kit` */
+export const restoreBackup = kit.restoreBackup;
+/** @deprecated use `@atomkit/core/kit` */
+export const rollbackPlan = kit.rollbackPlan;
 /** @deprecated use `@atomkit/core/kit` */
 export const acquireLease = kit.acquireLease;
 /** @deprecated use `@atomkit/core/kit` */

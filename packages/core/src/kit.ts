@@ -8,7 +8,7 @@ import { execError as execErrorOf } from "./local-host";
 // --- For host authors ---
 export { deepEqual, quoteArg as shellQuote } from "./_utils";
 // --- Errors: a kind throws `fail(…)` (or anything); the engine adds atom, host, step, kind and phase ---
-export { AtomError, errorReason, HostError, isAtomError, isNotFound } from "./errors";
+export { AtomError, errorReason, HostError, isAtomError, isNotFound, StepError } from "./errors";
 // --- Params validators: `checkFields` runs one check per field and reports every issue at once ---
 export type { CheckedFields, FieldChecks, FieldIssue } from "./fields";
 export { checkFields, closest, fieldIssues, optional, ParamsFieldError, paramsObject, show } from "./fields";
