@@ -10,6 +10,7 @@ import {
   integer,
   boolean as kitBoolean,
   ParamsFieldError,
+  restoreBackup,
   show,
   stepError,
   tempBeside,
@@ -217,45 +218,8 @@ export async function restoreFile(host: Host, path: string, before: FileState): 
       hint: "someone replaced it; restore it by hand",
     });
   }
-  const backup = posix.join(backupsDir(host), before.sha256);
-  const st = await host.lstat(backup);
-  const actual = st?.type === "file" ? await host.hash(backup) : null;
-  if (actual !== before.sha256) {
-    throw fail(`the backup of ${show(path)} is ${st ? "damaged" : "missing"}`, {
-      expected: `a file with sha256 ${before.sha256} at ${show(backup)}`,
-      found: st ? `sha256 ${actual ?? `a ${st.type}`}` : "nothing",
-      hint: "backups are removed by emptyTrash() after their retention; restore the old file by hand",
-    });
-  }
-  const tmp = tempBeside(path);
-  try {
-    await linkBackup(host, backup, tmp);
-    await host.chmod(tmp, before.mode);
-    await host.rename(tmp, path);
-  } catch (error) {
-    await host.rm(tmp, { force: true }).catch(() => {});
-    throw error;
-  }
-}
-
-/**
- * `ln backup tmp`; a copy only where a link cannot be made: the backup on another filesystem (EXDEV) or
- * links refused (EPERM: no hard links there, or protected_hardlinks). Any other failure is the error.
- */
-async function linkBackup(host: Host, backup: string, tmp: string): Promise<void> {
-  const ln = await host.exec(["ln", "--", backup, tmp], { reject: false, env: { LC_ALL: "C" } });
-  if (ln.code === 0) return;
-  if (/cross-device|Operation not permitted/i.test(ln.stderr)) {
-    await host.exec(["cp", "--", backup, tmp]);
-    return;
-  }
-  throw fail(`cannot link the backup ${show(backup)} into place`, {
-    expected: `a hard link ${show(tmp)} to the backup`,
-    found: clip(ln.stderr.trim(), 500) || `ln exited with code ${ln.code}`,
-    hint: /No space/i.test(ln.stderr)
-      ? "the directory needs room for one more name: free a little space on that filesystem, then undo again"
-      : "check the permissions of the file's directory and of the backups under the state directory",
-  });
+  // the kit's restore: the same backups layout, checked, linked beside the path and renamed over it
+  await restoreBackup(host, before.sha256, path, { mode: before.mode });
 }
 
 /**

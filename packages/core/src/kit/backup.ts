@@ -86,7 +86,7 @@ export async function restoreBackup(
     throw fail(`the backup for ${show(path)} is ${st ? "damaged" : "missing"}`, {
       expected: `a file with sha256 ${sha256} at ${show(backup)}`,
       found: st ? `sha256 ${actual ?? `a ${st.type}`}` : "nothing",
-      hint: "backups are removed after their retention (emptyTrash); restore the old file by hand",
+      hint: "backups are removed by emptyTrash() after their retention; restore the old file by hand",
     });
   }
   const tmp = tempBeside(path);
@@ -98,7 +98,9 @@ export async function restoreBackup(
         throw fail(`cannot link the backup ${show(backup)} into place`, {
           expected: `a hard link ${show(tmp)} to the backup`,
           found: clip(ln.stderr.trim(), 500) || `ln exited with code ${ln.code}`,
-          hint: "check the permissions (and free space) of the file's directory",
+          hint: /No space/i.test(ln.stderr)
+            ? "the directory needs room for one more name: free a little space on that filesystem, then undo again"
+            : "check the permissions of the file's directory and of the backups under the state directory",
         });
       }
       await host.exec(["cp", "--", backup, tmp]);
