@@ -21,8 +21,8 @@ export const EXIT = {
   /** A host was refused: its key is unknown, changed or revoked, or it refused the credentials. */
   hostRefused: 8,
   /**
-   * The trail cannot be trusted or written (integrity check failed, a record differs from the deploy
-   * file, disk full). Also a run, undo or recover that finished on the host but whose trail lacks the
+   * The trail cannot be trusted or written (a corrupt or copied run file, an integrity check failed, a
+   * record differs from the deploy file, disk full). Also a run, undo or recover that finished on the host but whose trail lacks the
    * outcome: `atomkit recover <runId>` once the trail can be written (the next run is refused until then).
    */
   trail: 9,
@@ -33,12 +33,13 @@ export const EXIT = {
 export function exitCodeOf(error: unknown): number {
   const code = (error as { code?: string } | null)?.code;
   switch (code) {
-    case "ATOM_PARAMS_INVALID":
     case "ATOM_INVALID_ATOM":
+    case "ATOM_INVALID_OPTION":
     case "ATOM_INVALID_STEP":
-    case "ATOM_UNKNOWN_KIND":
-    case "ATOM_RUN_NOT_FOUND":
     case "ATOM_NOT_UNDOABLE":
+    case "ATOM_PARAMS_INVALID":
+    case "ATOM_RUN_NOT_FOUND":
+    case "ATOM_UNKNOWN_KIND":
       return EXIT.invalid;
     case "ATOM_LOCKED":
       return EXIT.locked;
@@ -46,6 +47,7 @@ export function exitCodeOf(error: unknown): number {
       return EXIT.drift;
     case "ATOM_ROLLBACK_FAILED":
       return EXIT.rollbackFailed;
+    case "ATOM_TRAIL_CORRUPT":
     case "ATOM_TRAIL_INVALID":
       return EXIT.trail;
     case "ATOM_HOST": {

@@ -40,7 +40,8 @@ function jsonRenderer(stream: NodeJS.WriteStream): Renderer {
 }
 
 const ms = (n: number) => (n < 1000 ? `${n}ms` : `${(n / 1000).toFixed(1)}s`);
-const firstLine = (e?: ErrorInfo) => (e?.message ?? "").replace(/^\[atomkit\][^:]*: /, "").split("\n")[0];
+/** The error's own first line, without the context the renderer already shows (host, step). */
+const firstLine = (e?: ErrorInfo) => (e?.shortMessage ?? e?.message ?? "").split("\n")[0];
 
 /** Plain timestamped lines: CI logs, pipes, NO_COLOR terminals that are not TTYs. */
 function plainRenderer(o: RenderOptions): Renderer {

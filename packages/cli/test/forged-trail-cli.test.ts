@@ -250,12 +250,12 @@ describe("atomkit recover / undo on a forged trail (the built binary)", () => {
     await untouched();
   });
 
-  it("a sealed trail file copied to another run id: exit 2 (no such run), listed as corrupt", async () => {
+  it("a sealed trail file copied to another run id: exit 9 (the trail, not the input), listed as corrupt", async () => {
     const copy = forgedRunId();
     await writeLines(trails, copy, await trailLines(trails, genuine));
     const r = await atomkit(p.dir, ["undo", copy]);
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`no run ${copy} in the trail`));
+    expect(r.code, r.stderr).toBe(9);
+    expect(r.stderr).toMatch(new RegExp(`records for run ${copy} cannot be read as that run`));
     expect((await atomkit(p.dir, ["trail"])).stdout).toMatch(/copied or renamed from another run/);
     await untouched();
   });

@@ -136,7 +136,7 @@ describe("(a) a forged unfinished fs.untar whose path is a sibling of the deploy
   it("written without the key: refused by the integrity check; recover of all unfinished runs skips it", async () => {
     const id = forgedRunId();
     await writeUnsealed(trailDir, id, await forgedUntar(id));
-    const e = await refused(recoverWith(id));
+    const e = await refused(recoverWith(id), "ATOM_TRAIL_CORRUPT");
     expect(e.message).toMatch(/trail record 1 of run .* fails its integrity check \(it has no mac\)/);
     expect(await recover(trail(), { host, steps: kinds })).toEqual([]);
     expect((await trail().listRuns()).find((r) => r.runId === id)).toMatchObject({ status: "corrupt" });
@@ -150,7 +150,7 @@ describe("(a) a forged unfinished fs.untar whose path is a sibling of the deploy
     // cut after the untar intent, so the run looks like it died while extracting
     const cut = lines.findIndex((l) => l.step === "unpack" && l.status === "applying");
     await writeLines(trailDir, genuine, lines.slice(0, cut + 1));
-    const e = await refused(recoverWith(genuine));
+    const e = await refused(recoverWith(genuine), "ATOM_TRAIL_CORRUPT");
     expect(e.message).toMatch(/trail record 1 of run .* fails its integrity check/);
     await untouched();
   });
@@ -240,10 +240,14 @@ describe("(b) a forged process.stop whose recorded launch is a shell command", (
   it("written without the key: undo and recover refuse it (integrity); nothing is started", async () => {
     const done = forgedRunId();
     await writeUnsealed(trailDir, done, await forgedStop(done));
-    expect((await refused(undoWith(done))).message).toMatch(/fails its integrity check/);
+    expect((await refused(undoWith(done), "ATOM_TRAIL_CORRUPT")).message).toMatch(
+      /fails its integrity check/,
+    );
     const dead = forgedRunId();
     await writeUnsealed(trailDir, dead, await forgedStop(dead, {}, true));
-    expect((await refused(recoverWith(dead))).message).toMatch(/fails its integrity check/);
+    expect((await refused(recoverWith(dead), "ATOM_TRAIL_CORRUPT")).message).toMatch(
+      /fails its integrity check/,
+    );
     await untouched();
   });
 
@@ -252,7 +256,9 @@ describe("(b) a forged process.stop whose recorded launch is a shell command", (
     const applied = lines.find((l) => l.step === "stop" && l.status === "applied")!;
     applied.before = (await shellLaunch()) as never;
     await writeLines(trailDir, genuine, lines);
-    expect((await refused(undoWith(genuine))).message).toMatch(/trail record \d+ of run .* integrity check/);
+    expect((await refused(undoWith(genuine), "ATOM_TRAIL_CORRUPT")).message).toMatch(
+      /trail record \d+ of run .* integrity check/,
+    );
     await untouched();
   });
 
@@ -371,12 +377,14 @@ describe("(c) a forged symlink.swap whose before-target is /etc/shadow", () => {
   it("written without the key, or edited in a genuine trail: refused (integrity); the link is untouched", async () => {
     const id = forgedRunId();
     await writeUnsealed(trailDir, id, await forgedSwap(id));
-    expect((await refused(undoWith(id))).message).toMatch(/fails its integrity check/);
+    expect((await refused(undoWith(id), "ATOM_TRAIL_CORRUPT")).message).toMatch(/fails its integrity check/);
     const lines = await trailLines(trailDir, genuine);
     const applied = lines.find((l) => l.step === "link" && l.status === "applied")!;
     applied.before = { type: "symlink", target: "/etc/shadow" };
     await writeLines(trailDir, genuine, lines);
-    expect((await refused(undoWith(genuine))).message).toMatch(/fails its integrity check/);
+    expect((await refused(undoWith(genuine), "ATOM_TRAIL_CORRUPT")).message).toMatch(
+      /fails its integrity check/,
+    );
     expect(await readlink(join(deploy, "current"))).toBe("releases/1");
     await untouched();
   });
@@ -463,8 +471,8 @@ describe("trail files moved, spliced or cut", () => {
   it("a sealed trail file copied to another run id: refused and listed as corrupt", async () => {
     const copy = forgedRunId();
     await writeLines(trailDir, copy, await trailLines(trailDir, genuine));
-    const e = await refused(undoWith(copy), "ATOM_RUN_NOT_FOUND");
-    expect(e.message).toMatch(new RegExp(`no run ${copy} in the trail`));
+    const e = await refused(undoWith(copy), "ATOM_TRAIL_CORRUPT");
+    expect(e.message).toMatch(new RegExp(`records for run ${copy} cannot be read as that run`));
     expect((await trail().listRuns()).find((r) => r.runId === copy)).toMatchObject({
       status: "corrupt",
       problem: expect.stringMatching(/copied or renamed from another run/),
@@ -488,7 +496,7 @@ describe("trail files moved, spliced or cut", () => {
     const lines = await trailLines(trailDir, genuine);
     lines.splice(lines.length - 1, 0, spliced);
     await writeLines(trailDir, genuine, lines);
-    expect((await refused(undoWith(genuine))).message).toMatch(
+    expect((await refused(undoWith(genuine), "ATOM_TRAIL_CORRUPT")).message).toMatch(
       new RegExp(`trail record ${lines.length - 1} of run ${genuine} fails its integrity check`),
     );
     await untouched();
@@ -505,7 +513,9 @@ describe("trail files moved, spliced or cut", () => {
         records: [{ step: "unpack", status: "applying", before: { type: "missing" } }],
       }),
     );
-    expect((await refused(recoverWith(id))).message).toMatch(/fails its integrity check/);
+    expect((await refused(recoverWith(id), "ATOM_TRAIL_CORRUPT")).message).toMatch(
+      /fails its integrity check/,
+    );
     await untouched();
   });
 

@@ -64,3 +64,33 @@ describe("the TTY tree", () => {
     expect(pickMode(terminal(0, 0).stream, false, {}).mode).toBe("plain");
   });
 });
+
+describe("a failed step's line", () => {
+  it("shows the error's short message from its fields, whatever its context holds (a ':' in the host name)", () => {
+    // the ErrorInfo a StepError records (core's toErrorInfo): the message carries the context
+    const error = {
+      name: "StepError",
+      code: "ATOM_STEP_FAILED",
+      message:
+        '[atomkit] atom "release", host "web:2222", step "upload" (fs.upload), apply: apply failed: permission denied',
+      shortMessage: "apply failed: permission denied",
+    };
+    const t = terminal(120);
+    const r = createRenderer({ stream: t.stream, mode: "plain", color: false });
+    r.event({
+      type: "step:failed",
+      at: new Date().toISOString(),
+      runId: "r1",
+      atom: "release",
+      host: "web:2222",
+      step: "upload",
+      kind: "fs.upload",
+      status: "failed-unchanged",
+      error,
+      durationMs: 3,
+    } as never);
+    r.done();
+    const line = t.lines().find((l) => l.includes("✗"))!;
+    expect(line).toMatch(/✗ upload failed-unchanged: apply failed: permission denied$/);
+  });
+});

@@ -38,6 +38,7 @@ export function viaJson<T>(value: T): T {
   return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
 }
 
+/** Resolves after `ms` milliseconds, or at once when `signal` aborts (it never rejects: check the signal after). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (ms <= 0 || signal?.aborted) return resolve();
@@ -94,6 +95,10 @@ export function omitPaths<T>(obj: T, paths: readonly string[]): T {
   return copy as T;
 }
 
+/**
+ * One word quoted for a POSIX shell (`it's` → `'it'\''s'`; plain words stay as they are). For host
+ * authors whose transport takes a command line (SSH exec); a step kind passes argv and never quotes.
+ */
 export function quoteArg(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

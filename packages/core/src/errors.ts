@@ -1,22 +1,44 @@
 import { messageOf } from "./_utils";
 import type { Json } from "./types";
 
-/** Stable error codes, sorted alphabetically. Scripts and the CLI branch on these, never on messages. */
+/**
+ * Stable error codes, sorted alphabetically, each meaning one thing. Scripts and the CLI branch on
+ * these, never on messages.
+ */
 export type AtomErrorCode =
+  /** The run was aborted (Ctrl-C, a lost lock, a fleet's failure budget) before it finished. */
   | "ATOM_ABORTED"
+  /** A state changed since the run applied its step (someone else acted): nothing was undone. */
   | "ATOM_DRIFT"
+  /** A host operation outside any step failed (connect, lock, files); `HostError.reason` says why. */
   | "ATOM_HOST"
+  /** An atom definition is invalid: its name, no steps, two steps with one name. */
   | "ATOM_INVALID_ATOM"
+  /** An option given to core is invalid: fleet options, a lock name, a host that is not the run's. */
+  | "ATOM_INVALID_OPTION"
+  /** A step kind definition or a step name is invalid (a programming error in the deploy file or kind). */
   | "ATOM_INVALID_STEP"
+  /** Another run holds the host's lock. Nothing ran. */
   | "ATOM_LOCKED"
+  /** The run cannot be undone or rolled back: already undone, unfinished, an undo itself, nothing live. */
   | "ATOM_NOT_UNDOABLE"
+  /** A step's params (or the CLI's own input) failed validation. Nothing ran. */
   | "ATOM_PARAMS_INVALID"
+  /** A rollback stopped: the host is in a mixed state (`RollbackError.stillApplied`). */
   | "ATOM_ROLLBACK_FAILED"
+  /** No run or fleet with this id is in the trail (or the id is not one). */
   | "ATOM_RUN_NOT_FOUND"
+  /** A step's observe, apply or undo failed (what it threw is the cause). */
   | "ATOM_STEP_FAILED"
+  /** A step ran longer than its `timeoutMs`. */
   | "ATOM_TIMEOUT"
+  /** Stored trail records cannot be read as a run: unparseable, failing their integrity check, copied from another run. */
+  | "ATOM_TRAIL_CORRUPT"
+  /** The trail cannot be used as it is: a write refused (disk full), or records that do not fit the deploy file, key or schema. */
   | "ATOM_TRAIL_INVALID"
+  /** A step names a kind no registered package provides. */
   | "ATOM_UNKNOWN_KIND"
+  /** An undo finished but observing again did not give the recorded before-state. */
   | "ATOM_VERIFY_FAILED";
 
 /** Where a step was when it failed. `check` is the re-observe after a failure, `verify` the one after undo. */
@@ -73,7 +95,11 @@ export class AtomError extends Error {
 export const isAtomError = (error: unknown): error is AtomError =>
   typeof error === "object" && error !== null && IS_ATOM_ERROR in error;
 
-/** A step's observe, apply or undo threw, timed out or was aborted. The step's own error is `cause`. */
+/**
+ * A step's observe, apply, undo or verify failed, timed out or was aborted: the one shape every step
+ * failure has, naming atom, host, step, kind and phase, with secrets masked. What the kind threw is
+ * `cause` (a kit `fail()` gives its message, expected, found and hint to this error instead).
+ */
 export class StepError extends AtomError {}
 
 /** Params failed validation. Nothing ran. */
@@ -130,12 +156,18 @@ export class RollbackError extends AtomError {
 }
 
 /**
- * A trail cannot be trusted or written: a corrupt file, a record that fails its integrity check, a
- * record that differs from the deploy file, or a disk that refused the write (ENOSPC).
+ * A trail cannot be trusted or written. `ATOM_TRAIL_CORRUPT`: stored records cannot be read as a run (a
+ * corrupt file, a record failing its integrity check, a run file copied to another id).
+ * `ATOM_TRAIL_INVALID` (the default): a disk that refused the write (ENOSPC), or records that do not fit
+ * the deploy file, the key or the schema.
  */
 export class TrailError extends AtomError {
-  constructor(message: string, details: ErrorDetails = {}) {
-    super("ATOM_TRAIL_INVALID", message, details);
+  constructor(
+    message: string,
+    details: ErrorDetails = {},
+    code: "ATOM_TRAIL_CORRUPT" | "ATOM_TRAIL_INVALID" = "ATOM_TRAIL_INVALID",
+  ) {
+    super(code, message, details);
   }
 }
 
@@ -216,7 +248,7 @@ export interface ErrorInfo {
   name: string;
   code?: string;
   message: string;
-  /** The message without context, expected/found and hint (AtomErrors). */
+  /** The message without context, expected/found and hint (every AtomError): what one-line renderers show. */
   shortMessage?: string;
   /** What the step expected and what it found, as JSON (clipped when large). */
   expected?: Json;
@@ -238,7 +270,7 @@ export function toErrorInfo(error: unknown, depth = 0): ErrorInfo {
     if (error.step) info.step = error.step;
     if (error.phase) info.phase = error.phase;
     if (error.hint) info.hint = error.hint;
-    if (error.shortMessage !== error.message) info.shortMessage = error.shortMessage;
+    info.shortMessage = error.shortMessage;
     if (error.expected !== undefined) info.expected = asJson(error.expected);
     if (error.found !== undefined) info.found = asJson(error.found);
   }

@@ -1,17 +1,9 @@
-export { deepEqual, quoteArg as shellQuote } from "./_utils";
+// The user API: define atoms and steps, run, plan, recover, undo, roll back, fleets, hosts, trails and
+// the errors they throw. What step kinds, hosts and trail stores are written with is in
+// `@atomkit/core/kit` (kit.ts, KIT.md).
 export type { Atom, AtomDefinition, AtomPhase } from "./atom";
-export { atom, stepsOf } from "./atom";
-export {
-  absolutePath,
-  clip,
-  integer,
-  keepBackup,
-  restoreBackup,
-  stepError,
-  tempBeside,
-  tempPrefix,
-} from "./authoring";
-export type { BoundStep, StepRecord } from "./engine";
+export { atom } from "./atom";
+export * from "./deprecated";
 export type {
   AtomErrorCode,
   ErrorDetails,
@@ -32,11 +24,8 @@ export {
   RollbackError,
   StepError,
   TrailError,
-  toErrorInfo,
 } from "./errors";
 export type { RunEvent, RunEventType } from "./events";
-export type { CheckedFields, FieldChecks, FieldIssue } from "./fields";
-export { checkFields, closest, fieldIssues, optional, ParamsFieldError, paramsObject, show } from "./fields";
 export type { FileTrailOptions } from "./file-trail";
 export { fileTrail } from "./file-trail";
 export type {
@@ -47,17 +36,7 @@ export type {
   FleetSpread,
   FleetTrailOptions,
 } from "./fleet";
-export {
-  checkFleetOptions,
-  DEFAULT_FLEET_CONCURRENCY,
-  planBatches,
-  readFleet,
-  recoverFleet,
-  rollback,
-  runFleet,
-  undoFleet,
-} from "./fleet";
-export { changesAfter, liveRuns, refuseUnfinished, rollbackPlan, undoneRuns } from "./history";
+export { readFleet, recoverFleet, rollback, runFleet, undoFleet } from "./fleet";
 export type {
   ConnectOptions,
   ConnectTarget,
@@ -72,23 +51,21 @@ export type {
   UploadResult,
   WriteFileOptions,
 } from "./host";
-export { acquireLease, breakLease, leasePath, readLease } from "./lease";
 export type { LocalHostOptions } from "./local-host";
-export { execError, localHost } from "./local-host";
+export { localHost } from "./local-host";
 export { validateParams } from "./params";
 export type { PlannedStep, PlanResult } from "./plan";
 export { plan } from "./plan";
 export { type PruneOptions, type PrunePlan, prunePlan, pruneTrail } from "./prune";
 export type { RebuildOptions, SecretValues } from "./rebuild";
-export { atomSecrets, loadRun } from "./rebuild";
+export { loadRun } from "./rebuild";
 export type { RecoverOptions, RecoverResult, TrailRunOptions } from "./recover";
 export { recover } from "./recover";
-export { MASK, Redactor } from "./redact";
 export { registerSteps } from "./registry";
 export type { LockSettings, RunOptions, RunResult } from "./run";
 export { run } from "./run";
 export type { TrailKey } from "./seal";
-export { canonical, keyFrom as trailKey, sealTrail } from "./seal";
+export { keyFrom as trailKey, sealTrail } from "./seal";
 export type {
   AnyStepKind,
   ParamsSchema,
@@ -120,16 +97,6 @@ export type {
   TrailStepInfo,
   TrailStore,
 } from "./trail";
-export {
-  foldRun,
-  hostLockName,
-  MAX_RECORD_BYTES,
-  matchesQuery,
-  memoryTrail,
-  refuseOversized,
-  summarize,
-  summarizeAll,
-} from "./trail";
-export { lockRecord } from "./trail-lock";
-export type { Json, MaybePromise, StandardSchemaV1 } from "./types";
+export { memoryTrail } from "./trail";
+export type { Json, StandardSchemaV1 } from "./types";
 export { compareRun, undoRun } from "./undo";

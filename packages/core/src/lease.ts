@@ -29,7 +29,7 @@ export function leasePath(host: Host, name: string): string {
  */
 export async function acquireLease(host: Host, name: string, options: LockOptions): Promise<Lease> {
   if (!LOCK_NAME_RE.test(name)) {
-    throw new AtomError("ATOM_INVALID_ATOM", `invalid lock name ${JSON.stringify(name)}`, {
+    throw new AtomError("ATOM_INVALID_OPTION", `invalid lock name ${JSON.stringify(name)}`, {
       host: host.name,
       expected: "letters, digits, '.', '_' or '-', at most 100 characters",
       found: name,

@@ -33,7 +33,21 @@ export interface RebuildOptions {
 }
 
 export async function loadRun(store: TrailStore, runId: string): Promise<RunView> {
-  const view = foldRun(await store.readRun(runId), runId);
+  const records = await store.readRun(runId);
+  const view = foldRun(records, runId);
+  if (!view && records.length) {
+    // records are there but are not this run's: not "no such run", a trail that cannot be trusted
+    const start = records.find((r) => r.t === "run");
+    throw new TrailError(
+      `the trail's records for run ${runId} cannot be read as that run`,
+      {
+        expected: `a run record of run ${runId}`,
+        found: start ? `a run record of run ${(start as { runId?: unknown }).runId}` : "no run record",
+        hint: "the run's file was copied or renamed from another run, or cut; nothing acts on it. Move it out of the trail",
+      },
+      "ATOM_TRAIL_CORRUPT",
+    );
+  }
   if (!view) {
     throw new AtomError("ATOM_RUN_NOT_FOUND", `no run ${runId} in the trail`, {
       hint: "list runs with `atomkit trail`; check the trail directory (--trail)",

@@ -1,5 +1,6 @@
 import { getPath, quoteArg } from "./_utils";
 
+/** What stands in for a secret value wherever one would leave the engine (trail, events, errors). */
 export const MASK = "***";
 
 /** Below this length a secret is masked only where it stands whole (a word, or a whole value). */

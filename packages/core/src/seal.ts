@@ -50,6 +50,7 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
             found: `${record.t ?? "?"} record ${i + 1}${"step" in record ? ` of step "${record.step}"` : ""}`,
             hint: "the file was edited, forged, or copied from another run or project; nothing acts on it. If it is genuine, run with the key it was written with (ATOMKIT_TRAIL_KEY or the trail.key file beside the trail directory)",
           },
+          "ATOM_TRAIL_CORRUPT",
         );
       }
       prev = mac;

@@ -3,7 +3,8 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { keepBackup, localHost, restoreBackup } from "../src/index";
+import { localHost } from "../src/index";
+import { keepBackup, restoreBackup } from "../src/kit";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 

@@ -1,18 +1,14 @@
 import { describe, expect, it } from "vitest";
+import { atom, defineStep, localHost, ParamsError, plan } from "../src/index";
 import {
   absolutePath,
-  atom,
   checkFields,
   closest,
-  defineStep,
   integer,
-  localHost,
-  ParamsError,
   ParamsFieldError,
   paramsObject,
-  plan,
   show,
-} from "../src/index";
+} from "../src/kit";
 
 /** A nested check, as a provider's health check is: its own checkFields at its own path. */
 const health = (value: unknown, path: string) =>

@@ -1,16 +1,8 @@
 import { getEventListeners } from "node:events";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  atom,
-  DEFAULT_FLEET_CONCURRENCY,
-  defineStep,
-  type Host,
-  localHost,
-  memoryTrail,
-  runFleet,
-  undoFleet,
-} from "../src/index";
+import { atom, defineStep, type Host, localHost, memoryTrail, runFleet, undoFleet } from "../src/index";
+import { DEFAULT_FLEET_CONCURRENCY } from "../src/kit";
 import { tempDir } from "./_helpers";
 
 // What a fleet costs the controller per host: how many hosts are in flight by default, and that a

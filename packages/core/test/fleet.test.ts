@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { atom, defineStep, localHost, memoryTrail, planBatches, runFleet } from "../src/index";
+import { atom, defineStep, localHost, memoryTrail, runFleet } from "../src/index";
+import { planBatches } from "../src/kit";
 import { tempDir } from "./_helpers";
 
 let dir: string;

@@ -3,7 +3,9 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { waitUntil } from "../../testkit/src/patience";
-import { acquireLease, type Host, leasePath, localHost, readLease } from "../src/index";
+import { type Host, localHost } from "../src/index";
+import { acquireLease, readLease } from "../src/kit";
+import { leasePath } from "../src/lease";
 import { tempDir } from "./_helpers";
 
 // A heartbeat used to read the lease, check its token, then rewrite it: a lease broken between the

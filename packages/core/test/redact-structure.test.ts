@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { atom, defineStep, fileTrail, Redactor, run } from "../src/index";
+import { atom, defineStep, fileTrail, run } from "../src/index";
+import { Redactor } from "../src/kit";
 import { tempDir, testHost } from "./_helpers";
 
 // A secret like `2026` (a PIN, a port, a year) sits inside every run id and timestamp of the year. The

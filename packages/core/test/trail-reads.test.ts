@@ -120,7 +120,7 @@ describe("trail reads", () => {
     expect(runs).toHaveLength(2);
     expect(runs.find((x) => x.runId === "copied-run")?.problem).toMatch(/copied or renamed/);
     await expect(recover(trail, { host, steps: [put], runId: "copied-run" })).rejects.toMatchObject({
-      code: "ATOM_RUN_NOT_FOUND",
+      code: "ATOM_TRAIL_CORRUPT",
     });
     // recovering every unfinished run acts once, on the real one
     const results = await recover(trail, { host, steps: [put] });

@@ -1,25 +1,24 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import { posix, resolve as resolveLocal } from "node:path";
-// Authoring helpers shared with every provider (and third-party step kinds) live in core.
+import { errorReason, type Host, isNotFound, type StepContext } from "@atomkit/core";
 import {
   absolutePath,
   checkFields,
   clip,
-  errorReason,
-  type Host,
+  fail,
   integer,
-  isNotFound,
+  boolean as kitBoolean,
   ParamsFieldError,
-  type StepContext,
-  type StepPhase,
+  restoreBackup,
   show,
   stepError,
   tempBeside,
   tempPrefix,
-} from "@atomkit/core";
+} from "@atomkit/core/kit";
 import { absPath, mode, nothing, sha256, typedState } from "./state-check";
 
+// The kit's helpers, re-exported for the kinds that still import them from here (untar, mkdir).
 export {
   absolutePath,
   checkFields,
@@ -34,7 +33,7 @@ export {
 
 export const PACKAGE = "@atomkit/step-fs";
 
-// --- Params validation (a tiny validator: providers do not depend on zod) ---
+// --- Params validation: the kit's validators, plus what only files need ---
 
 /**
  * A path to a file on the machine running Atomkit (an artifact to send), resolved against the working
@@ -67,11 +66,9 @@ export function fileMode(value: unknown, field: string, fallback: number): numbe
   throw new ParamsFieldError(field, `expected a mode like 0o644 or "0644", found ${show(value)}`);
 }
 
+/** The kit's `boolean` with a fallback for an absent value (the form fs.mkdir calls). */
 export function boolean(value: unknown, field: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean")
-    throw new ParamsFieldError(field, `expected true or false, found ${show(value)}`);
-  return value;
+  return kitBoolean(value, field, { fallback });
 }
 
 // --- Host helpers ---
@@ -93,11 +90,16 @@ export async function readJson<T>(host: Host, path: string): Promise<T | null> {
   }
 }
 
-export async function requireParentDir(ctx: StepContext, kind: string, path: string): Promise<void> {
+/** @deprecated the form fs.untar calls: `requireParent(ctx.host, path)` */
+export const requireParentDir = (ctx: StepContext, _kind: string, path: string) =>
+  requireParent(ctx.host, path);
+
+/** Refuses (nothing changed) when the directory that would hold `path` does not exist. */
+export async function requireParent(host: Host, path: string): Promise<void> {
   const parent = posix.dirname(path);
-  const st = await ctx.host.stat(parent);
+  const st = await host.stat(parent);
   if (st?.type === "directory") return;
-  throw stepError(ctx, kind, "apply", `the parent directory of ${show(path)} does not exist`, {
+  throw fail(`the parent directory of ${show(path)} does not exist`, {
     expected: `a directory at ${show(parent)}`,
     found: st ? `a ${st.type}` : "nothing",
     hint: "create it first, e.g. with an fs.mkdir step before this one",
@@ -105,30 +107,18 @@ export async function requireParentDir(ctx: StepContext, kind: string, path: str
 }
 
 /** rename(2) into a trash or backup location; a clear hint when it crosses filesystems. */
-export async function renameOnHost(
-  ctx: StepContext,
-  kind: string,
-  phase: StepPhase,
-  from: string,
-  to: string,
-): Promise<void> {
+export async function renameOnHost(host: Host, from: string, to: string): Promise<void> {
   try {
-    await ctx.host.rename(from, to);
+    await host.rename(from, to);
   } catch (error) {
     const text = `${(error as Error)?.message} ${(error as { cause?: Error })?.cause?.message ?? ""}`;
     if (/EXDEV|cross-device/i.test(text)) {
-      throw stepError(
-        ctx,
-        kind,
-        phase,
-        `cannot move ${show(from)} to ${show(to)}: they are on different filesystems`,
-        {
-          expected: "the trash on the same filesystem as the path (a move must be a rename to be undoable)",
-          found: "a cross-device rename",
-          hint: "pass `trash` with a directory on the same filesystem, e.g. beside the path's parent",
-          cause: error,
-        },
-      );
+      throw fail(`cannot move ${show(from)} to ${show(to)}: they are on different filesystems`, {
+        expected: "the trash on the same filesystem as the path (a move must be a rename to be undoable)",
+        found: "a cross-device rename",
+        hint: "pass `trash` with a directory on the same filesystem, e.g. beside the path's parent",
+        cause: error,
+      });
     }
     throw error;
   }
@@ -162,19 +152,13 @@ export async function observeFile(host: Host, path: string): Promise<FileState> 
   return { type: "file", sha256: await host.hash(path), mode: st.mode };
 }
 
-export function refuseNonFile(ctx: StepContext, kind: string, path: string, type: string | undefined) {
+export function refuseNonFile(path: string, type: string | undefined) {
   if (type === undefined || type === "missing" || type === "file") return;
-  throw stepError(
-    ctx,
-    kind,
-    "apply",
-    `${show(path)} exists and is not a regular file, so it was left untouched`,
-    {
-      expected: "a regular file or nothing",
-      found: `a ${type}`,
-      hint: `remove the ${type} first (e.g. with fs.remove) or choose another path`,
-    },
-  );
+  throw fail(`${show(path)} exists and is not a regular file, so it was left untouched`, {
+    expected: "a regular file or nothing",
+    found: `a ${type}`,
+    hint: `remove the ${type} first (e.g. with fs.remove) or choose another path`,
+  });
 }
 
 const backupsDir = (host: Host) => posix.join(host.stateDir, "backups");
@@ -193,7 +177,7 @@ export async function saveBackup(host: Host, path: string, sha256: string): Prom
     await host.rm(dest, { force: true, recursive: true }); // damaged: replace it
   }
   if (!existing || !(await host.lstat(dest))) {
-    const tmp = posix.join(dir, `.${sha256}.atomkit-${randomBytes(4).toString("hex")}`);
+    const tmp = tempBeside(dest);
     try {
       const ln = await host.exec(["ln", "--", path, tmp], { reject: false });
       if (ln.code !== 0) await host.exec(["cp", "--", path, tmp]);
@@ -215,13 +199,7 @@ export async function saveBackup(host: Host, path: string, sha256: string): Prom
  * renamed over it, so undo needs no free space (a full disk is when rollbacks matter most) and a backup
  * saved by link brings back the old inode itself, owner and times included.
  */
-export async function restoreFile(
-  ctx: StepContext,
-  kind: string,
-  path: string,
-  before: FileState,
-): Promise<void> {
-  const { host } = ctx;
+export async function restoreFile(host: Host, path: string, before: FileState): Promise<void> {
   const now = await observeFile(host, path);
   if (before.type === "missing") {
     // only ever remove a regular file: anything else there now was not made by this step
@@ -234,57 +212,14 @@ export async function restoreFile(
     return;
   }
   if (now.type !== "file" && now.type !== "missing") {
-    throw stepError(
-      ctx,
-      kind,
-      "undo",
-      `${show(path)} is no longer a regular file, so it was left untouched`,
-      {
-        expected: "a regular file or nothing",
-        found: `a ${now.type}`,
-        hint: "someone replaced it; restore it by hand",
-      },
-    );
-  }
-  const backup = posix.join(backupsDir(host), before.sha256);
-  const st = await host.lstat(backup);
-  const actual = st?.type === "file" ? await host.hash(backup) : null;
-  if (actual !== before.sha256) {
-    throw stepError(ctx, kind, "undo", `the backup of ${show(path)} is ${st ? "damaged" : "missing"}`, {
-      expected: `a file with sha256 ${before.sha256} at ${show(backup)}`,
-      found: st ? `sha256 ${actual ?? `a ${st.type}`}` : "nothing",
-      hint: "backups are removed by emptyTrash() after their retention; restore the old file by hand",
+    throw fail(`${show(path)} is no longer a regular file, so it was left untouched`, {
+      expected: "a regular file or nothing",
+      found: `a ${now.type}`,
+      hint: "someone replaced it; restore it by hand",
     });
   }
-  const tmp = tempBeside(path);
-  try {
-    await linkBackup(ctx, kind, backup, tmp);
-    await host.chmod(tmp, before.mode);
-    await host.rename(tmp, path);
-  } catch (error) {
-    await host.rm(tmp, { force: true }).catch(() => {});
-    throw error;
-  }
-}
-
-/**
- * `ln backup tmp`; a copy only where a link cannot be made: the backup on another filesystem (EXDEV) or
- * links refused (EPERM: no hard links there, or protected_hardlinks). Any other failure is the error.
- */
-async function linkBackup(ctx: StepContext, kind: string, backup: string, tmp: string): Promise<void> {
-  const ln = await ctx.host.exec(["ln", "--", backup, tmp], { reject: false, env: { LC_ALL: "C" } });
-  if (ln.code === 0) return;
-  if (/cross-device|Operation not permitted/i.test(ln.stderr)) {
-    await ctx.host.exec(["cp", "--", backup, tmp]);
-    return;
-  }
-  throw stepError(ctx, kind, "undo", `cannot link the backup ${show(backup)} into place`, {
-    expected: `a hard link ${show(tmp)} to the backup`,
-    found: clip(ln.stderr.trim(), 500) || `ln exited with code ${ln.code}`,
-    hint: /No space/i.test(ln.stderr)
-      ? "the directory needs room for one more name: free a little space on that filesystem, then undo again"
-      : "check the permissions of the file's directory and of the backups under the state directory",
-  });
+  // the kit's restore: the same backups layout, checked, linked beside the path and renamed over it
+  await restoreBackup(host, before.sha256, path, { mode: before.mode });
 }
 
 /**
@@ -332,13 +267,7 @@ export const exists = async (host: Host, path: string) => (await host.lstat(path
  * A trash location read from a trail or an index is evidence: undo only ever moves back something from
  * inside the trash, never from anywhere a forged record names.
  */
-export function requireInTrash(
-  ctx: StepContext,
-  kind: string,
-  root: string,
-  from: string,
-  what: string,
-): void {
+export function requireInTrash(root: string, from: string, what: string): void {
   let ok = false;
   try {
     ok = absPath(from, "trash") === from && from.startsWith(`${root}/`);
@@ -346,7 +275,7 @@ export function requireInTrash(
     ok = false;
   }
   if (ok) return;
-  throw stepError(ctx, kind, "undo", `the recorded trash location of ${what} is not inside the trash`, {
+  throw fail(`the recorded trash location of ${what} is not inside the trash`, {
     expected: `a path under ${show(root)}`,
     found: from,
     hint: "the trail or the trash index was changed by hand; restore the item yourself if it should come back",

@@ -1,21 +1,24 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { deepEqual, defineStep, type Host, type StepContext } from "@atomkit/core";
+import { defineStep, type Host, type StepContext } from "@atomkit/core";
 import {
   absolutePath,
   checkFields,
+  deepEqual,
+  fail,
+  integer,
+  ParamsFieldError,
+  show,
+} from "@atomkit/core/kit";
+import {
   exists,
   indexFile,
-  integer,
   PACKAGE,
-  ParamsFieldError,
   readJson,
   renameOnHost,
   requireInTrash,
   runTrash,
   sha256Hex,
-  show,
-  stepError,
   trashRoot,
   writeIndex,
 } from "./_utils";
@@ -135,7 +138,7 @@ export const pruneReleases = defineStep({
     for (const name of victims) pruned[name] = posix.join(into, name);
     await writeIndex(host, indexFile(root, `prune:${p.dir}`), { dir: p.dir, pruned } satisfies PruneIndex);
     for (const name of victims) {
-      await renameOnHost(ctx, KIND, "apply", posix.join(p.dir, name), posix.join(into, name));
+      await renameOnHost(ctx.host, posix.join(p.dir, name), posix.join(into, name));
     }
   },
   // Cannot restore: nothing while the trash is kept; after emptyTrash() the pruned releases are gone.
@@ -149,15 +152,15 @@ export const pruneReleases = defineStep({
     for (const name of before.releases) {
       if (present.has(name)) continue;
       const from = after.pruned[name] ?? index?.pruned[name];
-      if (from) requireInTrash(ctx, KIND, root, from, `release ${show(name)}`);
+      if (from) requireInTrash(root, from, `release ${show(name)}`);
       if (!from || !(await exists(host, from))) {
-        throw stepError(ctx, KIND, "undo", `the pruned release ${show(name)} is no longer in the trash`, {
+        throw fail(`the pruned release ${show(name)} is no longer in the trash`, {
           expected: `release ${show(name)} in the trash${from ? ` at ${show(from)}` : ""}`,
           found: "nothing",
           hint: "the trash was emptied (emptyTrash) or changed by hand; redeploy that release if it is needed",
         });
       }
-      await renameOnHost(ctx, KIND, "undo", from, posix.join(p.dir, name));
+      await renameOnHost(ctx.host, from, posix.join(p.dir, name));
       restored.push(name);
     }
     if (index && restored.length) {
@@ -210,17 +213,11 @@ async function liveRelease(ctx: StepContext, p: PruneReleasesParams): Promise<st
   const st = await host.lstat(p.current);
   if (!st) return [];
   if (st.type !== "symlink") {
-    throw stepError(
-      ctx,
-      KIND,
-      "apply",
-      `${show(p.current)} is not a symlink, so the live release is unknown`,
-      {
-        expected: "a symlink to the live release",
-        found: `a ${st.type}`,
-        hint: "pass the `current` symlink (e.g. /srv/app/current), or leave `current` out",
-      },
-    );
+    throw fail(`${show(p.current)} is not a symlink, so the live release is unknown`, {
+      expected: "a symlink to the live release",
+      found: `a ${st.type}`,
+      hint: "pass the `current` symlink (e.g. /srv/app/current), or leave `current` out",
+    });
   }
   const names: string[] = [];
   const inDir = (dir: string, abs: string) => {

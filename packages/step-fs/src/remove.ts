@@ -1,10 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { deepEqual, defineStep, type Host } from "@atomkit/core";
+import { defineStep, type Host } from "@atomkit/core";
+import { absolutePath, checkFields, clip, deepEqual, fail, show } from "@atomkit/core/kit";
 import {
-  absolutePath,
-  checkFields,
-  clip,
   exists,
   indexFile,
   PACKAGE,
@@ -13,8 +11,6 @@ import {
   requireInTrash,
   runTrash,
   sha256Hex,
-  show,
-  stepError,
   trashRoot,
   writeIndex,
 } from "./_utils";
@@ -85,7 +81,7 @@ export const removePath = defineStep({
     if (!(await host.lstat(p.path))) return;
     const root = trashRoot(host, p.trash);
     if (p.path === root || root.startsWith(`${p.path}/`)) {
-      throw stepError(ctx, KIND, "apply", `${show(p.path)} contains the trash itself`, {
+      throw fail(`${show(p.path)} contains the trash itself`, {
         expected: "a path outside the trash directory",
         found: root,
         hint: "use emptyTrash() to clean the trash",
@@ -100,7 +96,7 @@ export const removePath = defineStep({
       trash: dest,
       runId: ctx.runId,
     });
-    await renameOnHost(ctx, KIND, "apply", p.path, dest);
+    await renameOnHost(ctx.host, p.path, dest);
   },
   // Cannot restore: nothing is lost while the trash is kept; after emptyTrash() the removed item is gone.
   async undo(ctx, p, before, after) {
@@ -110,30 +106,24 @@ export const removePath = defineStep({
     if (await host.lstat(p.path)) {
       const now = await observeRemoved(host, p);
       if (sameItem(now, before)) return;
-      throw stepError(
-        ctx,
-        KIND,
-        "undo",
-        `something else is at ${show(p.path)} now, so the removed item stays in the trash`,
-        {
-          expected: "nothing at the path",
-          found: now,
-          hint: "move it away, then undo again",
-        },
-      );
+      throw fail(`something else is at ${show(p.path)} now, so the removed item stays in the trash`, {
+        expected: "nothing at the path",
+        found: now,
+        hint: "move it away, then undo again",
+      });
     }
     const index = await readJson<RemoveIndex>(host, indexFile(root, `remove:${p.path}`));
     // the recorded after-state first: a later run may have pointed the index elsewhere (and undone it)
     const from = (after.type === "missing" ? after.trash : null) ?? index?.trash ?? null;
-    if (from) requireInTrash(ctx, KIND, root, from, show(p.path));
+    if (from) requireInTrash(root, from, show(p.path));
     if (!from || !(await exists(host, from))) {
-      throw stepError(ctx, KIND, "undo", `the removed ${show(p.path)} is no longer in the trash`, {
+      throw fail(`the removed ${show(p.path)} is no longer in the trash`, {
         expected: `the item in the trash${from ? ` at ${show(from)}` : ""}`,
         found: "nothing",
         hint: "the trash was emptied (emptyTrash) or changed by hand; restore it from a backup",
       });
     }
-    await renameOnHost(ctx, KIND, "undo", from, p.path);
+    await renameOnHost(ctx.host, from, p.path);
     if (index?.trash === from) await host.rm(indexFile(root, `remove:${p.path}`), { force: true });
   },
 });

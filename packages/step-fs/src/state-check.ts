@@ -2,7 +2,7 @@
 // a command: a state that drives an undo (a backup's name, a trash location, directories to remove)
 // must have exactly the shape its kind observes, or the undo is refused before it touches anything.
 import { posix } from "node:path";
-import { ParamsFieldError, show } from "@atomkit/core";
+import { ParamsFieldError, show } from "@atomkit/core/kit";
 
 type Check = (value: unknown, field: string) => unknown;
 

@@ -1,22 +1,17 @@
 import { defineStep } from "@atomkit/core";
+import { absolutePath, checkFields, fail, ParamsFieldError, show, tempBeside } from "@atomkit/core/kit";
 import {
-  absolutePath,
-  checkFields,
   checkFileState,
   fileMode,
   localFile,
   observeFile,
   PACKAGE,
-  ParamsFieldError,
   refuseNonFile,
   removeTempFiles,
   requireLocalFile,
-  requireParentDir,
+  requireParent,
   restoreFile,
   saveBackup,
-  show,
-  stepError,
-  tempBeside,
 } from "./_utils";
 
 export interface UploadFileOptions {
@@ -73,29 +68,23 @@ export const uploadFile = defineStep({
   async apply(ctx, p) {
     const { host } = ctx;
     const now = await observeFile(host, p.path);
-    refuseNonFile(ctx, KIND, p.path, now.type);
+    refuseNonFile(p.path, now.type);
     if (now.type === "file" && p.sha256 === now.sha256 && now.mode === p.mode) return;
-    await requireParentDir(ctx, KIND, p.path);
+    await requireParent(ctx.host, p.path);
     const tmp = tempBeside(p.path);
     try {
       const sent = await host.upload(p.source, tmp, { mode: p.mode, signal: ctx.signal });
       if (p.sha256 && sent.sha256 !== p.sha256) {
-        throw stepError(
-          ctx,
-          KIND,
-          "apply",
-          `${show(p.source)} is not the expected file, so nothing was replaced`,
-          {
-            expected: `sha256 ${p.sha256}`,
-            found: `sha256 ${sent.sha256}`,
-            hint: "check the artifact: it is another build, or it was changed after its checksum was taken",
-          },
-        );
+        throw fail(`${show(p.source)} is not the expected file, so nothing was replaced`, {
+          expected: `sha256 ${p.sha256}`,
+          found: `sha256 ${sent.sha256}`,
+          hint: "check the artifact: it is another build, or it was changed after its checksum was taken",
+        });
       }
       // a local upload is hashed as it is written; over a network, check what actually landed
       const landed = host.local ? sent.sha256 : await host.hash(tmp);
       if (landed !== sent.sha256) {
-        throw stepError(ctx, KIND, "apply", `the upload of ${show(p.source)} arrived damaged`, {
+        throw fail(`the upload of ${show(p.source)} arrived damaged`, {
           expected: `sha256 ${sent.sha256}`,
           found: `sha256 ${landed}`,
           hint: "retry; if it persists, check the host's disk and the connection",
@@ -110,5 +99,5 @@ export const uploadFile = defineStep({
   },
   // Cannot restore: owner, group and timestamps when the backup had to be copied (state directory on
   // another filesystem); a backup saved by hard link is the old inode itself and comes back whole.
-  undo: (ctx, p, before) => restoreFile(ctx, KIND, p.path, before),
+  undo: (ctx, p, before) => restoreFile(ctx.host, p.path, before),
 });

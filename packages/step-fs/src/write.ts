@@ -1,20 +1,17 @@
 import { defineStep } from "@atomkit/core";
+import { absolutePath, checkFields, ParamsFieldError, show } from "@atomkit/core/kit";
 import {
-  absolutePath,
-  checkFields,
   checkFileState,
   type FileState,
   fileMode,
   observeFile,
   PACKAGE,
-  ParamsFieldError,
   refuseNonFile,
   removeTempFiles,
-  requireParentDir,
+  requireParent,
   restoreFile,
   saveBackup,
   sha256Hex,
-  show,
 } from "./_utils";
 
 export interface WriteFileOptions {
@@ -81,15 +78,15 @@ export const writeFile = defineStep({
   async apply(ctx, p) {
     const { host } = ctx;
     const now = await observeFile(host, p.path);
-    refuseNonFile(ctx, KIND, p.path, now.type);
+    refuseNonFile(p.path, now.type);
     const data = Buffer.from(p.content, p.encoding);
     if (now.type === "file") {
       if (now.sha256 === sha256Hex(data) && now.mode === p.mode) return;
       await saveBackup(host, p.path, now.sha256);
-    } else await requireParentDir(ctx, KIND, p.path);
+    } else await requireParent(ctx.host, p.path);
     await host.writeFile(p.path, data, { mode: p.mode });
   },
   // Cannot restore: owner, group and timestamps when the backup had to be copied (state directory on
   // another filesystem); a backup saved by hard link is the old inode itself and comes back whole.
-  undo: (ctx, p, before) => restoreFile(ctx, KIND, p.path, before),
+  undo: (ctx, p, before) => restoreFile(ctx.host, p.path, before),
 });

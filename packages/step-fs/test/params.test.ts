@@ -38,7 +38,7 @@ describe("step-fs params: every invalid field at once", () => {
     ).toEqual([
       ["path", 'expected an absolute path on the host, found "r"'],
       ["strip", "expected an integer from 0 to 64, found -1"],
-      ["limits.maxBytes", "expected an integer from 1 to 9007199254740991, found 0"],
+      ["limits.maxBytes", "expected an integer of at least 1, found 0"],
       [
         "limits.maxDepht",
         'unknown param "maxDepht"; did you mean "maxDepth"? (known: maxBytes, maxEntries, maxDepth, maxMs)',
@@ -48,7 +48,7 @@ describe("step-fs params: every invalid field at once", () => {
       await issuesOf(pruneReleases({ dir: "releases", keep: 0, protect: ["a/b"], order: "size" } as never)),
     ).toEqual([
       ["dir", 'expected an absolute path on the host, found "releases"'],
-      ["keep", "expected an integer from 1 to 9007199254740991, found 0"],
+      ["keep", "expected an integer of at least 1, found 0"],
       ["protect.0", 'expected a release name (no "/") or absolute path, found "a/b"'],
       ["order", 'expected "name" or "mtime", found "size"'],
     ]);

@@ -1,5 +1,6 @@
 import { homedir, userInfo } from "node:os";
-import { type FileStat, HostError, type HostErrorReason, shellQuote } from "@atomkit/core";
+import { type FileStat, HostError, type HostErrorReason } from "@atomkit/core";
+import { env, shellQuote } from "@atomkit/core/kit";
 import type { Attributes, SFTPWrapper } from "ssh2";
 
 // --- SFTP status codes (draft-ietf-secsh-filexfer-02 §7) ---
@@ -143,8 +144,6 @@ export async function writePipelined(
 
 // --- Remote commands ---
 
-const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 const PID_MARKER = "\u001eatomkit-pid ";
 
 /** The pid in the first stderr line of every exec (the remote process group id, so a timeout can kill it). */
@@ -165,21 +164,23 @@ export function remoteCommand(
 ): string {
   const parts: string[] = [`printf '\\036atomkit-pid %s\\n' "$$" >&2`];
   if (options.cwd !== undefined) parts.push(`cd -- ${shellQuote(options.cwd)}`);
-  const env = Object.entries(options.env ?? {});
-  if (env.length) {
-    for (const [key] of env) {
-      if (!ENV_NAME_RE.test(key)) {
-        throw new HostError("OTHER", `invalid environment variable name ${JSON.stringify(key)}`, {
-          expected: "letters, digits and '_', not starting with a digit",
-          found: key,
-        });
-      }
-    }
-    parts.push(`export ${env.map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ")}`);
-  }
+  const vars = Object.entries(checkedEnv(options.env ?? {}));
+  if (vars.length) parts.push(`export ${vars.map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ")}`);
   // no `exec --`: dash treats `--` as the program name
   parts.push(`exec ${argv.map(shellQuote).join(" ")}`);
   return parts.join(" && ");
+}
+
+/** The kit's `env` check, as the HostError a Host method throws (a name that would break the command line). */
+function checkedEnv(vars: Record<string, string>): Record<string, string> {
+  try {
+    return env(vars, "env");
+  } catch (error) {
+    throw new HostError("OTHER", `invalid environment: ${(error as Error).message}`, {
+      expected: "names of letters, digits and '_', not starting with a digit; values without NUL bytes",
+      cause: error,
+    });
+  }
 }
 
 /** Expands `~`, `%d`, `%u`, `%h`, `%r` and `%%` in an ssh_config path, as ssh(1) does for IdentityFile. */
@@ -195,9 +196,8 @@ export function expandPath(path: string, tokens: { host: string; user: string })
   return expanded === "~" ? home : expanded.startsWith("~/") ? `${home}${expanded.slice(1)}` : expanded;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+// the kit's, re-exported for the connection code that imports it from here
+export { sleep } from "@atomkit/core/kit";
 
 /** Keeps the last `max` bytes of a stream's output, decoded once at the end (no split UTF-8). */
 export class OutputTail {

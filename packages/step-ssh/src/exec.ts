@@ -1,20 +1,19 @@
 import { createHash } from "node:crypto";
+import { defineStep, type Host, HostError, isNotFound, type StepContext } from "@atomkit/core";
 import {
+  argv,
   checkFields,
   clip,
   deepEqual,
-  defineStep,
-  type Host,
-  HostError,
-  isNotFound,
+  env,
+  fail,
+  nonEmptyString,
   optional,
   ParamsFieldError,
-  type StepContext,
   shellQuote,
   show,
-  stepError,
   tempPrefix,
-} from "@atomkit/core";
+} from "@atomkit/core/kit";
 
 export interface ExecCommandParams {
   /** The change, as an argv (never a shell string). **Required.** */
@@ -35,8 +34,6 @@ export interface ExecCommandParams {
 /** With `check`: what it printed. Without: which run/step last applied `command` and has not undone it. */
 export type ExecCommandState = { stdout: string; code: number | null } | { appliedBy: string | null };
 
-const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 const KIND = "ssh.exec";
 
 /**
@@ -48,15 +45,12 @@ export const execCommand = defineStep({
   package: "@atomkit/step-ssh",
   params: (input: ExecCommandParams): ExecCommandParams =>
     checkFields(input, {
-      command: argvOf,
-      undo: argvOf,
-      check: optional(argvOf),
-      cwd: optional((v, p) => {
-        if (typeof v !== "string" || !v)
-          throw new ParamsFieldError(p, `expected a non-empty string, found ${show(v)}`);
-        return v;
-      }),
-      env: optional(envOf),
+      command: argv,
+      undo: argv,
+      check: optional(argv),
+      cwd: optional(nonEmptyString),
+      // a value may be a secret: a wrong one is shown by its type only
+      env: optional(env),
     }),
   // a state read back from a trail is evidence: only the exact shapes observe returns
   state: (input: unknown): ExecCommandState => checkState(input),
@@ -72,7 +66,7 @@ export const execCommand = defineStep({
   // Cannot restore more than the undo command restores; without `check`, drift is invisible.
   async undo(ctx, p, before) {
     if (!!p.check !== "stdout" in before) {
-      throw stepError(ctx, KIND, "undo", "the recorded state does not fit the step's params", {
+      throw fail("the recorded state does not fit the step's params", {
         expected: p.check ? "the output of check ({ stdout, code })" : "a marker state ({ appliedBy })",
         found: before,
         hint: "the trail does not belong to this step's params (was `check` added or removed?); undo it by hand",
@@ -162,38 +156,6 @@ async function writeMarker(host: Host, p: ExecCommandParams, appliedBy: string |
   await host.mkdir(`${host.stateDir}/ssh-exec`, { recursive: true });
   // never argv or env: they may hold secrets, and a host file outlives the run's redaction
   await host.writeFile(path, JSON.stringify({ appliedBy, sha256: commandDigest(p) }));
-}
-
-function argvOf(value: unknown, field: string): string[] {
-  if (!Array.isArray(value) || !value.length) {
-    throw new ParamsFieldError(
-      field,
-      `expected a non-empty argv array, e.g. ["systemctl", "reload", "nginx"], found ${show(value)}`,
-    );
-  }
-  value.forEach((word, i) => {
-    if (typeof word !== "string")
-      throw new ParamsFieldError(`${field}.${i}`, `expected a string, found ${show(word)}`);
-  });
-  if (!value[0]) throw new ParamsFieldError(`${field}.0`, 'expected a program name, found ""');
-  return [...value];
-}
-
-/** NAME: value strings. A value may be a secret: a wrong one is shown by its type only. */
-function envOf(value: unknown, field: string): Record<string, string> {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new ParamsFieldError(field, `expected an object of NAME: value strings, found ${show(value)}`);
-  }
-  for (const [k, v] of Object.entries(value)) {
-    if (!ENV_NAME_RE.test(k))
-      throw new ParamsFieldError(`${field}.${k}`, `expected an environment variable name, found ${show(k)}`);
-    if (typeof v !== "string")
-      throw new ParamsFieldError(
-        `${field}.${k}`,
-        `expected a string, found ${v === null ? "null" : `a ${typeof v}`}`,
-      );
-  }
-  return { ...(value as Record<string, string>) };
 }
 
 /** The exact shapes `observeState` returns; anything else in a trail is refused. */

@@ -226,7 +226,7 @@ describe("ssh.exec params", () => {
     expect(v.issues?.map((i) => [i.path, i.message])).toEqual([
       [
         "command",
-        'expected a non-empty argv array, e.g. ["systemctl", "reload", "nginx"], found "systemctl reload nginx"',
+        'expected a non-empty argv array, e.g. ["systemctl", "reload", "nginx"] (not a shell string), found "systemctl reload nginx"',
       ],
       ["undo.0", 'expected a program name, found ""'],
       ["env.TOKEN", "expected a string, found a number"],

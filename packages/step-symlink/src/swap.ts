@@ -2,13 +2,16 @@ import { posix } from "node:path";
 import { defineStep, type Host, type StepContext } from "@atomkit/core";
 import {
   absolutePath,
+  boolean,
   checkFields,
+  fail,
+  nonEmptyString,
+  oneOf,
   ParamsFieldError,
   show,
-  stepError,
   tempBeside,
   tempPrefix,
-} from "./_utils";
+} from "@atomkit/core/kit";
 
 export interface SwapSymlinkOptions {
   /** Absolute path of the link on the host, e.g. `/srv/app/current`. */
@@ -53,19 +56,9 @@ export const swapSymlink = defineStep({
   params: (input: SwapSymlinkOptions): SwapSymlinkParams =>
     checkFields(input, {
       link: absolutePath,
-      target: (v, p) => {
-        if (typeof v !== "string" || v === "") {
-          throw new ParamsFieldError(p, `expected a non-empty path, found ${show(v)}`);
-        }
-        if (v.includes("\0")) throw new ParamsFieldError(p, "a path cannot contain a NUL byte");
-        return v;
-      },
-      mustExist: (v, p) => {
-        if (v !== undefined && typeof v !== "boolean") {
-          throw new ParamsFieldError(p, `expected true or false, found ${show(v)}`);
-        }
-        return v ?? true;
-      },
+      // written as given: a relative target resolves from the link's directory
+      target: nonEmptyString,
+      mustExist: (v, p) => boolean(v, p, { fallback: true }),
     }),
   describe: (p) => `link ${p.link} → ${p.target}`,
   observe: (ctx, p) => observeLink(ctx.host, p.link),
@@ -88,12 +81,12 @@ export const swapSymlink = defineStep({
   plan: async (_ctx, p): Promise<SymlinkState> => ({ type: "symlink", target: p.target }),
   async apply(ctx, p) {
     const now = await observeLink(ctx.host, p.link);
-    refuseNonLink(ctx, p.link, now, "apply");
+    refuseNonLink(p.link, now);
     if (now.type === "symlink" && now.target === p.target) return;
     if (p.mustExist) {
       const resolved = posix.resolve(posix.dirname(p.link), p.target);
       if (!(await ctx.host.stat(resolved))) {
-        throw stepError(ctx, KIND, "apply", `the link target ${show(p.target)} does not exist`, {
+        throw fail(`the link target ${show(p.target)} does not exist`, {
           expected: `an existing file or directory at ${show(resolved)}`,
           found: "nothing",
           hint: "extract or upload the release before swapping the link, or pass mustExist: false",
@@ -107,7 +100,7 @@ export const swapSymlink = defineStep({
     const now = await observeLink(ctx.host, p.link);
     if (before.type === "symlink") {
       if (now.type === "symlink" && now.target === before.target) return;
-      refuseNonLink(ctx, p.link, now, "undo");
+      refuseNonLink(p.link, now);
       await pointLink(ctx, p.link, before.target);
     } else if (before.type === "missing") {
       // only ever remove a symlink: whatever else is there now was not made by this step
@@ -125,20 +118,14 @@ function checkState(input: unknown): SymlinkState {
     throw new ParamsFieldError("", `expected a state object, found ${show(input)}`);
   }
   const o = input as Record<string, unknown>;
-  const types = ["missing", "symlink", "file", "directory", "other"];
-  if (typeof o.type !== "string" || !types.includes(o.type)) {
-    throw new ParamsFieldError("type", `expected one of ${types.join(", ")}, found ${show(o.type)}`);
-  }
+  oneOf(o.type, "type", ["missing", "symlink", "file", "directory", "other"]);
   const allowed = o.type === "symlink" ? ["type", "target"] : ["type"];
   for (const key of Object.keys(o)) {
     if (!allowed.includes(key))
       throw new ParamsFieldError(key, `unexpected key "${key}" in a recorded state`);
   }
   if (o.type !== "symlink") return { type: o.type } as SymlinkState;
-  if (typeof o.target !== "string" || o.target === "" || o.target.includes("\0")) {
-    throw new ParamsFieldError("target", `expected a symlink target, found ${show(o.target)}`);
-  }
-  return { type: "symlink", target: o.target };
+  return { type: "symlink", target: nonEmptyString(o.target, "target") };
 }
 
 async function observeLink(host: Host, link: string): Promise<SymlinkState> {
@@ -148,9 +135,9 @@ async function observeLink(host: Host, link: string): Promise<SymlinkState> {
   return { type: st.type };
 }
 
-function refuseNonLink(ctx: StepContext, link: string, state: SymlinkState, phase: "apply" | "undo") {
+function refuseNonLink(link: string, state: SymlinkState) {
   if (state.type === "missing" || state.type === "symlink") return;
-  throw stepError(ctx, KIND, phase, `${show(link)} exists and is not a symlink, so it was left untouched`, {
+  throw fail(`${show(link)} exists and is not a symlink, so it was left untouched`, {
     expected: "a symlink or nothing",
     found: `a ${state.type}`,
     hint: `move the ${state.type} away first (e.g. with fs.remove), then swap the link; symlink.swap never replaces a real ${state.type}`,

@@ -14,13 +14,13 @@ import {
   localHost,
   memoryTrail,
   ParamsError,
-  ParamsFieldError,
   recover,
   run,
   type StepContext,
   undoRun,
   validateParams,
 } from "@atomkit/core";
+import { ParamsFieldError } from "@atomkit/core/kit";
 import { describeStepContract, HOSTILE_STRINGS, hashTree } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { type SwapSymlinkParams, type SymlinkState, steps, swapSymlink } from "../src/index";
@@ -169,7 +169,7 @@ describe("symlink.swap: ugly paths", () => {
     );
     expect(v.issues?.map((i) => [i.path, i.message])).toEqual([
       ["link", 'expected an absolute path on the host, found "current"'],
-      ["target", 'expected a non-empty path, found ""'],
+      ["target", 'expected a non-empty string, found ""'],
       ["mustExist", 'expected true or false, found "yes"'],
       ["tagret", 'unknown param "tagret"; did you mean "target"? (known: link, target, mustExist)'],
     ]);

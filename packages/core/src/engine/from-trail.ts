@@ -92,7 +92,7 @@ export async function hostFor(host: TrailRunOptions["host"], name: string): Prom
   const h = typeof host === "function" ? await host(name) : host;
   if (h.name !== name) {
     throw new AtomError(
-      "ATOM_PARAMS_INVALID",
+      "ATOM_INVALID_OPTION",
       `the run acted on host "${name}", but the host given is "${h.name}"`,
       {
         host: name,

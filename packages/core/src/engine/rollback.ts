@@ -1,6 +1,6 @@
 import { nowIso, sleep } from "../_utils";
 import type { Engine, Entry } from "../engine";
-import { AtomError, DriftError, type ErrorInfo, errorReason, RollbackError } from "../errors";
+import { type AtomError, DriftError, type ErrorInfo, errorReason, RollbackError, StepError } from "../errors";
 import type { Json } from "../types";
 import { attempt, backoff, isUnsettled, observe, observeRetried } from "./attempt";
 import { move } from "./state";
@@ -196,7 +196,7 @@ async function undoOne(engine: Engine, entry: Entry, force: boolean): Promise<At
     lastFailure = failure;
     last =
       undoError ??
-      new AtomError("ATOM_VERIFY_FAILED", "undo finished but the state is not the recorded before-state", {
+      new StepError("ATOM_VERIFY_FAILED", "undo finished but the state is not the recorded before-state", {
         atom: o.atom,
         host: o.host.name,
         step: step.name,

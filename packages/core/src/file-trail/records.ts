@@ -73,10 +73,14 @@ export async function readRecords(file: string): Promise<TrailRecord[]> {
       out.push(JSON.parse(line.toString("utf8")) as TrailRecord);
     } catch (error) {
       if (last) return; // torn by a crash mid-write
-      throw new TrailError(`trail file ${file} is corrupt at line ${lineNo}`, {
-        cause: error,
-        hint: "only a torn last line is expected after a crash; restore the file from a backup, or move it out of the trail directory",
-      });
+      throw new TrailError(
+        `trail file ${file} is corrupt at line ${lineNo}`,
+        {
+          cause: error,
+          hint: "only a torn last line is expected after a crash; restore the file from a backup, or move it out of the trail directory",
+        },
+        "ATOM_TRAIL_CORRUPT",
+      );
     }
   };
   try {
@@ -101,6 +105,7 @@ export async function readRecords(file: string): Promise<TrailRecord[]> {
             {
               hint: "the file was not written by Atomkit; move it out of the trail directory",
             },
+            "ATOM_TRAIL_CORRUPT",
           );
         }
       }

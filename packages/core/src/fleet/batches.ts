@@ -15,7 +15,7 @@ export function checkFleetOptions(o: {
   onFailure?: string | undefined;
 }): void {
   const bad = (field: string, expected: string, found: unknown) =>
-    new AtomError("ATOM_PARAMS_INVALID", `invalid fleet option ${field}`, {
+    new AtomError("ATOM_INVALID_OPTION", `invalid fleet option ${field}`, {
       expected,
       found: JSON.stringify(found) ?? String(found),
       hint: `fix ${field} (e.g. --${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)})`,
@@ -35,7 +35,7 @@ export function planBatches<T>(hosts: readonly T[], batch: FleetSpread["batch"])
   if (batch === undefined) return hosts.length ? [[...hosts]] : [];
   const plan = typeof batch === "number" ? [batch] : batch;
   if (!plan.length)
-    throw new AtomError("ATOM_PARAMS_INVALID", "fleet batch plan is empty", {
+    throw new AtomError("ATOM_INVALID_OPTION", "fleet batch plan is empty", {
       hint: 'e.g. batch: [1, "25%", "100%"]',
     });
   for (const entry of plan) {
@@ -44,7 +44,7 @@ export function planBatches<T>(hosts: readonly T[], batch: FleetSpread["batch"])
         ? Number.isInteger(entry) && entry >= 1
         : /^\d+(\.\d+)?%$/.test(entry) && Number.parseFloat(entry) > 0 && Number.parseFloat(entry) <= 100;
     if (!ok) {
-      throw new AtomError("ATOM_PARAMS_INVALID", "invalid fleet batch size", {
+      throw new AtomError("ATOM_INVALID_OPTION", "invalid fleet batch size", {
         expected: 'a whole number of at least 1, or a percentage like "25%"',
         found: JSON.stringify(entry),
         hint: "fix batch (e.g. --batch 1,25%,100%)",

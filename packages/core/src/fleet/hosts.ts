@@ -11,7 +11,7 @@ export function uniqueHosts(names: readonly string[]): void {
   const seen = new Set<string>();
   for (const name of names) {
     if (seen.has(name)) {
-      throw new AtomError("ATOM_PARAMS_INVALID", `host "${name}" appears twice in the fleet`, {
+      throw new AtomError("ATOM_INVALID_OPTION", `host "${name}" appears twice in the fleet`, {
         host: name,
         hint: "give each host a distinct name",
       });

@@ -7,7 +7,6 @@
 // One meaning everywhere: healthy is any 2xx unless `expect.status` says otherwise; probes repeat
 // every 250 ms; a wait gives up after 30 s; one probe gets at least 2 s (or 4 intervals).
 import { sleep } from "../_utils";
-import { integer } from "../authoring";
 import { checkFields, type FieldChecks, optional, ParamsFieldError } from "../fields";
 import {
   describeHttp,
@@ -19,6 +18,7 @@ import {
   type TcpCheckParams,
   tcpCheck,
 } from "./health-check";
+import { integer } from "./params";
 import { guarded, type ProbeOptions, type ProbeResult, probeHttp, probeTcp, untilAborted } from "./probe";
 
 export type {
