@@ -89,7 +89,10 @@ async function cli(name, args, want) {
   const r = await runCli(project, args);
   if (r.code !== want)
     throw new Error(`atomkit ${args.join(" ")}: exit ${r.code}, expected ${want}\n${r.stderr}`);
-  if (name) stepTimes(r, (where[name] ??= {}));
+  if (name) {
+    where[name] ??= {};
+    stepTimes(r, where[name]);
+  }
   return { wall: r.wall, cpu: r.cpu };
 }
 const cliDeploy = (name, n, tarball) =>
