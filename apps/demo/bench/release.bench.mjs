@@ -13,7 +13,15 @@
 // skips the in-process line. Needs root (sshd on 127.0.0.1:2240-2247, a tmpfs). Run: pnpm bench:release
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { atom, fileTrail, runFleet } from "@atomkit/core";
@@ -199,19 +207,41 @@ try {
   }
   report();
 } finally {
+  const pids = [];
   for (let i = 0; i < 8; i++) {
     for (const kind of ["ak", "ip", "sh"]) {
       try {
-        const pid = readFileSync(`${MNT}/${kind}-host-${i}/app.pid`, "utf8").trim();
-        if (pid) process.kill(Number(pid));
+        const pid = Number(readFileSync(`${MNT}/${kind}-host-${i}/app.pid`, "utf8").trim());
+        if (pid) {
+          process.kill(pid);
+          pids.push(pid);
+        }
       } catch {}
     }
   }
   await Promise.all(hosts.map((h) => h.close()));
   await trail.close?.();
-  sh("umount", [MNT]);
+  // the servers work in the tmpfs: it can be unmounted once they are gone (not when they are told to go)
+  const t0 = Date.now();
+  while (pids.some((p) => existsSync(`/proc/${p}/cwd`) && readlinkOr(`/proc/${p}/cwd`).startsWith(MNT))) {
+    if (Date.now() - t0 > 10_000) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    sh("umount", [MNT]);
+  } catch {
+    sh("umount", ["-l", MNT]); // still busy: detach it, the kernel frees it when the last user goes
+  }
   rmSync(work, { recursive: true, force: true });
   sh("bash", [join(REPO, "scripts/testbed/sshd.sh"), "stop", ...PORTS.map(String)]);
+}
+
+function readlinkOr(path) {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
 }
 
 function report() {
