@@ -1,17 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { AtomError, closest, isAtomError, type ParamsError } from "@atomkit/core";
-import { initCommand } from "./commands/init";
-import { listCommand } from "./commands/list";
-import { planCommand } from "./commands/plan";
-import { pruneCommand } from "./commands/prune";
-import { reportCommand } from "./commands/report";
-import { rollbackCommand } from "./commands/rollback";
-import { runCommand } from "./commands/run";
-import { statusCommand } from "./commands/status";
-import { storeCommand } from "./commands/store";
-import { trailCommand } from "./commands/trail";
-import { recoverCommand, undoCommand } from "./commands/undo";
-import { unlockCommand } from "./commands/unlock";
 import { Context, type Flags, type Io } from "./context";
 import { EXIT, exitCodeOf } from "./exit-codes";
 
@@ -104,31 +92,35 @@ export async function main(argv: string[], io: Io, installSignals = true): Promi
         });
       return arg;
     };
+    // each command's module is loaded when it runs (the report's HTML, init's templates are not
+    // everyone's start-up cost)
     switch (command) {
       case "init":
-        return await initCommand(ctx);
+        return await (await import("./commands/init")).initCommand(ctx);
       case "run":
-        return await runCommand(ctx, need("atom"));
+        return await (await import("./commands/run")).runCommand(ctx, need("atom"));
       case "plan":
-        return await planCommand(ctx, need("atom"));
+        return await (await import("./commands/plan")).planCommand(ctx, need("atom"));
       case "undo":
-        return await undoCommand(ctx, need("runId"));
+        return await (await import("./commands/undo")).undoCommand(ctx, need("runId"));
       case "rollback":
-        return await rollbackCommand(ctx, arg);
+        return await (await import("./commands/rollback")).rollbackCommand(ctx, arg);
       case "recover":
-        return await recoverCommand(ctx, arg);
+        return await (await import("./commands/undo")).recoverCommand(ctx, arg);
       case "status":
-        return await statusCommand(ctx);
+        return await (await import("./commands/status")).statusCommand(ctx);
       case "list":
-        return await listCommand(ctx);
+        return await (await import("./commands/list")).listCommand(ctx);
       case "trail":
-        return arg === "prune" ? await pruneCommand(ctx) : await trailCommand(ctx, arg);
+        return arg === "prune"
+          ? await (await import("./commands/prune")).pruneCommand(ctx)
+          : await (await import("./commands/trail")).trailCommand(ctx, arg);
       case "report":
-        return await reportCommand(ctx, arg);
+        return await (await import("./commands/report")).reportCommand(ctx, arg);
       case "unlock":
-        return await unlockCommand(ctx, need("host"));
+        return await (await import("./commands/unlock")).unlockCommand(ctx, need("host"));
       case "store":
-        return await storeCommand(ctx, need("action"));
+        return await (await import("./commands/store")).storeCommand(ctx, need("action"));
       default:
         io.stderr.write(`unknown command "${command}"\n\n${HELP}\n`);
         return EXIT.invalid;
