@@ -59,27 +59,49 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
     return records;
   };
 
+  /**
+   * Appends to one run, one after another: each record is chained to the mac of the one before it, so
+   * an append that started before the last one finished (a caller that did not wait, two callers of
+   * this store) would seal against a stale "last" and its records would read back as forged.
+   */
+  const queues = new Map<string, Promise<void>>();
+  const inTurn = (runId: string, work: () => Promise<void>): Promise<void> => {
+    const turn = (queues.get(runId) ?? Promise.resolve()).catch(() => {}).then(work);
+    queues.set(runId, turn);
+    const clear = () => {
+      if (queues.get(runId) === turn) queues.delete(runId);
+    };
+    turn.then(clear, clear);
+    return turn;
+  };
+
+  const appendNow = async (
+    runId: string,
+    records: readonly TrailRecord[],
+    options: Parameters<TrailStore["append"]>[2],
+  ): Promise<void> => {
+    const k = await getKey("write");
+    if (!last.has(runId)) await verified(runId);
+    let prev = last.get(runId) ?? "";
+    const sealed = records.map((record) => {
+      const { mac: _, ...rest } = record as TrailRecord & { mac?: string };
+      prev = macOf(k, prev, rest);
+      return { ...rest, mac: prev } as TrailRecord;
+    });
+    try {
+      await inner.append(runId, sealed, options);
+    } catch (error) {
+      // The contract says a failed append leaves the store as before it, but a store may keep the
+      // records for its next attempt: the next record is chained to what it holds, read back.
+      last.delete(runId);
+      cache.forget(runId);
+      throw error;
+    }
+    last.set(runId, prev);
+  };
+
   return {
-    async append(runId, records, options) {
-      const k = await getKey("write");
-      if (!last.has(runId)) await verified(runId);
-      let prev = last.get(runId) ?? "";
-      const sealed = records.map((record) => {
-        const { mac: _, ...rest } = record as TrailRecord & { mac?: string };
-        prev = macOf(k, prev, rest);
-        return { ...rest, mac: prev } as TrailRecord;
-      });
-      try {
-        await inner.append(runId, sealed, options);
-      } catch (error) {
-        // The contract says a failed append leaves the store as before it, but a store may keep the
-        // records for its next attempt: the next record is chained to what it holds, read back.
-        last.delete(runId);
-        cache.forget(runId);
-        throw error;
-      }
-      last.set(runId, prev);
-    },
+    append: (runId, records, options) => inTurn(runId, () => appendNow(runId, records, options)),
     readRun: verified,
     ...(inner.remove
       ? {
