@@ -1,16 +1,18 @@
 import { AtomError, type Host } from "@atomkit/core";
 import {
+  argv,
   HEALTH_DEFAULTS,
   type HealthParams,
   type HttpExpect,
   healthChecks,
   type HttpCheck as KitHttpCheck,
+  ParamsFieldError,
   pollHealth,
+  show,
   type TcpCheck,
 } from "@atomkit/core/kit";
 import type { DockerClient } from "./_connection";
 import { call, demux, inspect, logsTail } from "./_docker";
-import { argv, fail } from "./_validate";
 
 /**
  * When a container counts as healthy. Exactly one of `http`, `tcp`, `exec`, `docker`. Without a health
@@ -49,7 +51,7 @@ const KINDS = {
   },
   docker: {
     check: (v: unknown, p: string) => {
-      if (v !== true) fail(p, `must be true, got ${JSON.stringify(v)}`);
+      if (v !== true) throw new ParamsFieldError(p, `expected true, found ${show(v)}`);
       return true as const;
     },
     describe: () => "Docker health status healthy",

@@ -1,4 +1,5 @@
-import { AtomError, checkFields, type StepContext } from "@atomkit/core";
+import { AtomError, type StepContext } from "@atomkit/core";
+import { checkFields } from "@atomkit/core/kit";
 import { type DockerClient, type DockerConnection, parseConnection } from "./_connection";
 import { byName, LABEL, start } from "./_docker";
 import { type HealthCheck, healthFromLabel, parseHealth, waitHealthy } from "./_health";

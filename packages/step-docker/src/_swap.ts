@@ -1,13 +1,13 @@
 // Helpers of docker.swap (swap.ts): its state, how it is observed and checked, and the containers a
 // swap creates.
 import { AtomError, type StepContext } from "@atomkit/core";
+import { arrayOf, boolean, checkFields, nullable, string } from "@atomkit/core/kit";
 import type Docker from "dockerode";
 import type { DockerClient } from "./_connection";
 import { byName, call, dockerStatus, LABEL, listByPrefix, remove } from "./_docker";
 import { type HealthCheck, healthFromLabel } from "./_health";
 import { type ContainerSpec, createOptions, labelsFor } from "./_spec";
 import { type ContainerFacts, checkFacts, containerId, factsOf, stateName } from "./_state";
-import { anyString, bool, exactKeys, fail, join, object } from "./_validate";
 
 export const SWAP_KIND = "docker.swap";
 
@@ -49,27 +49,18 @@ export async function observeSwap(
 
 /** The exact shape of a docker.swap state read back from a trail. */
 export function checkSwapState(value: unknown): SwapContainerState {
-  const o = object(value, "");
-  exactKeys(o, "", ["current", "evidence"]);
-  const e = object(o.evidence, "evidence");
-  exactKeys(e, "evidence", ["pending"]);
-  if (!Array.isArray(e.pending)) fail("evidence.pending", "must be an array");
-  return {
-    current: o.current === null ? null : checkFacts(o.current, "current"),
-    evidence: {
-      pending: e.pending.map((x, i) => {
-        const path = `evidence.pending.${i}`;
-        const p = object(x, path);
-        exactKeys(p, path, ["id", "name", "running", "run"]);
-        return {
-          id: containerId(p.id, join(path, "id")),
-          name: stateName(p.name, join(path, "name")),
-          running: bool(p.running, join(path, "running")),
-          run: p.run === null ? null : anyString(p.run, join(path, "run")),
-        };
-      }),
-    },
-  };
+  return checkFields<SwapContainerState>(value, {
+    current: nullable(checkFacts),
+    evidence: (v, p) => checkFields(v, { pending: arrayOf(checkPending) }, p),
+  }) as SwapContainerState;
+}
+
+function checkPending(value: unknown, path: string): PendingContainer {
+  return checkFields<PendingContainer>(
+    value,
+    { id: containerId, name: stateName, running: boolean, run: nullable(string) },
+    path,
+  ) as PendingContainer;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { AtomError, defineStep } from "@atomkit/core";
+import { oneOf } from "@atomkit/core/kit";
 import { CONNECTION_SECRETS, dockerClient } from "./_connection";
 import { byName, inspect, LABEL, nameSafe, remove, rename, requireImage, start, stop } from "./_docker";
 import { waitHealthy } from "./_health";
@@ -15,7 +16,6 @@ import {
   refuseForeign,
   type SwapContainerState,
 } from "./_swap";
-import { oneOf } from "./_validate";
 
 export type { PendingContainer, SwapContainerState } from "./_swap";
 
@@ -43,7 +43,7 @@ export const swapContainer = defineStep({
   package: "@atomkit/step-docker",
   params: (input: SwapContainerOptions): SwapContainerParams => {
     return parseContainerSpec(input, {
-      order: (v, p) => oneOf(v, p, ["stop-first", "start-first"] as const, "stop-first"),
+      order: (v, p) => oneOf(v, p, ["stop-first", "start-first"] as const, { fallback: "stop-first" }),
     });
   },
   secret: CONNECTION_SECRETS,

@@ -1,5 +1,6 @@
 import type { Host } from "@atomkit/core";
 import {
+  argv,
   type HealthParams,
   type HttpCheck,
   healthChecks,
@@ -8,7 +9,7 @@ import {
   sleep,
   type TcpCheck,
 } from "@atomkit/core/kit";
-import { argvOf, regexOf } from "./_utils";
+import { regexOf } from "./_checks";
 
 /**
  * How to tell the process is ready. Exactly one of `http`, `tcp`, `exec`, `logLine`, plus timing.
@@ -40,7 +41,7 @@ export type HealthCheck = (
 
 /** This package's own kinds beside the kit's `http` and `tcp`. */
 const KINDS = {
-  exec: { check: argvOf, describe: (argv: string[]) => `\`${argv.join(" ")}\` exits 0` },
+  exec: { check: argv, describe: (argv: string[]) => `\`${argv.join(" ")}\` exits 0` },
   logLine: { check: regexOf, describe: (re: string) => `a log line matching /${re}/` },
 };
 const checks = healthChecks(KINDS);

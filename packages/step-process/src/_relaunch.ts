@@ -9,7 +9,7 @@ import { launch, logTail, sizeOf } from "./_launch";
 import { findIdentity, type Identity, readBootId, readCredentials, readStat, removePidFileIf } from "./_proc";
 import { removeRecordIf, writeRecord } from "./_record";
 import type { Launch, Output, Running } from "./_state";
-import { showArgv } from "./_utils";
+import { showArgv } from "./_text";
 
 export interface StartSpec {
   launch: Launch;

@@ -10,7 +10,7 @@ import { type ProcStat, readBootId, readPidFile, readStat, scanProcesses } from 
 import { readRecord } from "./_record";
 import { type Launch, launchDirOf, type Running, readProcLaunch } from "./_state";
 import { KIND } from "./_stop-params";
-import { showArgv } from "./_utils";
+import { showArgv } from "./_text";
 import type { StopProcessParams, StopProcessState } from "./stop";
 
 /** Names whose values `env: "keep"` refuses to write to the trail. */

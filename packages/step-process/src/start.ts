@@ -1,6 +1,16 @@
 import { dirname } from "node:path";
 import { defineStep, type Host, type StepContext } from "@atomkit/core";
-import { absolutePath, checkFields, optional, show, stepError } from "@atomkit/core/kit";
+import {
+  absolutePath,
+  argv,
+  checkFields,
+  env,
+  optional,
+  ParamsFieldError,
+  show,
+  stepError,
+} from "@atomkit/core/kit";
+import { cwdOf, msOf, signalOf } from "./_checks";
 import { type HealthCheck, healthOf, type NormalizedHealth } from "./_health";
 import { realDir, requireDir } from "./_launch";
 import { readBootId, readCredentials, readPidFile, removePidFileIf } from "./_proc";
@@ -16,7 +26,7 @@ import {
   readProcLaunch,
   sameLaunch,
 } from "./_state";
-import { argvOf, dirPath, envOf, invalid, masker, msOf, showArgv, signalOf } from "./_utils";
+import { masker, showArgv } from "./_text";
 
 const KIND = "process.start";
 
@@ -66,9 +76,9 @@ export type StartProcessState = ProcessState;
 
 function params(input: StartProcessOptions): StartProcessParams {
   const o = checkFields(input, {
-    command: argvOf,
-    cwd: (v, p) => (v === undefined ? "/" : dirPath(v, p)),
-    env: (v, p) => (v === undefined ? {} : envOf(v, p)),
+    command: argv,
+    cwd: (v, p) => (v === undefined ? "/" : cwdOf(v, p)),
+    env: (v, p) => (v === undefined ? {} : env(v, p)),
     pidFile: absolutePath,
     logFile: optional(absolutePath),
     health: healthOf,
@@ -78,7 +88,7 @@ function params(input: StartProcessOptions): StartProcessParams {
   });
   // `env NAME=value prog`: a program whose name holds "=" would be read as one more assignment
   if (Object.keys(o.env).length && o.command[0]!.includes("=")) {
-    invalid(
+    throw new ParamsFieldError(
       "command.0",
       `expected a program name without "=" when env is given, found ${show(o.command[0])}`,
     );

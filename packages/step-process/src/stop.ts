@@ -8,7 +8,7 @@ import { terminate } from "./_signal";
 import { snapshot } from "./_snapshot";
 import { checkState, type ProcessState, sameLaunch } from "./_state";
 import { KIND, stopParams } from "./_stop-params";
-import { masker, showArgv } from "./_utils";
+import { masker, showArgv } from "./_text";
 
 export interface StopProcessOptions {
   /** Absolute path of the pid file naming the process. Give this or `match`. */
