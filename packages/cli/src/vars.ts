@@ -3,9 +3,9 @@ import {
   type AtomError,
   ParamsError,
   type ParamsIssue,
-  Redactor,
   type StandardSchemaV1,
 } from "@atomkit/core";
+import { Redactor } from "@atomkit/core/kit";
 
 /** Variables of an atom: `--var key=value`, a host's `vars`, declared defaults. */
 export type Vars = Record<string, string>;

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deepEqual, type Host, localHost, type Step, type StepContext, validateParams } from "@atomkit/core";
-import { Redactor } from "@atomkit/core/kit";
+import { type Host, localHost, type Step, type StepContext, validateParams } from "@atomkit/core";
+import { deepEqual, Redactor } from "@atomkit/core/kit";
 import { whenTestEnds } from "./test-end";
 
 export interface StepContextOptions {

@@ -1,4 +1,5 @@
-import { liveRuns, type RunSummary, undoneRuns } from "@atomkit/core";
+import type { RunSummary } from "@atomkit/core";
+import { liveRuns, undoneRuns } from "@atomkit/core/kit";
 import type { RunMeta } from "../atoms";
 import { anchor, duration, extent, html, iso, type Markup, outcomeClass, show } from "./markup";
 import { page } from "./page";

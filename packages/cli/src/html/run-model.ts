@@ -1,4 +1,5 @@
-import { foldRun, type Json, type TrailRecord } from "@atomkit/core";
+import type { Json, TrailRecord } from "@atomkit/core";
+import { foldRun } from "@atomkit/core/kit";
 import type { RunMeta } from "../atoms";
 import type { Phase, RunModel } from "./model";
 import { segmentsOf, time } from "./timeline";
