@@ -17,7 +17,7 @@ export interface StepContext {
    * `undo <runId>` in a new process will hand this kind. A kind whose undo could not work from that
    * (e.g. a command line quoting a secret) can refuse in apply, while nothing has changed yet.
    */
-  redact?: <T>(value: T) => T;
+  redact: <T>(value: T) => T;
 }
 
 /**

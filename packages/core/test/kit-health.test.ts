@@ -6,8 +6,8 @@ import { localHost } from "../src/index";
 import {
   HEALTH_DEFAULTS,
   healthChecks,
-  ParamsFieldError,
   httpCheck,
+  ParamsFieldError,
   pollHealth,
   probeHttp,
   probeTcp,

@@ -132,7 +132,7 @@ async function observe(
 /** The launch this step's params ask for, as a record would hold it once started. */
 async function wanted(ctx: StepContext, p: StartProcessParams, dir: string): Promise<Launch> {
   // env values the run holds as secrets are set at start and never recorded: only their names
-  const masked = ctx.redact ? ctx.redact(p.env) : p.env;
+  const masked = ctx.redact(p.env);
   const env: Record<string, string> = {};
   const secretEnv: string[] = [];
   for (const [name, value] of Object.entries(p.env)) {

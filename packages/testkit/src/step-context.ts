@@ -23,8 +23,6 @@ export interface StepContextOptions {
 
 /** A real `StepContext`, plus what a test checks afterwards. */
 export interface TestStepContext extends StepContext {
-  /** Masks every secret given (`secrets`, or the step's secret params in `bindStep`), like the engine. */
-  redact: <T>(value: T) => T;
   /** Every `ctx.log` line, in order, masked like the engine masks them before a renderer sees them. */
   logs: string[];
 }
