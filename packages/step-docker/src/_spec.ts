@@ -18,7 +18,7 @@ import {
 import type Docker from "dockerode";
 import { type DockerConnection, parseConnection } from "./_connection";
 import { LABEL } from "./_docker";
-import { type HealthCheck, parseHealth } from "./_health";
+import { type ContainerHealthCheck, parseHealth } from "./_health";
 
 /** What a container is made of: the params `docker.run` and `docker.swap` share. */
 export interface ContainerSpec {
@@ -48,8 +48,8 @@ export interface ContainerSpec {
   stopTimeoutMs?: number;
   /** A Docker HEALTHCHECK set on the container (argv, run with `CMD`); wait for it with `health: { docker: true }`. */
   healthcheck?: DockerHealthcheck;
-  /** When the new container counts as healthy; see HealthCheck. */
-  health?: HealthCheck;
+  /** When the new container counts as healthy; see ContainerHealthCheck. */
+  health?: ContainerHealthCheck;
 }
 
 export interface MountSpec {

@@ -5,7 +5,7 @@ import { arrayOf, boolean, checkFields, nullable, string } from "@atomkit/core/k
 import type Docker from "dockerode";
 import type { DockerClient } from "./_connection";
 import { byName, call, dockerStatus, LABEL, listByPrefix, remove } from "./_docker";
-import { type HealthCheck, healthFromLabel } from "./_health";
+import { type ContainerHealthCheck, healthFromLabel } from "./_health";
 import { type ContainerSpec, createOptions, labelsFor } from "./_spec";
 import { type ContainerFacts, checkFacts, containerId, factsOf, stateName } from "./_state";
 
@@ -149,8 +149,8 @@ export async function discardUnserved(
  */
 export function healthOfPrevious(
   info: Docker.ContainerInspectInfo,
-  p: { order: "stop-first" | "start-first"; health?: HealthCheck },
-): HealthCheck | undefined {
+  p: { order: "stop-first" | "start-first"; health?: ContainerHealthCheck },
+): ContainerHealthCheck | undefined {
   const labelled = healthFromLabel(info.Config.Labels?.[LABEL.health]);
   if (labelled) return labelled;
   if (info.Config.Healthcheck?.Test?.length && info.Config.Healthcheck.Test[0] !== "NONE") return undefined;

@@ -16,7 +16,7 @@ import { regexOf } from "./_checks";
  * `http` and `tcp` are the kit's shared probes (`@atomkit/core/kit`): they go through
  * `host.connect({ port })` (a direct-tcpip channel over SSH), so the host needs no curl.
  */
-export type HealthCheck = (
+export type ProcessHealthCheck = (
   | {
       /**
        * Healthy when `GET path` over HTTP/1.0 answers `expect.status` (default: any 2xx) with

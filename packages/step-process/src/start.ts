@@ -11,7 +11,7 @@ import {
   stepError,
 } from "@atomkit/core/kit";
 import { cwdOf, msOf, signalOf } from "./_checks";
-import { type HealthCheck, healthOf, type NormalizedHealth } from "./_health";
+import { healthOf, type NormalizedHealth, type ProcessHealthCheck } from "./_health";
 import { realDir, requireDir } from "./_launch";
 import { readBootId, readCredentials, readPidFile, removePidFileIf } from "./_proc";
 import { readRecord, recordPath, removeRecordIf } from "./_record";
@@ -45,7 +45,7 @@ export interface StartProcessOptions {
   /** Absolute path the process's stdout and stderr are appended to. Default: `pidFile` with `.log` for `.pid`. */
   logFile?: string;
   /** Waited for after the start; a timeout fails the step (rollback stops the process). Default: none. */
-  health?: HealthCheck;
+  health?: ProcessHealthCheck;
   /** Without `health`: the process must stay up this long to count as started. Default 500. */
   minUptimeMs?: number;
   /** Signal undo sends to stop the process it started. Default `TERM`. */

@@ -1,6 +1,6 @@
 import { defineStep, type StepContext } from "@atomkit/core";
 import { stepError } from "@atomkit/core/kit";
-import type { HealthCheck, NormalizedHealth } from "./_health";
+import type { NormalizedHealth, ProcessHealthCheck } from "./_health";
 import { removePidFileIf, sameIdentity } from "./_proc";
 import { recordPath, removeRecordIf } from "./_record";
 import { cannotRestartAs, relaunch, scratchPidFile } from "./_relaunch";
@@ -43,7 +43,7 @@ export interface StopProcessOptions {
    * Checked by undo after the restart; observe also probes it once (http/tcp/exec), so a rollback is
    * verified only when the restored process answers. Default: none.
    */
-  health?: HealthCheck;
+  health?: ProcessHealthCheck;
   /** Without `health`: the restarted process must stay up this long. Default 500. */
   minUptimeMs?: number;
   /**
