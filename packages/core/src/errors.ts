@@ -21,6 +21,7 @@ export class ParamsError extends AtomError {
   }
 }
 
+/** One invalid field of a step's params: the step, its kind, the field's path and what is wrong. */
 export interface ParamsIssue {
   step: string;
   kind: string;

@@ -20,6 +20,7 @@ import type { Json } from "./types";
 export type { SecretValues } from "./atom-secrets";
 export { atomSecrets } from "./atom-secrets";
 
+/** How recorded steps are rebuilt before a trail drives an undo: kinds, the deploy file's atom, secrets, roots. */
 export interface RebuildOptions {
   /** Step kinds to rebuild steps from, on top of those given to `registerSteps`. */
   steps?: readonly AnyStepKind[] | undefined;
