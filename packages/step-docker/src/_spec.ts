@@ -52,6 +52,7 @@ export interface ContainerSpec {
   health?: ContainerHealthCheck;
 }
 
+/** One mount of the container: a bind of a host path, a named volume, or a tmpfs. */
 export interface MountSpec {
   /** Default `"bind"`. */
   type?: "bind" | "volume" | "tmpfs";
@@ -61,6 +62,7 @@ export interface MountSpec {
   readOnly?: boolean;
 }
 
+/** A Docker HEALTHCHECK set on the container (`CMD` form): the command and its timing. */
 export interface DockerHealthcheck {
   test: string[];
   intervalMs?: number;

@@ -19,6 +19,7 @@ import type Docker from "dockerode";
 import type { DockerClient } from "./_connection";
 import { byName, LABEL } from "./_docker";
 
+/** What a container serves, as observed: what `same()` compares, plus `evidence` it never compares. */
 export interface ContainerFacts {
   /** Without Docker's leading slash. */
   name: string;
@@ -46,6 +47,7 @@ export interface ContainerFacts {
   evidence: ContainerEvidence;
 }
 
+/** One mount as observed (an anonymous volume's random name left out). */
 export interface ContainerMount {
   type: string;
   source: string;

@@ -11,6 +11,7 @@ import { type ContainerFacts, checkFacts, containerId, factsOf, stateName } from
 
 export const SWAP_KIND = "docker.swap";
 
+/** The state of `docker.swap`: the container holding the name, and pending new containers as evidence. */
 export interface SwapContainerState {
   /** The container holding the name, or null: what serves. */
   current: ContainerFacts | null;
@@ -20,6 +21,7 @@ export interface SwapContainerState {
   };
 }
 
+/** A new container of a swap cut short (`<name>-next-<runId>`): evidence, never what serves. */
 export interface PendingContainer {
   id: string;
   name: string;

@@ -20,6 +20,7 @@ import { call, dockerStatus } from "./_docker";
 import { parseImage } from "./_spec";
 import { normalizeRef, readImageTar, type TarImage } from "./_tar";
 
+/** The options of `docker.image`. */
 export interface EnsureImageOptions {
   docker?: DockerConnection;
   /** The image that must be on the daemon, e.g. `registry.local/app:2` (no tag means `:latest`). */
@@ -33,10 +34,12 @@ export interface EnsureImageOptions {
   pull?: boolean;
 }
 
+/** `docker.image`'s options validated, the connection filled in. */
 export interface EnsureImageParams extends EnsureImageOptions {
   docker: DockerConnection;
 }
 
+/** The state of `docker.image`: which image id each tag it manages points at (null: none). */
 export interface EnsureImageState {
   /**
    * Every tag this step may move: `image`, and each tag in the `load` archive, sorted; `id` the image

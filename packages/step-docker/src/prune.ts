@@ -4,6 +4,7 @@ import { type DockerConnection, dockerClient, parseConnection } from "./_connect
 import { inspect, listByPrefix, remove } from "./_docker";
 import { parseName } from "./_spec";
 
+/** Options of `pruneContainers`: the host and daemon, and how many old containers of a name to keep. */
 export interface PruneContainersOptions {
   /** The machine whose daemon holds the containers, as the steps ran on. Default `localHost()`. */
   host?: Host;
@@ -19,6 +20,7 @@ export interface PruneContainersOptions {
   signal?: AbortSignal;
 }
 
+/** What `pruneContainers` removed. */
 export interface PruneContainersResult {
   /** Names of the containers deleted. */
   removed: string[];

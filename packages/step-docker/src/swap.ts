@@ -19,6 +19,7 @@ import {
 
 export type { PendingContainer, SwapContainerState } from "./_swap";
 
+/** The options of `docker.swap`: the container spec and the order of stopping the old and starting the new. */
 export interface SwapContainerOptions extends ContainerSpec {
   /**
    * How the new container takes over, like Docker Swarm's `update_config.order`:
@@ -31,6 +32,7 @@ export interface SwapContainerOptions extends ContainerSpec {
   order?: "stop-first" | "start-first";
 }
 
+/** `docker.swap`'s options validated, defaults filled in. */
 export type SwapContainerParams = Required<Pick<SwapContainerOptions, "order" | "docker" | "stopTimeoutMs">> &
   SwapContainerOptions;
 

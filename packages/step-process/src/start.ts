@@ -30,6 +30,7 @@ import { masker, showArgv } from "./_text";
 
 const KIND = "process.start";
 
+/** The options of `process.start`: the command, its directory and environment, pid and log files, and when it counts as started. */
 export interface StartProcessOptions {
   /** The program and its arguments as an argv, e.g. `["node", "server.js"]`; never a shell string. **Required.** */
   command: string[];

@@ -10,6 +10,7 @@ import { checkState, type ProcessState, sameLaunch } from "./_state";
 import { KIND, stopParams } from "./_stop-params";
 import { masker, showArgv } from "./_text";
 
+/** The options of `process.stop`: which process (pid file or match), how to stop it, and how an undo starts it again. */
 export interface StopProcessOptions {
   /** Absolute path of the pid file naming the process. Give this or `match`. */
   pidFile?: string;
