@@ -1,10 +1,9 @@
-import { posix } from "node:path";
-import { deepEqual, getPath, messageOf, omitPaths, viaJson } from "./_utils";
+import { deepEqual, getPath, omitPaths, viaJson } from "./_utils";
 import { type Atom, stepsOf } from "./atom";
 import { type SecretValues, secretPathsOf, withPaths } from "./atom-secrets";
 import type { BoundStep } from "./engine";
 import { AtomError, TrailError } from "./errors";
-import { checkWith, validateParams } from "./params";
+import { validateParams } from "./params";
 import { checkRoots, checkStates, refusal } from "./rebuild-checks";
 import { MASK, type Redactor } from "./redact";
 import { resolveKind } from "./registry";
