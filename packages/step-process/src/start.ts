@@ -5,10 +5,10 @@ import {
   argv,
   checkFields,
   env,
+  fail,
   optional,
   ParamsFieldError,
   show,
-  stepError,
 } from "@atomkit/core/kit";
 import { cwdOf, msOf, signalOf } from "./_checks";
 import { healthOf, type NormalizedHealth, type ProcessHealthCheck } from "./_health";
@@ -155,8 +155,6 @@ async function wanted(ctx: StepContext, p: StartProcessParams, dir: string): Pro
 async function apply(ctx: StepContext, p: StartProcessParams, before: StartProcessState): Promise<void> {
   const { host } = ctx;
   const mask = masker(Object.values(p.env));
-  const fail = (message: string, details: Parameters<typeof stepError>[4]) =>
-    stepError(ctx, KIND, "apply", message, details);
 
   const problems = (
     await Promise.all([
@@ -210,7 +208,7 @@ async function apply(ctx: StepContext, p: StartProcessParams, before: StartProce
     minUptimeMs: p.minUptimeMs,
     mask,
   };
-  await relaunch(ctx, spec, "the process", fail);
+  await relaunch(ctx, spec, "the process");
 }
 
 /**
@@ -229,7 +227,7 @@ async function undo(
   const now = await observe(ctx.host, p, ctx.log);
   if (!now.running) return;
   if (!sameLaunch(now.launch, after.launch)) {
-    throw stepError(ctx, KIND, "undo", "another launch runs from the pid file; it was left alone", {
+    throw fail("another launch runs from the pid file; it was left alone", {
       expected: `the launch this step started (${showArgv(after.launch.argv)} in ${after.launch.dir})`,
       found: `pid ${now.pid}: ${showArgv(now.launch.argv)} in ${now.launch.dir}`,
       hint: "someone restarted it differently since; stop it by hand if it must go",

@@ -1,5 +1,5 @@
 import { defineStep, type StepContext } from "@atomkit/core";
-import { stepError } from "@atomkit/core/kit";
+import { fail } from "@atomkit/core/kit";
 import type { NormalizedHealth, ProcessHealthCheck } from "./_health";
 import { removePidFileIf, sameIdentity } from "./_proc";
 import { recordPath, removeRecordIf } from "./_record";
@@ -87,8 +87,6 @@ function sameProcess(a: StopProcessState, b: StopProcessState): boolean {
 
 async function apply(ctx: StepContext, p: StopProcessParams, before: StopProcessState): Promise<void> {
   if (!before.running) return;
-  const fail = (message: string, details: Parameters<typeof stepError>[4]) =>
-    stepError(ctx, KIND, "apply", message, details);
   const now = await snapshot(ctx, p);
   if (!now.running) {
     ctx.log("the process is already gone");
@@ -136,8 +134,6 @@ async function apply(ctx: StepContext, p: StopProcessParams, before: StopProcess
  */
 async function undo(ctx: StepContext, p: StopProcessParams, before: StopProcessState): Promise<void> {
   if (!before.running) return;
-  const fail = (message: string, details: Parameters<typeof stepError>[4]) =>
-    stepError(ctx, KIND, "undo", message, details);
   const mask = masker(Object.values(p.secretEnv ?? {}));
   const { launch } = before;
   const now = await snapshot(ctx, p);
@@ -180,7 +176,7 @@ async function undo(ctx: StepContext, p: StopProcessParams, before: StopProcessS
       minUptimeMs: p.minUptimeMs,
       mask,
     };
-    await relaunch(ctx, spec, "the restarted process", fail);
+    await relaunch(ctx, spec, "the restarted process");
   } finally {
     // match mode: the launcher needed a file to hand the pid back through, nothing more
     if (!p.pidFile) await ctx.host.rm(pidFile, { force: true });
