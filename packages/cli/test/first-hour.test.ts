@@ -79,8 +79,8 @@ export default defineConfig({
       const lines = r.stderr.trim().split("\n");
       expect(lines[0]).toMatch(/invalid params, nothing was run:$/);
       expect(lines.slice(1, 4)).toEqual([
-        '  - step "start" (process.start) field "cwd": expected an absolute path, found "srv/app"',
-        '  - step "start" (process.start) field "pidFile": expected an absolute path, found "run/app.pid"',
+        '  - step "start" (process.start) field "cwd": expected an absolute path on the host, found "srv/app"',
+        '  - step "start" (process.start) field "pidFile": expected an absolute path on the host, found "run/app.pid"',
         '  - step "start" (process.start) field "health.htp": unknown param "htp"; did you mean "http"? (known: http, tcp, exec, logLine, timeoutMs, intervalMs)',
       ]);
     }
