@@ -1,16 +1,6 @@
 import { posix } from "node:path";
-import {
-  absolutePath,
-  checkFields,
-  defineStep,
-  type Host,
-  ParamsFieldError,
-  type StepContext,
-  type StepPhase,
-  show,
-  stepError,
-  tempPrefix,
-} from "@atomkit/core";
+import { defineStep, type Host, type StepContext, type StepPhase } from "@atomkit/core";
+import { absolutePath, checkFields, ParamsFieldError, show, stepError, tempPrefix } from "@atomkit/core/kit";
 
 export interface KvSetOptions {
   /** Absolute path of the JSON file on the host, e.g. `/srv/app/flags.json`. Created if missing. */

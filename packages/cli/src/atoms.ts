@@ -2,13 +2,11 @@ import {
   type AnyStepKind,
   type Atom,
   AtomError,
-  atomSecrets,
   isAtomError,
-  Redactor,
   type RunView,
   registerSteps,
-  stepsOf,
 } from "@atomkit/core";
+import { atomSecrets, Redactor, stepsOf } from "@atomkit/core/kit";
 import type { AtomEntry, AtomFactory, DeclaredAtom, HostPool, LoadedConfig } from "./config";
 import { checkWatched, describeVars, resolveVars, type VarSpecs, type Vars, watchedVars } from "./vars";
 

@@ -1,7 +1,6 @@
 import { resolve } from "node:path";
 import {
   AtomError,
-  checkFleetOptions,
   type FleetFailurePolicy,
   type FleetSpread,
   fileTrail,
@@ -9,6 +8,7 @@ import {
   readFleet,
   type TrailStore,
 } from "@atomkit/core";
+import { checkFleetOptions } from "@atomkit/core/kit";
 import { Atoms } from "./atoms";
 import { findConfig, HostPool, type LoadedConfig, loadConfig, trailOf } from "./config";
 import type { KeyedHost } from "./keyed-host";

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { acquireLease, type Host } from "@atomkit/core";
+import type { Host } from "@atomkit/core";
+import { acquireLease } from "@atomkit/core/kit";
 
 // A host of the deploy file is named by its key in `hosts`: two `localHost()` under `a` and `b` are two
 // hosts, each with its own runs in the trail, its own lock and its own line in `plan` and `status`.

@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { AtomError, type TrailStore } from "@atomkit/core";
+import { maskUrlPasswords } from "@atomkit/core/kit";
 
 /**
  * The trail named by `ATOMKIT_TRAIL_URL` (`postgres://…`): how CI points every controller at the one
@@ -12,7 +13,7 @@ export async function trailFromUrl(url: string, projectDir: string): Promise<Tra
   if (!/^postgres(ql)?:\/\//.test(url)) {
     throw new AtomError("ATOM_PARAMS_INVALID", "ATOMKIT_TRAIL_URL is not a PostgreSQL URL", {
       expected: "postgres://user@host:port/database (the password from PGPASSWORD or ~/.pgpass)",
-      found: url.replace(/\/\/([^:@/]*):[^@]*@/, "//$1:***@").slice(0, 200),
+      found: maskUrlPasswords(url).slice(0, 200),
       hint: "unset it to use the file trail (.atomkit/trails), or give a postgres:// URL",
     });
   }

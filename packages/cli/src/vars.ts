@@ -3,9 +3,9 @@ import {
   type AtomError,
   ParamsError,
   type ParamsIssue,
-  Redactor,
   type StandardSchemaV1,
 } from "@atomkit/core";
+import { MASK, Redactor } from "@atomkit/core/kit";
 
 /** Variables of an atom: `--var key=value`, a host's `vars`, declared defaults. */
 export type Vars = Record<string, string>;
@@ -98,7 +98,7 @@ export function describeVars(specs: VarSpecs | undefined): string {
     .map(([name, s]) => {
       const how = [
         s.values ? s.values.join("|") : undefined,
-        s.default !== undefined ? `default ${s.secret ? "***" : s.default}` : "required",
+        s.default !== undefined ? `default ${s.secret ? MASK : s.default}` : "required",
         s.env ? `$${s.env}` : undefined,
         s.secret ? "secret" : undefined,
       ].filter(Boolean);

@@ -88,7 +88,8 @@ describe("hosts are named by their config key", () => {
 
   it("a live lease of one key does not block the other, and names its host by key", async () => {
     await writeFile(join(dir, "atomkit.config.ts"), config("a: localHost(), b: localHost()"));
-    const { acquireLease, localHost } = await import("@atomkit/core");
+    const { localHost } = await import("@atomkit/core");
+    const { acquireLease } = await import("@atomkit/core/kit");
     const { keyedHost } = await import("../src/keyed-host");
     const a = keyedHost("a", localHost({ stateDir: join(dir, ".atomkit") }));
     const lease = await a.lock("deploy", { owner: "someone@elsewhere" });

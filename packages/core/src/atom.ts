@@ -1,6 +1,7 @@
 import { AtomError } from "./errors";
 import type { Step } from "./step";
 
+/** The phase a step runs in: `pre`, then `steps`, then `post` (rollback undoes in reverse). */
 export type AtomPhase = "pre" | "steps" | "post";
 
 /** Named, ordered steps in three phases. Rollback undoes in reverse, so `pre` is undone last. */
@@ -11,6 +12,7 @@ export interface Atom {
   readonly post: readonly Step[];
 }
 
+/** What `atom(name, definition)` takes: the steps of each phase, in order. */
 export interface AtomDefinition {
   /** Runs first, e.g. take the instance out of traffic. */
   pre?: readonly Step[];
@@ -21,6 +23,7 @@ export interface AtomDefinition {
 
 const ATOM_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 
+/** Defines an atom: a name (letters, digits, `.`, `_`, `:`, `-`) and its ordered steps; throws `ATOM_INVALID_ATOM` when invalid. */
 export function atom(name: string, definition: AtomDefinition): Atom {
   if (!ATOM_NAME_RE.test(name)) {
     throw new AtomError("ATOM_INVALID_ATOM", "invalid atom name", {

@@ -1,98 +1,17 @@
 // Helpers that moved to `@atomkit/core/kit`, still exported from the main entry (deprecated) for the
-// packages not yet switched over (step-process, step-docker, step-ssh's host, testkit, store-postgres,
-// the CLI, examples/step-kv) and for third-party kinds. Each goes in a later minor.
+// CLI's command files not yet switched over (commands/status.ts, commands/trail.ts, commands/unlock.ts,
+// main.ts) and for third-party code. Each goes in a later minor.
 import * as kit from "./kit";
 
 /** @deprecated use `@atomkit/core/kit` */
-export type CheckedFields<T> = kit.CheckedFields<T>;
-/** @deprecated use `@atomkit/core/kit` */
-export type FieldChecks<T> = kit.FieldChecks<T>;
-/** @deprecated use `@atomkit/core/kit` */
-export type FieldIssue = kit.FieldIssue;
-
-/** @deprecated use `@atomkit/core/kit` */
-export const absolutePath = kit.absolutePath;
-/** @deprecated use `@atomkit/core/kit` */
-export const canonical = kit.canonical;
-/** @deprecated use `@atomkit/core/kit` */
-export const changesAfter = kit.changesAfter;
-/** @deprecated use `@atomkit/core/kit` */
-export const clip = kit.clip;
-/** @deprecated use `@atomkit/core/kit` */
-export const DEFAULT_FLEET_CONCURRENCY = kit.DEFAULT_FLEET_CONCURRENCY;
-/** @deprecated use `@atomkit/core/kit` */
-export const fieldIssues = kit.fieldIssues;
-/** @deprecated use `@atomkit/core/kit` */
-export const hostLockName = kit.hostLockName;
-/** @deprecated use `@atomkit/core/kit` */
-export const integer = kit.integer;
-/** @deprecated use `@atomkit/core/kit` */
-export const keepBackup = kit.keepBackup;
-/** @deprecated use `@atomkit/core/kit` */
-export const lockRecord = kit.lockRecord;
-/** @deprecated use `@atomkit/core/kit` */
-export const MASK = kit.MASK;
-/** @deprecated use `@atomkit/core/kit` */
-export const matchesQuery = kit.matchesQuery;
-/** @deprecated use `@atomkit/core/kit` */
-export const paramsObject = kit.paramsObject;
-/** @deprecated use `@atomkit/core/kit` */
-export const refuseUnfinished = kit.refuseUnfinished;
-/** @deprecated use `@atomkit/core/kit` */
-export const restoreBackup = kit.restoreBackup;
-/** @deprecated use `@atomkit/core/kit` */
-export const rollbackPlan = kit.rollbackPlan;
-/** @deprecated use `@atomkit/core/kit` */
-export const acquireLease = kit.acquireLease;
-/** @deprecated use `@atomkit/core/kit` */
-export const atomSecrets = kit.atomSecrets;
-/** @deprecated use `@atomkit/core/kit` */
 export const breakLease = kit.breakLease;
 /** @deprecated use `@atomkit/core/kit` */
-export const checkFields = kit.checkFields;
-/** @deprecated use `@atomkit/core/kit` */
-export const checkFleetOptions = kit.checkFleetOptions;
-/** @deprecated use `@atomkit/core/kit` */
 export const closest = kit.closest;
-/** @deprecated use `@atomkit/core/kit` */
-export const deepEqual = kit.deepEqual;
-/** @deprecated use `@atomkit/core/kit` */
-export const execError = kit.execError;
 /** @deprecated use `@atomkit/core/kit` */
 export const foldRun = kit.foldRun;
 /** @deprecated use `@atomkit/core/kit` */
 export const liveRuns = kit.liveRuns;
 /** @deprecated use `@atomkit/core/kit` */
-export const MAX_RECORD_BYTES = kit.MAX_RECORD_BYTES;
-/** @deprecated use `@atomkit/core/kit` */
-export const optional = kit.optional;
-/** @deprecated use `@atomkit/core/kit` */
-export const ParamsFieldError = kit.ParamsFieldError;
-/** @deprecated use `@atomkit/core/kit` */
-export type ParamsFieldError = kit.ParamsFieldError;
-/** @deprecated use `@atomkit/core/kit` */
-export const planBatches = kit.planBatches;
-/** @deprecated use `@atomkit/core/kit` */
 export const readLease = kit.readLease;
-/** @deprecated use `@atomkit/core/kit` */
-export const Redactor = kit.Redactor;
-/** @deprecated use `@atomkit/core/kit` */
-export type Redactor = kit.Redactor;
-/** @deprecated use `@atomkit/core/kit` */
-export const refuseOversized = kit.refuseOversized;
-/** @deprecated use `@atomkit/core/kit` */
-export const shellQuote = kit.shellQuote;
-/** @deprecated use `@atomkit/core/kit` */
-export const show = kit.show;
-/** @deprecated use `@atomkit/core/kit`'s `fail()` */
-export const stepError = kit.stepError;
-/** @deprecated use `@atomkit/core/kit` */
-export const stepsOf = kit.stepsOf;
-/** @deprecated use `@atomkit/core/kit` */
-export const summarizeAll = kit.summarizeAll;
-/** @deprecated use `@atomkit/core/kit` */
-export const tempBeside = kit.tempBeside;
-/** @deprecated use `@atomkit/core/kit` */
-export const tempPrefix = kit.tempPrefix;
 /** @deprecated use `@atomkit/core/kit` */
 export const undoneRuns = kit.undoneRuns;

@@ -50,4 +50,5 @@ export type RunEvent =
       trailError?: ErrorInfo;
     });
 
+/** The `type` of a run event (`run:start`, `step:end`…), for filtering `onEvent`. */
 export type RunEventType = RunEvent["type"];

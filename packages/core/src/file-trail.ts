@@ -17,6 +17,7 @@ import { refuseOversized, SummaryCache, type TrailStore } from "./trail";
 // The embedded trail: one JSON-lines file per run. This file holds the store (buffering, appends,
 // fsync, listing); file-trail/records.ts reads and writes the files, file-trail/key.ts keeps the key.
 
+/** Options of `fileTrail`: the trail's directory and the key its records are sealed with (or where that key is kept). */
 export interface FileTrailOptions {
   /** Default `.atomkit/trails` (relative to the working directory). */
   dir?: string;

@@ -19,6 +19,7 @@ export { checkFleetOptions, DEFAULT_FLEET_CONCURRENCY, planBatches } from "./fle
 export { readFleet } from "./fleet/records";
 export { type FleetTrailOptions, recoverFleet, rollback, undoFleet } from "./fleet/undo";
 
+/** What a fleet does when a host fails: roll back every host, roll back that host only, or halt where it is. */
 export type FleetFailurePolicy = "rollback-all" | "rollback-host" | "halt";
 
 /** How a fleet spreads its hosts: shared by runs, undos, rollbacks and recovers of fleets. */
@@ -40,6 +41,7 @@ export interface FleetSpread {
   fleetId?: string;
 }
 
+/** Options of `runFleet`: those of `run` (without the host) plus the hosts, batches and failure policy. */
 export interface FleetOptions extends Omit<RunOptions, "host" | "runId" | "fleet" | "meta">, FleetSpread {
   /** Recorded with each host's run (a function: per host, e.g. its own vars). */
   meta?: Json | ((host: Host) => Json);
@@ -54,6 +56,7 @@ export interface FleetOptions extends Omit<RunOptions, "host" | "runId" | "fleet
   onFailure?: FleetFailurePolicy;
 }
 
+/** One host's outcome in a fleet run. */
 export interface FleetHostResult {
   host: string;
   /** The host's run; absent when the host was never started (the fleet stopped first) or refused. */
@@ -66,6 +69,7 @@ export interface FleetHostResult {
   state: "committed" | "rolled-back" | "rollback-failed" | "not-run" | "refused";
 }
 
+/** What `runFleet` returns: the fleet's status and every host's result. */
 export interface FleetResult {
   /** The fleet run's id: `undo`, `recover`, `status` and the trail take it to act on every host. */
   fleetId: string;

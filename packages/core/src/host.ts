@@ -66,6 +66,7 @@ export interface Host {
 /** What `Host.connect` reaches: a TCP port or a unix socket, on the host itself. */
 export type ConnectTarget = { port: number; hostname?: string } | { path: string };
 
+/** Where `Host.connect` opens a stream on the host: a TCP port or a unix socket path. */
 export interface ConnectOptions {
   signal?: AbortSignal;
 }
@@ -92,6 +93,7 @@ export function connectTarget(
   });
 }
 
+/** Options of `Host.exec`: working directory, environment, input, signal and whether a non-zero exit throws. */
 export interface ExecOptions {
   cwd?: string;
   /** Added to the host's environment. */
@@ -103,6 +105,7 @@ export interface ExecOptions {
   reject?: boolean;
 }
 
+/** What `Host.exec` returns: exit code (or signal) and the output. */
 export interface ExecResult {
   /** `null` when the process was ended by a signal. */
   code: number | null;
@@ -111,6 +114,7 @@ export interface ExecResult {
   stderr: string;
 }
 
+/** What `Host.lstat`/`Host.stat` return: type, size, mode, mtime and owner. */
 export interface FileStat {
   type: "file" | "directory" | "symlink" | "other";
   size: number;
@@ -121,21 +125,25 @@ export interface FileStat {
   gid: number;
 }
 
+/** Options of `Host.writeFile` (the host's own write, not the `fs.write` step's options). */
 export interface WriteFileOptions {
   mode?: number;
   exclusive?: boolean;
 }
 
+/** Options of `Host.upload`: the file's mode and a signal. */
 export interface UploadOptions {
   mode?: number;
   signal?: AbortSignal;
 }
 
+/** What `Host.upload` returns: the bytes written and their sha256. */
 export interface UploadResult {
   sha256: string;
   bytes: number;
 }
 
+/** Options of `Host.lock`: owner, time to live, a note, and whether to take over a stale or a known dead holder's lease. */
 export interface LockOptions {
   /** Who holds the lease, e.g. `alice@laptop`. */
   owner: string;
@@ -152,6 +160,7 @@ export interface LockOptions {
   note?: string;
 }
 
+/** Who holds a host lock: owner, pid, machine and times, as the lease file records them. */
 export interface LeaseInfo {
   name: string;
   owner: string;
@@ -165,6 +174,7 @@ export interface LeaseInfo {
   note?: string;
 }
 
+/** A held host lock (`Host.lock`): who holds it, a signal that aborts when it is lost, and `release`. */
 export interface Lease {
   readonly info: LeaseInfo;
   /** Aborted when the lease was lost (taken over or removed by someone else). */

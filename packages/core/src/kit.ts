@@ -22,12 +22,15 @@ export { clip, tempBeside, tempPrefix } from "./kit/names";
 export {
   absolutePath,
   argv,
+  arrayOf,
   boolean,
   durationMs,
   env,
+  envName,
   integer,
   MAX_TIMER_MS,
   nonEmptyString,
+  nullable,
   object,
   oneOf,
   port,
@@ -38,7 +41,7 @@ export {
 // --- Waiting ---
 export { sleep, withTimeout } from "./kit/time";
 export { acquireLease, breakLease, readLease } from "./lease";
-export { MASK, Redactor } from "./redact";
+export { MASK, maskUrlPasswords, Redactor } from "./redact";
 /**
  * `execError(hostName, commandShown, result)`: the HostError (`reason: "EXIT"`) for a command that
  * exited non-zero or was killed, with its exit code, full stderr, and stderr's last five lines in the

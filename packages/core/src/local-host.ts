@@ -23,6 +23,7 @@ import {
 } from "./host";
 import { acquireLease } from "./lease";
 
+/** Options of `localHost`: its name and state directory. */
 export interface LocalHostOptions {
   /** Directory for Atomkit's state on this machine (locks, trash, backups). Default `~/.atomkit`. */
   stateDir?: string;

@@ -8,6 +8,7 @@ import { redactorFor } from "./run";
 import type { StepContext } from "./step";
 import type { Json } from "./types";
 
+/** One step of a plan: its current state, the state apply would predict, and whether it changes. */
 export interface PlannedStep {
   name: string;
   kind: string;
@@ -23,6 +24,7 @@ export interface PlannedStep {
   error?: ErrorInfo;
 }
 
+/** What `plan` returns: every step's planned change; nothing was changed. */
 export interface PlanResult {
   atom: string;
   host: string;

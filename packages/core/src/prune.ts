@@ -7,6 +7,7 @@ import type { RunSummary, TrailStore } from "./trail";
 // it, rollback goes back to it); one half of a run and the undo that reversed it (alone, the run would
 // read as live again, or the undo as a change of its own).
 
+/** Which runs `pruneTrail` may remove: beyond the newest `keep`, older than `olderThanMs`. */
 export interface PruneOptions {
   /** Keep at least the newest `keep` runs of each host. */
   keep?: number;
@@ -16,6 +17,7 @@ export interface PruneOptions {
   now?: number;
 }
 
+/** What `prunePlan` decides: the run and fleet ids to remove, and what stays. */
 export interface PrunePlan {
   /** Run ids to remove, oldest first, then fleet ids whose every host run goes. */
   remove: string[];

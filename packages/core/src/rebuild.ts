@@ -1,9 +1,10 @@
-import { posix } from "node:path";
-import { deepEqual, getPath, messageOf, omitPaths, viaJson } from "./_utils";
+import { deepEqual, getPath, omitPaths, viaJson } from "./_utils";
 import { type Atom, stepsOf } from "./atom";
+import { type SecretValues, secretPathsOf, withPaths } from "./atom-secrets";
 import type { BoundStep } from "./engine";
 import { AtomError, TrailError } from "./errors";
-import { checkWith, validateParams } from "./params";
+import { validateParams } from "./params";
+import { checkRoots, checkStates, refusal } from "./rebuild-checks";
 import { MASK, type Redactor } from "./redact";
 import { resolveKind } from "./registry";
 import { bind } from "./run";
@@ -15,9 +16,10 @@ import type { Json } from "./types";
 // run builds it: by its kind's params validator, its states by the kind's state check, and, given the
 // deploy file's atom, from that atom (the params must be the ones recorded), within the allowed roots.
 
-/** Secret param values by step name, then dotted path. */
-export type SecretValues = Record<string, Record<string, unknown>>;
+export type { SecretValues } from "./atom-secrets";
+export { atomSecrets } from "./atom-secrets";
 
+/** How recorded steps are rebuilt before a trail drives an undo: kinds, the deploy file's atom, secrets, roots. */
 export interface RebuildOptions {
   /** Step kinds to rebuild steps from, on top of those given to `registerSteps`. */
   steps?: readonly AnyStepKind[] | undefined;
@@ -32,6 +34,7 @@ export interface RebuildOptions {
   roots?: readonly string[] | undefined;
 }
 
+/** A run's records folded into its view; a TrailError when the records are there but are not this run's. */
 export async function loadRun(store: TrailStore, runId: string): Promise<RunView> {
   const records = await store.readRun(runId);
   const view = foldRun(records, runId);
@@ -188,81 +191,6 @@ async function fromTrail(
   return { ...bind(step, s.phase, v.value, redactor), title: s.title, retries: 0 };
 }
 
-/** Every recorded state must be one the kind could have observed. */
-async function checkStates(
-  view: RunView,
-  s: StepView,
-  definition: StepKindDefinition<unknown, unknown, unknown>,
-): Promise<void> {
-  if (!definition.state) return;
-  const finals = view.end?.final?.[s.name];
-  for (const [which, state] of [
-    ["before", s.before],
-    ["after", s.after],
-    ["final", finals ?? s.final],
-  ] as const) {
-    if (state === undefined) continue;
-    try {
-      await checkWith(definition.state, state);
-    } catch (error) {
-      const path = (error as { path?: unknown })?.path;
-      throw refusal(view, s, `the recorded ${which}-state of step "${s.name}" is not a ${s.kind} state`, {
-        expected: `a state ${s.kind} observes`,
-        found: `${typeof path === "string" && path ? `${path}: ` : ""}${messageOf(error)}`,
-        hint: "the trail was edited or written by something else; nothing was changed",
-      });
-    }
-  }
-}
-
-function checkRoots(view: RunView, s: StepView, bound: BoundStep, roots: readonly string[] | undefined) {
-  if (!roots || !bound.definition.owns) return;
-  let paths: string[];
-  try {
-    // what the step changes, and what an undo to each recorded state would make of the host
-    const states = [s.before, s.after].filter((x) => x !== undefined);
-    paths = [
-      ...bound.definition.owns(bound.params),
-      ...states.flatMap((state) => bound.definition.owns!(bound.params, state)),
-    ];
-  } catch (error) {
-    throw refusal(view, s, `cannot tell which paths step "${s.name}" changes: ${messageOf(error)}`);
-  }
-  const within = (p: string) =>
-    roots.some((root) => {
-      const r = posix.normalize(root).replace(/\/+$/, "") || "/";
-      const q = posix.normalize(p);
-      return r === "/" || q === r || q.startsWith(`${r}/`);
-    });
-  const outside = paths.filter((p) => !within(p));
-  if (outside.length) {
-    throw refusal(view, s, `step "${s.name}" would change paths outside the allowed roots`, {
-      expected: `paths under ${roots.join(", ")}`,
-      found: outside.join(", "),
-      hint: "the trail does not match this deploy (forged or from elsewhere); nothing was changed. If the roots are too narrow, widen `roots` in the deploy file",
-    });
-  }
-}
-
-function refusal(
-  view: RunView,
-  s: StepView | undefined,
-  message: string,
-  details: { expected?: unknown; found?: unknown; hint?: string } = {},
-): TrailError {
-  return new TrailError(`run ${view.run.runId}: ${message}; nothing was changed`, {
-    atom: view.run.atom,
-    host: view.run.host,
-    ...(s ? { step: s.name, kind: s.kind } : {}),
-    ...details,
-    hint: details.hint ?? "the trail does not match the deploy file; inspect it before acting",
-  });
-}
-
-function secretPathsOf(step: Step): string[] {
-  return [...(step.definition.secret ?? []), ...(step.options.secret ?? [])];
-}
-
 function kindsOf(atom: Atom): AnyStepKind[] {
   return stepsOf(atom).map(
     ({ step }) => ({ kind: step.kind, definition: step.definition }) as unknown as AnyStepKind,
@@ -271,40 +199,4 @@ function kindsOf(atom: Atom): AnyStepKind[] {
 
 function secretsOf(o: RebuildOptions, atom: string): SecretValues | undefined {
   return typeof o.secrets === "function" ? o.secrets(atom) : o.secrets;
-}
-
-/** A copy of `obj` with `values` set at their dotted paths. */
-function withPaths(obj: Json, values: Record<string, unknown>): Json {
-  const copy = (obj && typeof obj === "object" ? structuredClone(obj) : {}) as Record<string, unknown>;
-  for (const [path, value] of Object.entries(values)) {
-    const parts = path.split(".");
-    let cur = copy;
-    for (const part of parts.slice(0, -1)) {
-      if (!cur[part] || typeof cur[part] !== "object") cur[part] = {};
-      cur = cur[part] as Record<string, unknown>;
-    }
-    cur[parts.at(-1)!] = value;
-  }
-  return copy as Json;
-}
-
-/**
- * The secret param values of an atom's steps (by step name and dotted path), which the trail never
- * holds: give them to `undoRun`/`recover` as `secrets` when their undo needs them (or pass the `atom`).
- */
-export async function atomSecrets(a: Atom): Promise<SecretValues> {
-  const out: SecretValues = {};
-  for (const { step } of stepsOf(a)) {
-    const paths = secretPathsOf(step);
-    if (!paths.length) continue;
-    const v = await validateParams(step);
-    if (v.issues) continue;
-    const values: Record<string, unknown> = {};
-    for (const path of paths) {
-      const value = getPath(v.value, path);
-      if (value !== undefined) values[path] = value;
-    }
-    if (Object.keys(values).length) out[step.name] = values;
-  }
-  return out;
 }

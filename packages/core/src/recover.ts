@@ -9,6 +9,7 @@ import { lockLikeRun, refuseLive, takeStoreLock } from "./trail-lock";
 export type { TrailRunOptions } from "./engine/from-trail";
 export type { SecretValues } from "./rebuild";
 
+/** Options of `recover`: those of any trail-driven run, plus which run and whether to roll back a committed one. */
 export interface RecoverOptions extends TrailRunOptions {
   /**
    * Only this run; default every unfinished run in the store. A run that ended `rollback-failed` is
@@ -22,6 +23,7 @@ export interface RecoverOptions extends TrailRunOptions {
   rollbackCommitted?: boolean;
 }
 
+/** What `recover` returns: the run's result and what state the crashed run was `found` in. */
 export interface RecoverResult extends RunResult {
   /**
    * What recover found: the process died while acting (`applying`/`undoing`), between steps, or after

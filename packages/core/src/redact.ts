@@ -3,6 +3,14 @@ import { getPath, quoteArg } from "./_utils";
 /** What stands in for a secret value wherever one would leave the engine (trail, events, errors). */
 export const MASK = "***";
 
+/**
+ * `scheme://user:password@host` → `scheme://user:***@host`, everywhere in `text`: the password of a
+ * connection URL, known or not (a driver's message may quote the URL it was given).
+ */
+export function maskUrlPasswords(text: string): string {
+  return text.replace(/(\/\/[^:@/\s]*:)[^@\s]*@/g, `$1${MASK}@`);
+}
+
 /** Below this length a secret is masked only where it stands whole (a word, or a whole value). */
 const SUBSTRING_MIN = 4;
 

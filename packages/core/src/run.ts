@@ -13,6 +13,7 @@ import { memoryTrail, type RunStatus, type TrailStepInfo, type TrailStore } from
 import { defaultOwner, lockRecord, storeLockOf, takeStoreLock } from "./trail-lock";
 import type { Json } from "./types";
 
+/** The host lock a run takes (`RunOptions.lock`): its name, owner, lifetime and takeover. */
 export interface LockSettings {
   /** One run per host and lock name. Default `deploy`. */
   name?: string;
@@ -26,6 +27,7 @@ export interface LockSettings {
   breakToken?: string;
 }
 
+/** Options of `run`: host, trail, lock, events, timeouts and signal. */
 export interface RunOptions {
   /** Default `localHost()`. */
   host?: Host;
@@ -63,6 +65,7 @@ export interface RunOptions {
   abortGraceMs?: number;
 }
 
+/** What `run` returns: the run's status, every step's record and the error when it failed. */
 export interface RunResult {
   runId: string;
   atom: string;

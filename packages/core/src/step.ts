@@ -17,7 +17,7 @@ export interface StepContext {
    * `undo <runId>` in a new process will hand this kind. A kind whose undo could not work from that
    * (e.g. a command line quoting a secret) can refuse in apply, while nothing has changed yet.
    */
-  redact?: <T>(value: T) => T;
+  redact: <T>(value: T) => T;
 }
 
 /**
@@ -26,6 +26,7 @@ export interface StepContext {
  */
 export type ParamsSchema<In, Out> = StandardSchemaV1<In, Out> | ((input: In) => Out);
 
+/** What `defineStep` takes: the kind's name, params validator, observe, apply, undo and optional hooks. */
 export interface StepKindDefinition<In, P, S> {
   /** Stable id `<provider>.<action>`, e.g. `symlink.swap`. Stored in the trail: renaming it is breaking. */
   kind: string;
@@ -72,6 +73,7 @@ export interface StepKindDefinition<In, P, S> {
   cleanup?(ctx: StepContext, params: P): Promise<void>;
 }
 
+/** Per-step options given when a step is made: name, timeout, retries (apply and undo), secret params. */
 export interface StepOptions {
   /** Identifies the step in its atom and the trail. Default: the kind. Unique within an atom. */
   name?: string;
@@ -106,6 +108,7 @@ export interface StepKind<In = unknown, P = unknown, S = unknown> {
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a list of kinds of any params and state
+/** A step kind of any params and state: what `registerSteps` and the registries hold. */
 export type AnyStepKind = StepKind<any, any, any>;
 
 const KIND_RE = /^[a-z][a-z0-9-]*(\.[a-z][a-zA-Z0-9-]*)+$/;

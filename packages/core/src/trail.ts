@@ -15,11 +15,13 @@ export { MAX_RECORD_BYTES, refuseOversized } from "./trail/limits";
 export { memoryTrail } from "./trail/memory";
 export { matchesQuery, runsWhere } from "./trail/query";
 
+/** How a run ended: committed, rolled back, or a rollback that failed (the host is in a mixed state). */
 export type RunStatus = "committed" | "rolled-back" | "rollback-failed";
 
 /** How a run was started: a forward run, or `undoRun` of an earlier committed run. */
 export type RunMode = "run" | "undo";
 
+/** A step as the run's start record describes it: name, kind, phase, title, params without secrets. */
 export interface TrailStepInfo {
   name: string;
   kind: string;
@@ -55,6 +57,7 @@ interface Sealed {
   mac?: string;
 }
 
+/** The trail record starting a run: atom, host, mode, steps and metadata. */
 export interface RunStartRecord extends Sealed {
   t: "run";
   v: 2;
@@ -81,6 +84,7 @@ export interface RunStartRecord extends Sealed {
   storeLock?: string;
 }
 
+/** The trail record of one step's progress: its status with before/after states and errors. */
 export interface StepTrailRecord extends Sealed {
   t: "step";
   runId: string;
@@ -100,6 +104,7 @@ export interface StepTrailRecord extends Sealed {
   recovered?: boolean;
 }
 
+/** The trail record ending a run: its status and, on failure, the error. */
 export interface RunEndRecord extends Sealed {
   t: "end";
   runId: string;
@@ -131,6 +136,7 @@ export interface FleetStartRecord extends Sealed {
   meta?: Json;
 }
 
+/** The trail record ending a fleet: its status and hosts. */
 export interface FleetEndRecord extends Sealed {
   t: "fleet-end";
   fleetId: string;
@@ -139,10 +145,13 @@ export interface FleetEndRecord extends Sealed {
   hosts: Array<{ host: string; state: string; runId?: string; undoRunId?: string }>;
 }
 
+/** How a fleet ended: every host committed, rolled back, partly (`halt`), or a rollback failed. */
 export type FleetStatus = "committed" | "rolled-back" | "partial" | "rollback-failed";
 
+/** Any record a trail stores: run and fleet start and end, and step progress. */
 export type TrailRecord = RunStartRecord | StepTrailRecord | RunEndRecord | FleetStartRecord | FleetEndRecord;
 
+/** One run as a trail's listing shows it, without its step records. */
 export interface RunSummary {
   runId: string;
   atom: string;
@@ -259,6 +268,7 @@ export interface RunView {
   end?: RunEndRecord;
 }
 
+/** One step of a run folded from its records: latest status, states and errors. */
 export interface StepView extends TrailStepInfo {
   status: StepStatus;
   before?: Json;

@@ -2,11 +2,12 @@ import { once } from "node:events";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { localHost, ParamsFieldError } from "../src/index";
+import { localHost } from "../src/index";
 import {
   HEALTH_DEFAULTS,
   healthChecks,
   httpCheck,
+  ParamsFieldError,
   pollHealth,
   probeHttp,
   probeTcp,

@@ -2,13 +2,17 @@ import { describe, expect, it } from "vitest";
 import {
   absolutePath,
   argv,
+  arrayOf,
   boolean,
   checkFields,
   clip,
   durationMs,
   env,
+  envName,
   integer,
+  maskUrlPasswords,
   nonEmptyString,
+  nullable,
   object,
   oneOf,
   optional,
@@ -148,5 +152,33 @@ describe("the kit's names and waiting", () => {
       ),
     ).rejects.toThrow("stop");
     expect(ran).toBe(false);
+  });
+});
+
+describe("the kit's additions for providers", () => {
+  it("absolutePath asWritten keeps the path as written; / only with allowRoot", () => {
+    expect(absolutePath("/srv/app/", "cwd", { asWritten: true })).toBe("/srv/app/");
+    expect(absolutePath("/srv/./app", "cwd", { asWritten: true })).toBe("/srv/./app");
+    expect(absolutePath("/", "cwd", { asWritten: true, allowRoot: true })).toBe("/");
+    expect(issue(() => absolutePath("//", "cwd", { asWritten: true }))).toEqual([
+      'cwd: "/" cannot be used here',
+    ]);
+  });
+
+  it("nullable, arrayOf and envName name the bad item", () => {
+    const check = arrayOf(nullable(string));
+    expect(check(["a", null], "list")).toEqual(["a", null]);
+    expect(issue(() => check(["a", 1], "list"))).toEqual(["list.1: expected a string, found 1"]);
+    expect(issue(() => arrayOf(string)("x", "list"))).toEqual(['list: expected an array, found "x"']);
+    expect(issue(() => envName("1BAD", "env.0"))).toEqual([
+      'env.0: expected an environment variable name (letters, digits and _, not starting with a digit), found "1BAD"',
+    ]);
+  });
+
+  it("maskUrlPasswords masks every connection URL's password, and nothing else", () => {
+    expect(maskUrlPasswords('connect postgres://app:s3cr:et@db:5432/x failed; "//u:p@h"')).toBe(
+      'connect postgres://app:***@db:5432/x failed; "//u:***@h"',
+    );
+    expect(maskUrlPasswords("https://example.com/a:b@c")).toBe("https://example.com/a:b@c");
   });
 });

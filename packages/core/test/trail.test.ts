@@ -4,17 +4,16 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import {
   AtomError,
-  acquireLease,
   atom,
   defineStep,
   fileTrail,
-  foldRun,
   localHost,
   recover,
   registerSteps,
   run,
   undoRun,
 } from "../src/index";
+import { acquireLease, foldRun } from "../src/kit";
 import { model, tempDir, testHost } from "./_helpers";
 
 let dir: string;

@@ -1,8 +1,8 @@
 import { Agent } from "node:http";
 import type { Duplex } from "node:stream";
-import { checkFields, type Host, HostError, optional } from "@atomkit/core";
+import { type Host, HostError } from "@atomkit/core";
+import { absolutePath, checkFields, integer, optional, ParamsFieldError } from "@atomkit/core/kit";
 import Docker from "dockerode";
-import { absolutePath, fail, int, object } from "./_validate";
 
 /**
  * Which daemon, on the step's host: its API socket there. The host decides the machine: on
@@ -34,10 +34,10 @@ const SSH_FIELDS = ["protocol", "host", "port", "username", "sshOptions"] as con
 
 export function parseConnection(value: unknown, path = "docker"): DockerConnection {
   if (value === undefined) return { socketPath: DEFAULT_SOCKET };
-  const o = object(value, path);
-  const gone = SSH_FIELDS.find((k) => o[k] !== undefined);
+  const o = value as Record<string, unknown>;
+  const gone = o !== null && typeof o === "object" && SSH_FIELDS.find((k) => o[k] !== undefined);
   if (gone) {
-    fail(
+    throw new ParamsFieldError(
       `${path}.${gone}`,
       "is no longer supported: a remote daemon is reached through the step's host. Run the step on " +
         "sshHost({ host, port, username, privateKeyPath, knownHosts }) from @atomkit/step-ssh (e.g. " +
@@ -47,7 +47,10 @@ export function parseConnection(value: unknown, path = "docker"): DockerConnecti
   }
   const c = checkFields(
     o,
-    { socketPath: optional(absolutePath), waitMs: optional((v, p) => int(v, p, 0, 3_600_000)) },
+    {
+      socketPath: optional(absolutePath),
+      waitMs: optional((v, p) => integer(v, p, { min: 0, max: 3_600_000 })),
+    },
     path,
   );
   return {

@@ -1,4 +1,5 @@
 import { AtomError, HostError, type HostErrorReason, isAtomError } from "@atomkit/core";
+import { sleep } from "@atomkit/core/kit";
 import type Docker from "dockerode";
 import { type DockerClient, daemonUnreachable } from "./_connection";
 
@@ -258,19 +259,6 @@ export function demux(buf: Buffer): string {
     i += 8 + n;
   }
   return Buffer.concat(parts).toString("utf8");
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 function escapeRe(s: string): string {

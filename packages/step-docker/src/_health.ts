@@ -1,16 +1,18 @@
 import { AtomError, type Host } from "@atomkit/core";
 import {
+  argv,
   HEALTH_DEFAULTS,
   type HealthParams,
   type HttpExpect,
   healthChecks,
   type HttpCheck as KitHttpCheck,
+  ParamsFieldError,
   pollHealth,
+  show,
   type TcpCheck,
 } from "@atomkit/core/kit";
 import type { DockerClient } from "./_connection";
 import { call, demux, inspect, logsTail } from "./_docker";
-import { argv, fail } from "./_validate";
 
 /**
  * When a container counts as healthy. Exactly one of `http`, `tcp`, `exec`, `docker`. Without a health
@@ -18,8 +20,8 @@ import { argv, fail } from "./_validate";
  * a Docker HEALTHCHECK, to become `healthy`. `http` and `tcp` are the shared probes of
  * `@atomkit/core/kit` (the same as step-process's).
  */
-export type HealthCheck = (
-  | { http: HttpCheck }
+export type ContainerHealthCheck = (
+  | { http: ContainerHttpCheck }
   | { tcp: TcpCheck }
   /** A command run inside the container (`docker exec`): exit code 0 is healthy. Works with network "none". */
   | { exec: string[] }
@@ -37,7 +39,7 @@ export type HealthCheck = (
  * `host.connect` (over SSH on a remote host). `expect.status`: a code, a class (`"2xx"`, the default)
  * or a list; `expect.body`: a text the body must contain.
  */
-export interface HttpCheck extends Omit<KitHttpCheck, "expect" | "body"> {
+export interface ContainerHttpCheck extends Omit<KitHttpCheck, "expect" | "body"> {
   expect?: HttpExpect;
 }
 
@@ -49,7 +51,7 @@ const KINDS = {
   },
   docker: {
     check: (v: unknown, p: string) => {
-      if (v !== true) fail(p, `must be true, got ${JSON.stringify(v)}`);
+      if (v !== true) throw new ParamsFieldError(p, `expected true, found ${show(v)}`);
       return true as const;
     },
     describe: () => "Docker health status healthy",
@@ -61,12 +63,12 @@ type Health = HealthParams<typeof KINDS>;
 /** Without any health check, a container must still run after this long. */
 const SETTLE_MS = 1_000;
 
-export function parseHealth(value: unknown, path: string): HealthCheck | undefined {
+export function parseHealth(value: unknown, path: string): ContainerHealthCheck | undefined {
   return checks.parse(value, path);
 }
 
 /** Reads a health check stored in a container label by an earlier run; a damaged label counts as none. */
-export function healthFromLabel(text: string | undefined): HealthCheck | undefined {
+export function healthFromLabel(text: string | undefined): ContainerHealthCheck | undefined {
   if (!text) return undefined;
   try {
     return parseHealth(JSON.parse(text), "label");
@@ -90,7 +92,7 @@ export interface WaitOptions {
 export async function waitHealthy(
   c: DockerClient,
   id: string,
-  health: HealthCheck | undefined,
+  health: ContainerHealthCheck | undefined,
   o: WaitOptions,
 ): Promise<void> {
   // checked again: a check derived from a label or from the step's own (undo) has its defaults filled

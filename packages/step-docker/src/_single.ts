@@ -1,7 +1,8 @@
-import { AtomError, checkFields, type StepContext } from "@atomkit/core";
+import { AtomError, type StepContext } from "@atomkit/core";
+import { checkFields } from "@atomkit/core/kit";
 import { type DockerClient, type DockerConnection, parseConnection } from "./_connection";
 import { byName, LABEL, start } from "./_docker";
-import { type HealthCheck, healthFromLabel, parseHealth, waitHealthy } from "./_health";
+import { type ContainerHealthCheck, healthFromLabel, parseHealth, waitHealthy } from "./_health";
 import { parseName, parseStopTimeout } from "./_spec";
 import { type ContainerFacts, differences, factsOf } from "./_state";
 
@@ -16,7 +17,7 @@ export interface SingleContainerOptions {
    * How undo knows the container is back. Default: the check it was deployed with by these steps (a
    * label), else its Docker HEALTHCHECK, else "still running after a second".
    */
-  health?: HealthCheck;
+  health?: ContainerHealthCheck;
 }
 
 export interface SingleContainerParams extends SingleContainerOptions {

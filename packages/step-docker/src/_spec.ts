@@ -1,20 +1,24 @@
-import { type CheckedFields, checkFields, type FieldChecks, optional, type StepContext } from "@atomkit/core";
-import type Docker from "dockerode";
-import { type DockerConnection, parseConnection } from "./_connection";
-import { LABEL } from "./_docker";
-import { type HealthCheck, parseHealth } from "./_health";
+import type { StepContext } from "@atomkit/core";
 import {
   absolutePath,
   argv,
-  fail,
-  int,
+  arrayOf,
+  boolean,
+  type CheckedFields,
+  checkFields,
+  type FieldChecks,
+  integer,
+  nonEmptyString,
   oneOf,
-  optBool,
-  optInt,
-  optString,
-  string,
-  stringMap,
-} from "./_validate";
+  optional,
+  ParamsFieldError,
+  stringArray,
+  stringRecord,
+} from "@atomkit/core/kit";
+import type Docker from "dockerode";
+import { type DockerConnection, parseConnection } from "./_connection";
+import { LABEL } from "./_docker";
+import { type ContainerHealthCheck, parseHealth } from "./_health";
 
 /** What a container is made of: the params `docker.run` and `docker.swap` share. */
 export interface ContainerSpec {
@@ -44,10 +48,11 @@ export interface ContainerSpec {
   stopTimeoutMs?: number;
   /** A Docker HEALTHCHECK set on the container (argv, run with `CMD`); wait for it with `health: { docker: true }`. */
   healthcheck?: DockerHealthcheck;
-  /** When the new container counts as healthy; see HealthCheck. */
-  health?: HealthCheck;
+  /** When the new container counts as healthy; see ContainerHealthCheck. */
+  health?: ContainerHealthCheck;
 }
 
+/** One mount of the container: a bind of a host path, a named volume, or a tmpfs. */
 export interface MountSpec {
   /** Default `"bind"`. */
   type?: "bind" | "volume" | "tmpfs";
@@ -57,6 +62,7 @@ export interface MountSpec {
   readOnly?: boolean;
 }
 
+/** A Docker HEALTHCHECK set on the container (`CMD` form): the command and its timing. */
 export interface DockerHealthcheck {
   test: string[];
   intervalMs?: number;
@@ -71,17 +77,18 @@ const IMAGE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$/;
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 
 export function parseName(value: unknown, path = "name"): string {
-  return string(value, path, { pattern: NAME_RE, hint: NAME_HINT });
+  return nonEmptyString(value, path, { pattern: NAME_RE, hint: NAME_HINT });
 }
 
 export function parseImage(value: unknown, path = "image"): string {
-  const s = string(value, path, { pattern: IMAGE_RE, hint: "an image reference such as repo/name:tag" });
-  if (s.includes("//")) fail(path, "is not an image reference");
+  const hint = "an image reference such as repo/name:tag";
+  const s = nonEmptyString(value, path, { pattern: IMAGE_RE, hint });
+  if (s.includes("//")) throw new ParamsFieldError(path, `expected ${hint}, found ${JSON.stringify(s)}`);
   return s;
 }
 
 export function parseStopTimeout(value: unknown, path = "stopTimeoutMs"): number {
-  return optInt(value, path, 0, 3_600_000, DEFAULT_STOP_TIMEOUT_MS);
+  return integer(value, path, { min: 0, max: 3_600_000, fallback: DEFAULT_STOP_TIMEOUT_MS });
 }
 
 /** The checks of every field a container spec has (docker.swap adds `order`). */
@@ -90,22 +97,25 @@ export const SPEC_CHECKS = {
   name: parseName,
   image: parseImage,
   cmd: optional(argv),
-  entrypoint: optional((v, p) => argv(v, p, { allowEmpty: true })),
-  env: optional((v, p) => stringMap(v, p, /^[A-Za-z_][A-Za-z0-9_.]*$/, "a variable name such as APP_PORT")),
-  mounts: optional((v, p) => {
-    if (!Array.isArray(v)) fail(p, `must be an array, got ${JSON.stringify(v)}`);
-    return v.map((m, i) => parseMount(m, `${p}.${i}`));
-  }),
-  network: (v: unknown, p: string) => oneOf(v, p, ["host", "none"] as const, "host"),
-  user: (v: unknown, p: string) =>
-    optString(v, p, { pattern: /^[\w.-]+(:[\w.-]+)?$/, hint: "user[:group], names or ids" }),
-  workdir: optional(absolutePath),
+  // [] clears the image's entrypoint
+  entrypoint: optional(stringArray),
+  env: optional((v, p) =>
+    stringRecord(v, p, { keys: /^[A-Za-z_][A-Za-z0-9_.]*$/, keyHint: "a variable name such as APP_PORT" }),
+  ),
+  mounts: optional(arrayOf(parseMount)),
+  network: (v: unknown, p: string) => oneOf(v, p, ["host", "none"] as const, { fallback: "host" }),
+  user: optional((v, p) =>
+    nonEmptyString(v, p, { pattern: /^[\w.-]+(:[\w.-]+)?$/, hint: "user[:group], names or ids" }),
+  ),
+  // "/" is a working directory like any other
+  workdir: optional((v, p) => absolutePath(v, p, { allowRoot: true })),
   labels: optional(parseLabels),
-  init: optBool,
+  init: optional(boolean),
   restart: (v: unknown, p: string) =>
-    oneOf(v, p, ["no", "always", "unless-stopped", "on-failure"] as const, "no"),
-  stopSignal: (v: unknown, p: string) =>
-    optString(v, p, { pattern: /^(SIG)?[A-Z0-9+-]+$/, hint: "e.g. SIGTERM" }),
+    oneOf(v, p, ["no", "always", "unless-stopped", "on-failure"] as const, { fallback: "no" }),
+  stopSignal: optional((v, p) =>
+    nonEmptyString(v, p, { pattern: /^(SIG)?[A-Z0-9+-]+$/, hint: "a signal name such as SIGTERM" }),
+  ),
   stopTimeoutMs: parseStopTimeout,
   healthcheck: optional(parseHealthcheck),
   health: parseHealth,
@@ -122,21 +132,19 @@ export function parseContainerSpec<X extends object = object>(
 }
 
 function parseLabels(value: unknown, path: string): Record<string, string> {
-  const labels = stringMap(
-    value,
-    path,
-    /^[a-zA-Z0-9][a-zA-Z0-9._/-]*$/,
-    "a label key such as com.example.team",
-  );
+  const labels = stringRecord(value, path, {
+    keys: /^[a-zA-Z0-9][a-zA-Z0-9._/-]*$/,
+    keyHint: "a label key such as com.example.team",
+  });
   for (const k of Object.keys(labels)) {
     if (k.startsWith("org.atomkit."))
-      fail(`${path}.${k}`, "org.atomkit.* labels are set by the steps themselves");
+      throw new ParamsFieldError(`${path}.${k}`, "org.atomkit.* labels are set by the steps themselves");
   }
   return labels;
 }
 
 function parseHealthcheck(value: unknown, path: string): DockerHealthcheck {
-  const ms = optional((v, p) => int(v, p, 1, 3_600_000));
+  const ms = optional((v, p) => integer(v, p, { min: 1, max: 3_600_000 }));
   return checkFields(
     value,
     {
@@ -144,7 +152,7 @@ function parseHealthcheck(value: unknown, path: string): DockerHealthcheck {
       intervalMs: ms,
       timeoutMs: ms,
       startPeriodMs: ms,
-      retries: optional((v, p) => int(v, p, 0, 1000)),
+      retries: optional((v, p) => integer(v, p, { min: 0, max: 1000 })),
     },
     path,
   );
@@ -154,18 +162,20 @@ function parseMount(value: unknown, path: string): MountSpec {
   const m = checkFields(
     value,
     {
-      type: (v, p) => oneOf(v, p, ["bind", "volume", "tmpfs"] as const, "bind"),
+      type: (v, p) => oneOf(v, p, ["bind", "volume", "tmpfs"] as const, { fallback: "bind" }),
       source: (v) => v,
       target: absolutePath,
-      readOnly: optBool,
+      readOnly: optional(boolean),
     },
     path,
   );
   const out: MountSpec = { type: m.type, target: m.target };
-  if (m.type === "bind") out.source = absolutePath(m.source, `${path}.source`);
+  // binding the host's root is rare but legitimate
+  if (m.type === "bind") out.source = absolutePath(m.source, `${path}.source`, { allowRoot: true });
   else if (m.type === "volume")
-    out.source = string(m.source, `${path}.source`, { pattern: NAME_RE, hint: NAME_HINT });
-  else if (m.source !== undefined) fail(`${path}.source`, "a tmpfs mount has no source");
+    out.source = nonEmptyString(m.source, `${path}.source`, { pattern: NAME_RE, hint: NAME_HINT });
+  else if (m.source !== undefined)
+    throw new ParamsFieldError(`${path}.source`, "expected no source (a tmpfs mount has none)");
   if (m.readOnly !== undefined) out.readOnly = m.readOnly;
   return out;
 }

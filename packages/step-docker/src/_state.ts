@@ -3,12 +3,23 @@
 // times, Docker's health of the moment, which run made it) under `evidence`: undo finds containers by
 // it, but `same()` never compares it. Two observations of the same serving thing are the same state.
 import { createHash } from "node:crypto";
-import { deepEqual } from "@atomkit/core";
+import {
+  arrayOf,
+  boolean,
+  checkFields,
+  deepEqual,
+  nonEmptyString,
+  nullable,
+  ParamsFieldError,
+  string,
+  stringArray,
+  stringRecord,
+} from "@atomkit/core/kit";
 import type Docker from "dockerode";
 import type { DockerClient } from "./_connection";
 import { byName, LABEL } from "./_docker";
-import { anyString, argv, bool, exactKeys, fail, type Input, join, object, string } from "./_validate";
 
+/** What a container serves, as observed: what `same()` compares, plus `evidence` it never compares. */
 export interface ContainerFacts {
   /** Without Docker's leading slash. */
   name: string;
@@ -36,6 +47,7 @@ export interface ContainerFacts {
   evidence: ContainerEvidence;
 }
 
+/** One mount as observed (an anonymous volume's random name left out). */
 export interface ContainerMount {
   type: string;
   source: string;
@@ -176,107 +188,87 @@ export async function observeContainer(
 const STATE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
 export const CONTAINER_ID = /^[0-9a-f]{64}$/;
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
-const FACT_KEYS = [
-  "name",
-  "image",
-  "entrypoint",
-  "cmd",
-  "env",
-  "user",
-  "workdir",
-  "network",
-  "ports",
-  "mounts",
-  "labels",
-  "init",
-  "restart",
-  "running",
-  "evidence",
-] as const;
+const SHA256 = /^[0-9a-f]{64}$/;
 
+// A state read back from a trail is evidence: every field present (checkFields refuses unknown keys),
+// each checked by the kit's validators; Docker's own strings (user, network, times) are any string.
 export function checkContainerState(value: unknown): ContainerState {
-  const o = object(value, "");
-  exactKeys(o, "", ["current"]);
-  return { current: o.current === null ? null : checkFacts(o.current, "current") };
+  return checkFields(value, { current: nullable(checkFacts) }) as ContainerState;
 }
 
 export function checkFacts(value: unknown, path: string): ContainerFacts {
-  const o = object(value, path);
-  exactKeys(o, path, FACT_KEYS);
-  const image = object(o.image, join(path, "image"));
-  exactKeys(image, join(path, "image"), ["ref", "id"]);
-  const env = object(o.env, join(path, "env"));
-  exactKeys(env, join(path, "env"), ["names", "sha256"]);
-  if (!Array.isArray(env.names)) fail(join(path, "env.names"), "must be an array of names");
-  if (!Array.isArray(o.ports)) fail(join(path, "ports"), "must be an array");
-  if (!Array.isArray(o.mounts)) fail(join(path, "mounts"), "must be an array");
-  return {
-    name: string(o.name, join(path, "name"), { pattern: STATE_NAME, hint: "a container name" }),
-    image: {
-      ref: string(image.ref, join(path, "image.ref")),
-      id: string(image.id, join(path, "image.id"), { pattern: IMAGE_ID, hint: "sha256:<64 hex>" }),
+  return checkFields<ContainerFacts>(
+    value,
+    {
+      name: stateName,
+      image: (v, p) =>
+        checkFields(
+          v,
+          {
+            ref: nonEmptyString,
+            id: (v, p) => nonEmptyString(v, p, { pattern: IMAGE_ID, hint: "sha256:<64 hex>" }),
+          },
+          p,
+        ),
+      entrypoint: nullable(stringArray),
+      cmd: nullable(stringArray),
+      env: (v, p) =>
+        checkFields(
+          v,
+          { names: stringArray, sha256: (v, p) => nonEmptyString(v, p, { pattern: SHA256, hint: "64 hex" }) },
+          p,
+        ),
+      user: string,
+      workdir: string,
+      network: string,
+      ports: stringArray,
+      mounts: arrayOf(checkMount),
+      labels: stringRecord,
+      init: boolean,
+      restart: string,
+      running: boolean,
+      evidence: checkEvidence,
     },
-    entrypoint:
-      o.entrypoint === null ? null : argv(o.entrypoint, join(path, "entrypoint"), { allowEmpty: true }),
-    cmd: o.cmd === null ? null : argv(o.cmd, join(path, "cmd"), { allowEmpty: true }),
-    env: {
-      names: env.names.map((n, i) => anyString(n, join(path, `env.names.${i}`))),
-      sha256: string(env.sha256, join(path, "env.sha256"), { pattern: /^[0-9a-f]{64}$/, hint: "64 hex" }),
-    },
-    user: anyString(o.user, join(path, "user")),
-    workdir: anyString(o.workdir, join(path, "workdir")),
-    network: anyString(o.network, join(path, "network")),
-    ports: o.ports.map((p, i) => anyString(p, join(path, `ports.${i}`))),
-    mounts: o.mounts.map((m, i) => checkMount(m, join(path, `mounts.${i}`))),
-    labels: stringRecord(o.labels, join(path, "labels")),
-    init: bool(o.init, join(path, "init")),
-    restart: anyString(o.restart, join(path, "restart")),
-    running: bool(o.running, join(path, "running")),
-    evidence: checkEvidence(o.evidence, join(path, "evidence")),
-  };
+    path,
+  ) as ContainerFacts;
 }
 
 function checkMount(value: unknown, path: string): ContainerMount {
-  const m = object(value, path);
-  exactKeys(m, path, ["type", "source", "target", "readOnly"]);
-  return {
-    type: anyString(m.type, join(path, "type")),
-    source: anyString(m.source, join(path, "source")),
-    target: anyString(m.target, join(path, "target")),
-    readOnly: bool(m.readOnly, join(path, "readOnly")),
-  };
+  return checkFields<ContainerMount>(
+    value,
+    { type: string, source: string, target: string, readOnly: boolean },
+    path,
+  ) as ContainerMount;
 }
 
 function checkEvidence(value: unknown, path: string): ContainerEvidence {
-  const e = object(value, path);
-  exactKeys(e, path, ["id", "created", "startedAt", "finishedAt", "status", "health", "atomkit"]);
-  const atomkit = stringRecord(e.atomkit, join(path, "atomkit"));
-  for (const k of Object.keys(atomkit)) {
+  const e = checkFields<ContainerEvidence>(
+    value,
+    {
+      id: containerId,
+      created: string,
+      startedAt: string,
+      finishedAt: string,
+      status: string,
+      health: nullable(string),
+      atomkit: stringRecord,
+    },
+    path,
+  ) as ContainerEvidence;
+  for (const k of Object.keys(e.atomkit)) {
     if (!OWN_LABELS.includes(k))
-      fail(join(path, `atomkit.${k}`), `not a label these steps set (${OWN_LABELS.join(", ")})`);
+      throw new ParamsFieldError(
+        `${path}.atomkit.${k}`,
+        `expected a label these steps set (${OWN_LABELS.join(", ")}), found ${JSON.stringify(k)}`,
+      );
   }
-  return {
-    id: containerId(e.id, join(path, "id")),
-    created: anyString(e.created, join(path, "created")),
-    startedAt: anyString(e.startedAt, join(path, "startedAt")),
-    finishedAt: anyString(e.finishedAt, join(path, "finishedAt")),
-    status: anyString(e.status, join(path, "status")),
-    health: e.health === null ? null : anyString(e.health, join(path, "health")),
-    atomkit,
-  };
+  return e;
 }
 
 export function containerId(value: unknown, path: string): string {
-  return string(value, path, { pattern: CONTAINER_ID, hint: "a full container id (64 hex)" });
+  return nonEmptyString(value, path, { pattern: CONTAINER_ID, hint: "a full container id (64 hex)" });
 }
 
 export function stateName(value: unknown, path: string): string {
-  return string(value, path, { pattern: STATE_NAME, hint: "a container name" });
-}
-
-function stringRecord(value: unknown, path: string): Record<string, string> {
-  const o: Input = object(value, path);
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(o)) out[k] = anyString(v, join(path, k));
-  return out;
+  return nonEmptyString(value, path, { pattern: STATE_NAME, hint: "a container name" });
 }

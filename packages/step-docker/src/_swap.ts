@@ -1,16 +1,17 @@
 // Helpers of docker.swap (swap.ts): its state, how it is observed and checked, and the containers a
 // swap creates.
 import { AtomError, type StepContext } from "@atomkit/core";
+import { arrayOf, boolean, checkFields, nullable, string } from "@atomkit/core/kit";
 import type Docker from "dockerode";
 import type { DockerClient } from "./_connection";
 import { byName, call, dockerStatus, LABEL, listByPrefix, remove } from "./_docker";
-import { type HealthCheck, healthFromLabel } from "./_health";
+import { type ContainerHealthCheck, healthFromLabel } from "./_health";
 import { type ContainerSpec, createOptions, labelsFor } from "./_spec";
 import { type ContainerFacts, checkFacts, containerId, factsOf, stateName } from "./_state";
-import { anyString, bool, exactKeys, fail, join, object } from "./_validate";
 
 export const SWAP_KIND = "docker.swap";
 
+/** The state of `docker.swap`: the container holding the name, and pending new containers as evidence. */
 export interface SwapContainerState {
   /** The container holding the name, or null: what serves. */
   current: ContainerFacts | null;
@@ -20,6 +21,7 @@ export interface SwapContainerState {
   };
 }
 
+/** A new container of a swap cut short (`<name>-next-<runId>`): evidence, never what serves. */
 export interface PendingContainer {
   id: string;
   name: string;
@@ -49,27 +51,18 @@ export async function observeSwap(
 
 /** The exact shape of a docker.swap state read back from a trail. */
 export function checkSwapState(value: unknown): SwapContainerState {
-  const o = object(value, "");
-  exactKeys(o, "", ["current", "evidence"]);
-  const e = object(o.evidence, "evidence");
-  exactKeys(e, "evidence", ["pending"]);
-  if (!Array.isArray(e.pending)) fail("evidence.pending", "must be an array");
-  return {
-    current: o.current === null ? null : checkFacts(o.current, "current"),
-    evidence: {
-      pending: e.pending.map((x, i) => {
-        const path = `evidence.pending.${i}`;
-        const p = object(x, path);
-        exactKeys(p, path, ["id", "name", "running", "run"]);
-        return {
-          id: containerId(p.id, join(path, "id")),
-          name: stateName(p.name, join(path, "name")),
-          running: bool(p.running, join(path, "running")),
-          run: p.run === null ? null : anyString(p.run, join(path, "run")),
-        };
-      }),
-    },
-  };
+  return checkFields<SwapContainerState>(value, {
+    current: nullable(checkFacts),
+    evidence: (v, p) => checkFields(v, { pending: arrayOf(checkPending) }, p),
+  }) as SwapContainerState;
+}
+
+function checkPending(value: unknown, path: string): PendingContainer {
+  return checkFields<PendingContainer>(
+    value,
+    { id: containerId, name: stateName, running: boolean, run: nullable(string) },
+    path,
+  ) as PendingContainer;
 }
 
 /**
@@ -158,8 +151,8 @@ export async function discardUnserved(
  */
 export function healthOfPrevious(
   info: Docker.ContainerInspectInfo,
-  p: { order: "stop-first" | "start-first"; health?: HealthCheck },
-): HealthCheck | undefined {
+  p: { order: "stop-first" | "start-first"; health?: ContainerHealthCheck },
+): ContainerHealthCheck | undefined {
   const labelled = healthFromLabel(info.Config.Labels?.[LABEL.health]);
   if (labelled) return labelled;
   if (info.Config.Healthcheck?.Test?.length && info.Config.Healthcheck.Test[0] !== "NONE") return undefined;

@@ -1,4 +1,14 @@
-import { AtomError, checkFields, defineStep, HostError, optional } from "@atomkit/core";
+import { AtomError, defineStep, HostError } from "@atomkit/core";
+import {
+  absolutePath,
+  arrayOf,
+  boolean,
+  checkFields,
+  nonEmptyString,
+  nullable,
+  optional,
+  ParamsFieldError,
+} from "@atomkit/core/kit";
 import {
   CONNECTION_SECRETS,
   type DockerClient,
@@ -9,8 +19,8 @@ import {
 import { call, dockerStatus } from "./_docker";
 import { parseImage } from "./_spec";
 import { normalizeRef, readImageTar, type TarImage } from "./_tar";
-import { absolutePath, exactKeys, fail, object, optBool, string } from "./_validate";
 
+/** The options of `docker.image`. */
 export interface EnsureImageOptions {
   docker?: DockerConnection;
   /** The image that must be on the daemon, e.g. `registry.local/app:2` (no tag means `:latest`). */
@@ -24,10 +34,12 @@ export interface EnsureImageOptions {
   pull?: boolean;
 }
 
+/** `docker.image`'s options validated, the connection filled in. */
 export interface EnsureImageParams extends EnsureImageOptions {
   docker: DockerConnection;
 }
 
+/** The state of `docker.image`: which image id each tag it manages points at (null: none). */
 export interface EnsureImageState {
   /**
    * Every tag this step may move: `image`, and each tag in the `load` archive, sorted; `id` the image
@@ -48,11 +60,15 @@ export const ensureImage = defineStep({
       docker: (v, p) => parseConnection(v, p),
       image: (v, p) => normalizeRef(parseImage(v, p)),
       load: optional(absolutePath),
-      pull: optBool,
+      pull: optional(boolean),
     });
-    if (o.load !== undefined && o.pull) fail("pull", "give either load or pull, not both");
+    if (o.load !== undefined && o.pull)
+      throw new ParamsFieldError("pull", "expected either load or pull, found both: give one");
     if (o.load !== undefined && o.image.includes("@"))
-      fail("image", "an archive carries tags, not digests: name a tag");
+      throw new ParamsFieldError(
+        "image",
+        "expected a tag (an archive carries tags, not digests), found a digest",
+      );
     return {
       docker: o.docker,
       image: o.image,
@@ -155,22 +171,18 @@ export const ensureImage = defineStep({
 
 /** The exact shape of a docker.image state read back from a trail. */
 function checkImageState(value: unknown): EnsureImageState {
-  const o = object(value, "");
-  exactKeys(o, "", ["images"]);
-  if (!Array.isArray(o.images)) fail("images", "must be an array");
-  return {
-    images: o.images.map((x, i) => {
-      const e = object(x, `images.${i}`);
-      exactKeys(e, `images.${i}`, ["ref", "id"]);
-      return {
-        ref: parseImage(e.ref, `images.${i}.ref`),
-        id:
-          e.id === null
-            ? null
-            : string(e.id, `images.${i}.id`, { pattern: /^sha256:[0-9a-f]{64}$/, hint: "sha256:<64 hex>" }),
-      };
-    }),
-  };
+  const entry = (v: unknown, p: string) =>
+    checkFields(
+      v,
+      {
+        ref: parseImage,
+        id: nullable((v, p) =>
+          nonEmptyString(v, p, { pattern: /^sha256:[0-9a-f]{64}$/, hint: "sha256:<64 hex>" }),
+        ),
+      },
+      p,
+    );
+  return checkFields(value, { images: arrayOf(entry) }) as EnsureImageState;
 }
 
 /**

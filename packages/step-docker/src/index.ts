@@ -5,7 +5,14 @@ import { stopContainer } from "./stop";
 import { swapContainer } from "./swap";
 
 export type { DockerConnection } from "./_connection";
-export type { HealthCheck, HttpCheck } from "./_health";
+
+import type { ContainerHealthCheck, ContainerHttpCheck } from "./_health";
+
+export type { ContainerHealthCheck, ContainerHttpCheck } from "./_health";
+/** @deprecated renamed `ContainerHealthCheck`: step-process has its own `HealthCheck`. */
+export type HealthCheck = ContainerHealthCheck;
+/** @deprecated renamed `ContainerHttpCheck`: `@atomkit/core/kit` has its own `HttpCheck`. */
+export type HttpCheck = ContainerHttpCheck;
 export type { ContainerSpec, DockerHealthcheck, MountSpec } from "./_spec";
 export type { ContainerEvidence, ContainerFacts, ContainerMount, ContainerState } from "./_state";
 export type { EnsureImageOptions, EnsureImageParams, EnsureImageState } from "./image";

@@ -1,9 +1,10 @@
 import { type Host, localHost } from "@atomkit/core";
+import { integer } from "@atomkit/core/kit";
 import { type DockerConnection, dockerClient, parseConnection } from "./_connection";
 import { inspect, listByPrefix, remove } from "./_docker";
 import { parseName } from "./_spec";
-import { int } from "./_validate";
 
+/** Options of `pruneContainers`: the host and daemon, and how many old containers of a name to keep. */
 export interface PruneContainersOptions {
   /** The machine whose daemon holds the containers, as the steps ran on. Default `localHost()`. */
   host?: Host;
@@ -19,6 +20,7 @@ export interface PruneContainersOptions {
   signal?: AbortSignal;
 }
 
+/** What `pruneContainers` removed. */
 export interface PruneContainersResult {
   /** Names of the containers deleted. */
   removed: string[];
@@ -32,7 +34,7 @@ export interface PruneContainersResult {
  */
 export async function pruneContainers(options: PruneContainersOptions): Promise<PruneContainersResult> {
   const name = parseName(options.name);
-  const keep = options.keep === undefined ? 1 : int(options.keep, "keep", 0, 10_000);
+  const keep = options.keep === undefined ? 1 : integer(options.keep, "keep", { min: 0, max: 10_000 });
   const c = dockerClient(options.host ?? localHost(), parseConnection(options.docker));
   const retired = [];
   for (const prefix of [`${name}-prev-`, `${name}-removed-`]) {

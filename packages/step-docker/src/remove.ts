@@ -17,7 +17,9 @@ import {
   sameFacts,
 } from "./_state";
 
+/** The options of `docker.remove`: the container's name and daemon, and how an undo restarts it. */
 export type RemoveContainerOptions = SingleContainerOptions;
+/** `docker.remove`'s options validated, defaults filled in. */
 export type RemoveContainerParams = SingleContainerParams;
 
 /**

@@ -7,7 +7,9 @@ import { type ContainerState, checkContainerState, observeContainer, sameFacts }
 
 const KIND = "docker.run";
 
+/** The options of `docker.run`: the container spec. */
 export type RunContainerOptions = ContainerSpec;
+/** `docker.run`'s options validated, defaults filled in. */
 export type RunContainerParams = ContainerSpec & Required<Pick<ContainerSpec, "docker" | "stopTimeoutMs">>;
 
 /**

@@ -10,7 +10,9 @@ import {
 } from "./_single";
 import { type ContainerState, checkContainerState, observeContainer, sameFacts } from "./_state";
 
+/** The options of `docker.stop`: the container's name and daemon, its stop timeout, and how an undo restarts it. */
 export type StopContainerOptions = SingleContainerOptions;
+/** `docker.stop`'s options validated, defaults filled in. */
 export type StopContainerParams = SingleContainerParams;
 
 /** `docker.stop`: stops the container named `name` (nothing to do when absent or stopped already). */

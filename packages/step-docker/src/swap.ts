@@ -1,4 +1,5 @@
 import { AtomError, defineStep } from "@atomkit/core";
+import { oneOf } from "@atomkit/core/kit";
 import { CONNECTION_SECRETS, dockerClient } from "./_connection";
 import { byName, inspect, LABEL, nameSafe, remove, rename, requireImage, start, stop } from "./_docker";
 import { waitHealthy } from "./_health";
@@ -15,10 +16,10 @@ import {
   refuseForeign,
   type SwapContainerState,
 } from "./_swap";
-import { oneOf } from "./_validate";
 
 export type { PendingContainer, SwapContainerState } from "./_swap";
 
+/** The options of `docker.swap`: the container spec and the order of stopping the old and starting the new. */
 export interface SwapContainerOptions extends ContainerSpec {
   /**
    * How the new container takes over, like Docker Swarm's `update_config.order`:
@@ -31,6 +32,7 @@ export interface SwapContainerOptions extends ContainerSpec {
   order?: "stop-first" | "start-first";
 }
 
+/** `docker.swap`'s options validated, defaults filled in. */
 export type SwapContainerParams = Required<Pick<SwapContainerOptions, "order" | "docker" | "stopTimeoutMs">> &
   SwapContainerOptions;
 
@@ -43,7 +45,7 @@ export const swapContainer = defineStep({
   package: "@atomkit/step-docker",
   params: (input: SwapContainerOptions): SwapContainerParams => {
     return parseContainerSpec(input, {
-      order: (v, p) => oneOf(v, p, ["stop-first", "start-first"] as const, "stop-first"),
+      order: (v, p) => oneOf(v, p, ["stop-first", "start-first"] as const, { fallback: "stop-first" }),
     });
   },
   secret: CONNECTION_SECRETS,

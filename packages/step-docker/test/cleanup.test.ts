@@ -1,11 +1,13 @@
 // docker.swap's cleanup against the real dockerd: it removes the `<name>-next-<runId>` container a swap
 // cut short left, only when this run's docker.swap made it for this name and it is not all that
 // answers; the observed state does not change.
+
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileTrail, localHost, recover, type StepContext, validateParams } from "@atomkit/core";
+import { stepContext } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { steps, swapContainer } from "../src/index";
 import {
@@ -36,13 +38,12 @@ async function bound(name: string, port: number, runId: string) {
   if (v.issues) throw new Error(JSON.stringify(v.issues));
   const params = v.value as never;
   const logs: string[] = [];
-  const ctx: StepContext = {
+  const ctx: StepContext = stepContext({
     host: host(),
-    signal: new AbortController().signal,
     log: (m) => logs.push(m),
-    runId,
+    runId: runId,
     step: "docker.swap",
-  };
+  });
   const d = step.definition;
   return {
     logs,

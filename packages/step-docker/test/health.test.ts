@@ -53,7 +53,7 @@ describe("step-docker health: params", () => {
     expect(await issuesOf({ http: { port: 80, expect: { status: 99 } } })).toEqual([
       ["health.http.expect.status", 'expected an HTTP status (200) or class ("2xx"), found 99'],
     ]);
-    expect(await issuesOf({ docker: false })).toEqual([["health.docker", "must be true, got false"]]);
+    expect(await issuesOf({ docker: false })).toEqual([["health.docker", "expected true, found false"]]);
     expect(await issuesOf({ exec: ["true"], tcp: { port: 1 } })).toEqual([
       ["health", "expected exactly one of http, tcp, exec, docker, found tcp and exec"],
     ]);

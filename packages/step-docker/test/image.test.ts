@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { gzipSync } from "node:zlib";
 import { atom, localHost, memoryTrail, run, type StepContext, undoRun, validateParams } from "@atomkit/core";
-import { describeStepContract } from "@atomkit/testkit";
+import { describeStepContract, stepContext } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readImageTar } from "../src/_tar";
 import { ensureImage, steps } from "../src/index";
@@ -210,13 +210,7 @@ describe.skipIf(noDocker)("docker.image against a real dockerd", () => {
   it("undo refuses a recorded state naming tags the step does not move (a forged trail untags nothing)", async () => {
     const step = ensureImage({ docker: conn, image: V2 });
     const v = (await validateParams(step)) as { value: unknown };
-    const ctx: StepContext = {
-      host: host(),
-      signal: new AbortController().signal,
-      log: () => {},
-      runId: "forged",
-      step: "docker.image",
-    };
+    const ctx: StepContext = stepContext({ host: host(), runId: "forged", step: "docker.image" });
     const forged = {
       images: [
         { ref: V1, id: null },

@@ -31,10 +31,10 @@ describe("step-docker params: every invalid field at once", () => {
       "stopTimeout",
     ]);
     expect(issues[0]![1]).toBe(
-      'must be an argv array of strings (e.g. ["httpd", "-f"]), got "httpd -f"; no shell string',
+      'expected a non-empty argv array, e.g. ["systemctl", "reload", "nginx"] (not a shell string), found "httpd -f"',
     );
     expect(issues[1]![1]).toMatch(/^unknown param "readonly"; did you mean "readOnly"\?/);
-    expect(issues[2]![1]).toBe('must be one of "host", "none", got "bridge"');
+    expect(issues[2]![1]).toBe('expected one of "host", "none", found "bridge"');
     expect(issues[3]![1]).toMatch(/^unknown param "htp"; did you mean "http"\?/);
     expect(issues[5]![1]).toMatch(/^unknown param "stopTimeout"; did you mean "stopTimeoutMs"\?/);
     // once the mount's keys are right, its source is checked against its type
@@ -42,7 +42,7 @@ describe("step-docker params: every invalid field at once", () => {
       await issuesOf(
         swapContainer({ name: "web", image: "app:2", mounts: [{ source: "rel", target: "/x" }] }),
       ),
-    ).toEqual([["mounts.0.source", 'must be an absolute path, got "rel"']]);
+    ).toEqual([["mounts.0.source", 'expected an absolute path on the host, found "rel"']]);
   });
 
   it("docker.image and docker.stop, with a nested connection", async () => {

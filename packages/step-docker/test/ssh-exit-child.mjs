@@ -7,6 +7,13 @@ import { stopContainer } from "../dist/index.js";
 const host = sshHost(JSON.parse(process.env.HOST_OPTIONS));
 const step = stopContainer({ docker: { socketPath: process.env.SOCKET }, name: "atk-no-such-container" });
 const { value } = await validateParams(step);
-const ctx = { host, signal: new AbortController().signal, log: () => {}, runId: "x", step: "x" };
+const ctx = {
+  host,
+  signal: new AbortController().signal,
+  log: () => {},
+  runId: "x",
+  step: "x",
+  redact: (v) => v,
+};
 console.log(JSON.stringify(await step.definition.observe(ctx, value)));
 await host.close();

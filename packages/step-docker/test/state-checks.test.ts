@@ -1,6 +1,6 @@
 // Every docker kind checks the exact shape of a state read back from a trail (a trail is evidence,
 // never a command): a forged or damaged state is refused naming the field.
-import { ParamsFieldError } from "@atomkit/core";
+import { ParamsFieldError } from "@atomkit/core/kit";
 import { describe, expect, it } from "vitest";
 import { ensureImage, removeContainer, runContainer, stopContainer, swapContainer } from "../src/index";
 

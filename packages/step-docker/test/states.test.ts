@@ -2,6 +2,7 @@
 // dockerd: a rolled-back later run is no drift for an earlier one, a pruned or changed previous
 // container fails undo loudly before anything changes, and two observations of the same serving thing
 // are the same state.
+
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +16,7 @@ import {
   undoRun,
   validateParams,
 } from "@atomkit/core";
+import { stepContext } from "@atomkit/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pruneContainers, runContainer, steps, swapContainer } from "../src/index";
 import {
@@ -43,13 +45,7 @@ const host = () => localHost({ stateDir });
 async function observe(step: ReturnType<typeof swapContainer> | ReturnType<typeof runContainer>) {
   const v = await validateParams(step);
   if (v.issues) throw new Error(JSON.stringify(v.issues));
-  const ctx: StepContext = {
-    host: host(),
-    signal: new AbortController().signal,
-    log: () => {},
-    runId: "test",
-    step: step.name,
-  };
+  const ctx: StepContext = stepContext({ host: host(), runId: "test", step: step.name });
   const d = step.definition as unknown as {
     observe: (c: StepContext, p: unknown) => Promise<unknown>;
     same: (a: unknown, b: unknown) => boolean;
@@ -252,13 +248,7 @@ describe.skipIf(noDocker)("docker states: what serves, with ids as evidence", ()
       evidence: { pending: [{ id: victimId, name: victim, running: true, run: made.runId }] },
     };
     const v = await validateParams(step);
-    const ctx: StepContext = {
-      host: host(),
-      signal: new AbortController().signal,
-      log: () => {},
-      runId: "forged",
-      step: "docker.swap",
-    };
+    const ctx: StepContext = stepContext({ host: host(), runId: "forged", step: "docker.swap" });
     const error = await step.definition
       .undo(ctx, (v as { value: unknown }).value as never, r.steps[0]?.before as never, forged as never)
       .catch((e) => e);

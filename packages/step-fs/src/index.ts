@@ -20,7 +20,12 @@ export type { UntarLimits, UntarOptions, UntarParams, UntarState } from "./untar
 export { untar } from "./untar";
 export type { UploadFileOptions, UploadFileParams } from "./upload";
 export { uploadFile } from "./upload";
-export type { WriteFileOptions, WriteFileParams } from "./write";
+
+import type { WriteFileStepOptions } from "./write";
+
+export type { WriteFileParams, WriteFileStepOptions } from "./write";
+/** @deprecated renamed `WriteFileStepOptions`: core's `WriteFileOptions` are `Host.writeFile`'s. */
+export type WriteFileOptions = WriteFileStepOptions;
 export { writeFile } from "./write";
 
 /** Every kind of this package, for `registerSteps(...steps)` before `recover` or `undo`. */

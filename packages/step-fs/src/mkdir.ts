@@ -1,5 +1,6 @@
 import { posix } from "node:path";
-import { defineStep, errorReason, type Host, ParamsFieldError, type StepContext } from "@atomkit/core";
+import { defineStep, errorReason, type Host, type StepContext } from "@atomkit/core";
+import { ParamsFieldError } from "@atomkit/core/kit";
 import { absolutePath, boolean, checkFields, fileMode, PACKAGE, show, stepError } from "./_utils";
 import { absPath, mode, nothing, typedState } from "./state-check";
 

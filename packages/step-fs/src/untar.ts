@@ -1,5 +1,6 @@
 import { posix } from "node:path";
-import { defineStep, optional } from "@atomkit/core";
+import { defineStep } from "@atomkit/core";
+import { optional } from "@atomkit/core/kit";
 import { extract } from "./_untar-extract";
 import { failure, MAX_TIMER_MS, timeBound } from "./_untar-failure";
 import { observeRelease, removeLeftovers } from "./_untar-release";

@@ -14,7 +14,7 @@ import {
   sha256Hex,
 } from "./_utils";
 
-export interface WriteFileOptions {
+export interface WriteFileStepOptions {
   /** Absolute path of the file on the host. */
   path: string;
   /**
@@ -46,7 +46,7 @@ export const writeFile = defineStep({
   kind: KIND,
   package: PACKAGE,
   secret: ["content"],
-  params: (input: WriteFileOptions): WriteFileParams =>
+  params: (input: WriteFileStepOptions): WriteFileParams =>
     checkFields(input, {
       path: absolutePath,
       content: (v, p) => {

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AnyStepKind, type Host, localHost, type StepContext, validateParams } from "@atomkit/core";
+import { stepContext } from "@atomkit/testkit";
 
 export interface Sandbox {
   /** A fresh temp dir; the host's stateDir is `<root>/state`, everything else goes in `<root>/app`. */
@@ -63,13 +64,7 @@ export function flaky(host: Host, op: Op, when: "before" | "after", skip = 0) {
   };
 }
 
-export const ctxOf = (host: Host, runId = "test-run"): StepContext => ({
-  host,
-  signal: new AbortController().signal,
-  log: () => {},
-  runId,
-  step: "under-test",
-});
+export const ctxOf = (host: Host, runId = "test-run"): StepContext => stepContext({ host, runId });
 
 /** A kind bound to validated params: observe/apply/undo called directly, as the contract suite does. */
 export async function bound<S = unknown>(kind: AnyStepKind, host: Host, input: unknown, runId?: string) {

@@ -2,14 +2,8 @@
 // (`state`), names the paths it changes (`owns`) and removes only its own leftovers (`cleanup`).
 import { mkdir, readdir, readFile, symlink, writeFile as writeLocal } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  type AnyStepKind,
-  atom,
-  ParamsFieldError,
-  run,
-  type StepContext,
-  validateParams,
-} from "@atomkit/core";
+import { type AnyStepKind, atom, run, type StepContext, validateParams } from "@atomkit/core";
+import { ParamsFieldError } from "@atomkit/core/kit";
 import { hashTree } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {

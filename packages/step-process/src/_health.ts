@@ -1,5 +1,6 @@
 import type { Host } from "@atomkit/core";
 import {
+  argv,
   type HealthParams,
   type HttpCheck,
   healthChecks,
@@ -8,14 +9,14 @@ import {
   sleep,
   type TcpCheck,
 } from "@atomkit/core/kit";
-import { argvOf, regexOf } from "./_utils";
+import { regexOf } from "./_checks";
 
 /**
  * How to tell the process is ready. Exactly one of `http`, `tcp`, `exec`, `logLine`, plus timing.
  * `http` and `tcp` are the kit's shared probes (`@atomkit/core/kit`): they go through
  * `host.connect({ port })` (a direct-tcpip channel over SSH), so the host needs no curl.
  */
-export type HealthCheck = (
+export type ProcessHealthCheck = (
   | {
       /**
        * Healthy when `GET path` over HTTP/1.0 answers `expect.status` (default: any 2xx) with
@@ -40,7 +41,7 @@ export type HealthCheck = (
 
 /** This package's own kinds beside the kit's `http` and `tcp`. */
 const KINDS = {
-  exec: { check: argvOf, describe: (argv: string[]) => `\`${argv.join(" ")}\` exits 0` },
+  exec: { check: argv, describe: (argv: string[]) => `\`${argv.join(" ")}\` exits 0` },
   logLine: { check: regexOf, describe: (re: string) => `a log line matching /${re}/` },
 };
 const checks = healthChecks(KINDS);

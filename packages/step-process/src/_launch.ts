@@ -1,4 +1,5 @@
 import { type Host, HostError } from "@atomkit/core";
+import { tempBeside } from "@atomkit/core/kit";
 
 export interface LaunchSpec {
   /** The program and its arguments, already wrapped (env, setpriv) as needed. */
@@ -16,14 +17,14 @@ export interface LaunchSpec {
  * pid file. The inner shell redirects its output, writes its own pid ($$) atomically (temp + mv) and
  * execs the program, which keeps that pid and its start time.
  */
-const OUTER = `cwd=$1 out=$2 err=$3 pidf=$4
-shift 4
+const OUTER = `cwd=$1 out=$2 err=$3 pidf=$4 tmpf=$5
+shift 5
 cd -- "$cwd" || exit 126
 dir=$(pwd -P) || exit 126
 : >>"$out" || exit 125
 : >>"$err" || exit 125
 rm -f -- "$pidf" || exit 125
-setsid -f sh -c "$INNER" sh "$out" "$err" "$pidf" "$@" || exit 124
+setsid -f sh -c "$INNER" sh "$out" "$err" "$pidf" "$tmpf" "$@" || exit 124
 i=0
 while [ ! -s "$pidf" ]; do
   i=$((i + 1))
@@ -33,10 +34,9 @@ done
 cat -- "$pidf"
 printf '%s\n' "$dir"`;
 
-const INNER = `out=$1 err=$2 pidf=$3
-shift 3
+const INNER = `out=$1 err=$2 pidf=$3 tmp=$4
+shift 4
 exec </dev/null >>"$out" 2>>"$err" || exit 125
-tmp="$pidf.atomkit-$$"
 echo $$ >"$tmp" && mv -f -- "$tmp" "$pidf" || exit 125
 exec "$@"`;
 
@@ -61,6 +61,8 @@ export async function launch(
       spec.stdout,
       spec.stderr,
       spec.pidFile,
+      // the kit's temporary name beside the pid file: legal however long the pid file's name is
+      tempBeside(spec.pidFile),
       ...spec.argv,
     ],
     { reject: false, ...(signal ? { signal } : {}) },

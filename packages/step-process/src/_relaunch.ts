@@ -3,13 +3,13 @@
 // same start as the first one (environment, user, detached session, launch record, health wait).
 import { posix } from "node:path";
 import type { Host, StepContext } from "@atomkit/core";
-import { tempBeside } from "@atomkit/core/kit";
+import { fail, tempBeside } from "@atomkit/core/kit";
 import { describeHealth, type NormalizedHealth, waitHealthy, waitUptime } from "./_health";
 import { launch, logTail, sizeOf } from "./_launch";
 import { findIdentity, type Identity, readBootId, readCredentials, readStat, removePidFileIf } from "./_proc";
 import { removeRecordIf, writeRecord } from "./_record";
 import type { Launch, Output, Running } from "./_state";
-import { showArgv } from "./_utils";
+import { showArgv } from "./_text";
 
 export interface StartSpec {
   launch: Launch;
@@ -115,14 +115,11 @@ export async function scratchPidFile(host: Host): Promise<string> {
   return tempBeside(posix.join(host.stateDir, "process.pid"));
 }
 
-/** How a kind reports a failed start: its own error, with the step's context (`stepError`). */
-export type Fail = (message: string, details: { expected: string; found: string; hint: string }) => Error;
-
 /**
  * Starts the launch and waits for it (`startLaunch`); throws `fail(...)` when it exited or did not
  * become healthy. `what` names it in the message: "the process", "the restarted process".
  */
-export async function relaunch(ctx: StepContext, spec: StartSpec, what: string, fail: Fail): Promise<void> {
+export async function relaunch(ctx: StepContext, spec: StartSpec, what: string): Promise<void> {
   const started = await startLaunch(ctx, spec);
   if (started.ok) return;
   // left running when it is up but unhealthy: check sees it, and rollback stops exactly it

@@ -3,14 +3,13 @@
 // and `restart`. What cannot be known for a faithful restart becomes `problem`: apply refuses then,
 // before stopping anything.
 import type { Host, StepContext } from "@atomkit/core";
-import { stepError } from "@atomkit/core/kit";
+import { fail } from "@atomkit/core/kit";
 import { probeOnce } from "./_health";
 import { realDir } from "./_launch";
 import { type ProcStat, readBootId, readPidFile, readStat, scanProcesses } from "./_proc";
 import { readRecord } from "./_record";
 import { type Launch, launchDirOf, type Running, readProcLaunch } from "./_state";
-import { KIND } from "./_stop-params";
-import { showArgv } from "./_utils";
+import { showArgv } from "./_text";
 import type { StopProcessParams, StopProcessState } from "./stop";
 
 /** Names whose values `env: "keep"` refuses to write to the trail. */
@@ -35,7 +34,7 @@ async function locate(ctx: StepContext, p: StopProcessParams): Promise<ProcStat 
   const roots = matches.filter((m) => !pids.has(m.ppid));
   if (roots.length === 0) return null;
   if (roots.length > 1) {
-    throw stepError(ctx, KIND, "observe", `${roots.length} unrelated processes match /${p.match}/`, {
+    throw fail(`${roots.length} unrelated processes match /${p.match}/`, {
       expected: "exactly one process (or one parent of all matches)",
       found: roots
         .slice(0, 5)
@@ -64,7 +63,7 @@ export async function snapshot(ctx: StepContext, p: StopProcessParams): Promise<
     try {
       proc = await readProcLaunch(host, pid);
     } catch (error) {
-      throw stepError(ctx, KIND, "observe", `cannot read /proc/${pid} to record how to restart it`, {
+      throw fail(`cannot read /proc/${pid} to record how to restart it`, {
         expected: "its command line, working directory and environment",
         found: (error as Error)?.message?.split("\n")[0],
         hint: "run the deploy as the process's user or as root",
@@ -74,7 +73,7 @@ export async function snapshot(ctx: StepContext, p: StopProcessParams): Promise<
     // it exited while we looked: it is stopped
     if (!proc || !(await readStat(host, pid))) return { running: false };
     if (proc.launch.argv.length === 0) {
-      throw stepError(ctx, KIND, "observe", `pid ${pid} has an empty command line`, {
+      throw fail(`pid ${pid} has an empty command line`, {
         expected: "the argv of a user process",
         found: "nothing (a kernel thread, or a Host that reads procfs files as empty)",
         hint: "point pidFile/match at the service itself",

@@ -1,4 +1,5 @@
-import { deepEqual, type Host, ParamsFieldError } from "@atomkit/core";
+import type { Host } from "@atomkit/core";
+import { deepEqual, ParamsFieldError } from "@atomkit/core/kit";
 import { realDir } from "./_launch";
 import {
   type Credentials,

@@ -1,6 +1,15 @@
-import { absolutePath, checkFields, optional, show } from "@atomkit/core/kit";
+import {
+  absolutePath,
+  argv,
+  checkFields,
+  env,
+  envName,
+  optional,
+  ParamsFieldError,
+  show,
+} from "@atomkit/core/kit";
+import { cwdOf, msOf, regexOf, signalOf } from "./_checks";
 import { healthOf } from "./_health";
-import { argvOf, dirPath, envNameOf, envOf, invalid, msOf, regexOf, signalOf } from "./_utils";
 import type { StopProcessOptions, StopProcessParams } from "./stop";
 
 export const KIND = "process.stop";
@@ -15,14 +24,18 @@ export function stopParams(input: StopProcessOptions): StopProcessParams {
     env: (v, p): StopProcessParams["env"] => {
       if (v === undefined || v === "keep" || v === "none") return v ?? "keep";
       if (!Array.isArray(v))
-        invalid(p, `expected "keep", "none" or a list of variable names, found ${show(v)}`);
-      return v.map((name, i) => envNameOf(String(name), `${p}.${i}`));
+        throw new ParamsFieldError(
+          p,
+          `expected "keep", "none" or a list of variable names, found ${show(v)}`,
+        );
+      return v.map((name, i) => envName(name, `${p}.${i}`));
     },
-    secretEnv: optional(envOf),
+    secretEnv: optional(env),
     // these params as a trail holds them (validated again by recover and undo): the names, not the values
     secretEnvNames: optional((v, p) => {
-      if (!Array.isArray(v)) invalid(p, `expected a list of variable names, found ${show(v)}`);
-      return v.map((n, i) => envNameOf(String(n), `${p}.${i}`)).sort();
+      if (!Array.isArray(v))
+        throw new ParamsFieldError(p, `expected a list of variable names, found ${show(v)}`);
+      return v.map((n, i) => envName(n, `${p}.${i}`)).sort();
     }),
     logFile: (v, p) => (v === undefined ? "/dev/null" : absolutePath(v, p)),
     health: healthOf,
@@ -30,7 +43,7 @@ export function stopParams(input: StopProcessOptions): StopProcessParams {
     restart: optional(restartOf),
   });
   if ((o.pidFile === undefined) === (o.match === undefined)) {
-    invalid(
+    throw new ParamsFieldError(
       o.pidFile === undefined ? "pidFile" : "match",
       `expected exactly one of pidFile and match, found ${o.pidFile === undefined ? "neither" : "both"}`,
     );
@@ -48,7 +61,7 @@ export function stopParams(input: StopProcessOptions): StopProcessParams {
   if (o.secretEnv !== undefined) out.secretEnv = o.secretEnv;
   if (o.secretEnvNames !== undefined) {
     if (o.secretEnv !== undefined && o.secretEnvNames.join() !== out.secretEnvNames.join()) {
-      invalid(
+      throw new ParamsFieldError(
         "secretEnvNames",
         `expected exactly the names of secretEnv (${out.secretEnvNames.join(", ")}), found ${o.secretEnvNames.join(", ")}`,
       );
@@ -59,13 +72,16 @@ export function stopParams(input: StopProcessOptions): StopProcessParams {
   if (o.health) out.health = o.health;
   if (o.health && "logLine" in o.health && out.logFile === "/dev/null") {
     // the original's own log is used when it had one; this is the fallback the check must be able to read
-    invalid("logFile", "expected a log file for the logLine health check to read, found none");
+    throw new ParamsFieldError(
+      "logFile",
+      "expected a log file for the logLine health check to read, found none",
+    );
   }
   return out;
 }
 
 function restartOf(value: unknown, path: string): NonNullable<StopProcessParams["restart"]> {
-  const r = checkFields(value, { cwd: optional(dirPath), command: optional(argvOf) }, path);
+  const r = checkFields(value, { cwd: optional(cwdOf), command: optional(argv) }, path);
   const out: NonNullable<StopProcessParams["restart"]> = {};
   if (r.cwd !== undefined) out.cwd = r.cwd;
   if (r.command !== undefined) out.command = r.command;

@@ -1,4 +1,8 @@
-export type { HealthCheck, NormalizedHealth } from "./_health";
+import type { ProcessHealthCheck } from "./_health";
+
+export type { NormalizedHealth, ProcessHealthCheck } from "./_health";
+/** @deprecated renamed `ProcessHealthCheck`: step-docker has its own `HealthCheck`. */
+export type HealthCheck = ProcessHealthCheck;
 export type { StartProcessOptions, StartProcessParams, StartProcessState } from "./start";
 export { startProcess } from "./start";
 export type { StopProcessOptions, StopProcessParams, StopProcessState } from "./stop";

@@ -1,7 +1,17 @@
 import { dirname } from "node:path";
 import { defineStep, type Host, type StepContext } from "@atomkit/core";
-import { absolutePath, checkFields, optional, show, stepError } from "@atomkit/core/kit";
-import { type HealthCheck, healthOf, type NormalizedHealth } from "./_health";
+import {
+  absolutePath,
+  argv,
+  checkFields,
+  env,
+  fail,
+  optional,
+  ParamsFieldError,
+  show,
+} from "@atomkit/core/kit";
+import { cwdOf, msOf, signalOf } from "./_checks";
+import { healthOf, type NormalizedHealth, type ProcessHealthCheck } from "./_health";
 import { realDir, requireDir } from "./_launch";
 import { readBootId, readCredentials, readPidFile, removePidFileIf } from "./_proc";
 import { readRecord, recordPath, removeRecordIf } from "./_record";
@@ -16,10 +26,11 @@ import {
   readProcLaunch,
   sameLaunch,
 } from "./_state";
-import { argvOf, dirPath, envOf, invalid, masker, msOf, showArgv, signalOf } from "./_utils";
+import { masker, showArgv } from "./_text";
 
 const KIND = "process.start";
 
+/** The options of `process.start`: the command, its directory and environment, pid and log files, and when it counts as started. */
 export interface StartProcessOptions {
   /** The program and its arguments as an argv, e.g. `["node", "server.js"]`; never a shell string. **Required.** */
   command: string[];
@@ -35,7 +46,7 @@ export interface StartProcessOptions {
   /** Absolute path the process's stdout and stderr are appended to. Default: `pidFile` with `.log` for `.pid`. */
   logFile?: string;
   /** Waited for after the start; a timeout fails the step (rollback stops the process). Default: none. */
-  health?: HealthCheck;
+  health?: ProcessHealthCheck;
   /** Without `health`: the process must stay up this long to count as started. Default 500. */
   minUptimeMs?: number;
   /** Signal undo sends to stop the process it started. Default `TERM`. */
@@ -66,9 +77,9 @@ export type StartProcessState = ProcessState;
 
 function params(input: StartProcessOptions): StartProcessParams {
   const o = checkFields(input, {
-    command: argvOf,
-    cwd: (v, p) => (v === undefined ? "/" : dirPath(v, p)),
-    env: (v, p) => (v === undefined ? {} : envOf(v, p)),
+    command: argv,
+    cwd: (v, p) => (v === undefined ? "/" : cwdOf(v, p)),
+    env: (v, p) => (v === undefined ? {} : env(v, p)),
     pidFile: absolutePath,
     logFile: optional(absolutePath),
     health: healthOf,
@@ -78,7 +89,7 @@ function params(input: StartProcessOptions): StartProcessParams {
   });
   // `env NAME=value prog`: a program whose name holds "=" would be read as one more assignment
   if (Object.keys(o.env).length && o.command[0]!.includes("=")) {
-    invalid(
+    throw new ParamsFieldError(
       "command.0",
       `expected a program name without "=" when env is given, found ${show(o.command[0])}`,
     );
@@ -122,7 +133,7 @@ async function observe(
 /** The launch this step's params ask for, as a record would hold it once started. */
 async function wanted(ctx: StepContext, p: StartProcessParams, dir: string): Promise<Launch> {
   // env values the run holds as secrets are set at start and never recorded: only their names
-  const masked = ctx.redact ? ctx.redact(p.env) : p.env;
+  const masked = ctx.redact(p.env);
   const env: Record<string, string> = {};
   const secretEnv: string[] = [];
   for (const [name, value] of Object.entries(p.env)) {
@@ -144,8 +155,6 @@ async function wanted(ctx: StepContext, p: StartProcessParams, dir: string): Pro
 async function apply(ctx: StepContext, p: StartProcessParams, before: StartProcessState): Promise<void> {
   const { host } = ctx;
   const mask = masker(Object.values(p.env));
-  const fail = (message: string, details: Parameters<typeof stepError>[4]) =>
-    stepError(ctx, KIND, "apply", message, details);
 
   const problems = (
     await Promise.all([
@@ -199,7 +208,7 @@ async function apply(ctx: StepContext, p: StartProcessParams, before: StartProce
     minUptimeMs: p.minUptimeMs,
     mask,
   };
-  await relaunch(ctx, spec, "the process", fail);
+  await relaunch(ctx, spec, "the process");
 }
 
 /**
@@ -218,7 +227,7 @@ async function undo(
   const now = await observe(ctx.host, p, ctx.log);
   if (!now.running) return;
   if (!sameLaunch(now.launch, after.launch)) {
-    throw stepError(ctx, KIND, "undo", "another launch runs from the pid file; it was left alone", {
+    throw fail("another launch runs from the pid file; it was left alone", {
       expected: `the launch this step started (${showArgv(after.launch.argv)} in ${after.launch.dir})`,
       found: `pid ${now.pid}: ${showArgv(now.launch.argv)} in ${now.launch.dir}`,
       hint: "someone restarted it differently since; stop it by hand if it must go",

@@ -1,6 +1,6 @@
 import { defineStep, type StepContext } from "@atomkit/core";
-import { stepError } from "@atomkit/core/kit";
-import type { HealthCheck, NormalizedHealth } from "./_health";
+import { fail } from "@atomkit/core/kit";
+import type { NormalizedHealth, ProcessHealthCheck } from "./_health";
 import { removePidFileIf, sameIdentity } from "./_proc";
 import { recordPath, removeRecordIf } from "./_record";
 import { cannotRestartAs, relaunch, scratchPidFile } from "./_relaunch";
@@ -8,8 +8,9 @@ import { terminate } from "./_signal";
 import { snapshot } from "./_snapshot";
 import { checkState, type ProcessState, sameLaunch } from "./_state";
 import { KIND, stopParams } from "./_stop-params";
-import { masker, showArgv } from "./_utils";
+import { masker, showArgv } from "./_text";
 
+/** The options of `process.stop`: which process (pid file or match), how to stop it, and how an undo starts it again. */
 export interface StopProcessOptions {
   /** Absolute path of the pid file naming the process. Give this or `match`. */
   pidFile?: string;
@@ -43,7 +44,7 @@ export interface StopProcessOptions {
    * Checked by undo after the restart; observe also probes it once (http/tcp/exec), so a rollback is
    * verified only when the restored process answers. Default: none.
    */
-  health?: HealthCheck;
+  health?: ProcessHealthCheck;
   /** Without `health`: the restarted process must stay up this long. Default 500. */
   minUptimeMs?: number;
   /**
@@ -86,8 +87,6 @@ function sameProcess(a: StopProcessState, b: StopProcessState): boolean {
 
 async function apply(ctx: StepContext, p: StopProcessParams, before: StopProcessState): Promise<void> {
   if (!before.running) return;
-  const fail = (message: string, details: Parameters<typeof stepError>[4]) =>
-    stepError(ctx, KIND, "apply", message, details);
   const now = await snapshot(ctx, p);
   if (!now.running) {
     ctx.log("the process is already gone");
@@ -135,8 +134,6 @@ async function apply(ctx: StepContext, p: StopProcessParams, before: StopProcess
  */
 async function undo(ctx: StepContext, p: StopProcessParams, before: StopProcessState): Promise<void> {
   if (!before.running) return;
-  const fail = (message: string, details: Parameters<typeof stepError>[4]) =>
-    stepError(ctx, KIND, "undo", message, details);
   const mask = masker(Object.values(p.secretEnv ?? {}));
   const { launch } = before;
   const now = await snapshot(ctx, p);
@@ -179,7 +176,7 @@ async function undo(ctx: StepContext, p: StopProcessParams, before: StopProcessS
       minUptimeMs: p.minUptimeMs,
       mask,
     };
-    await relaunch(ctx, spec, "the restarted process", fail);
+    await relaunch(ctx, spec, "the restarted process");
   } finally {
     // match mode: the launcher needed a file to hand the pid back through, nothing more
     if (!p.pidFile) await ctx.host.rm(pidFile, { force: true });

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Host, localHost, type Step, type StepContext, validateParams } from "@atomkit/core";
-import { PATIENCE_MS } from "@atomkit/testkit";
+import { PATIENCE_MS, stepContext } from "@atomkit/testkit";
 
 export const SERVER = fileURLToPath(new URL("./fixtures/server.mjs", import.meta.url));
 export const NODE = process.execPath;
@@ -232,13 +232,7 @@ export async function bind<P, S>(step: Step<P, S>, host: Host, log: (m: string) 
   const validated = await validateParams(step as Step);
   if (validated.issues) throw new Error(`params invalid: ${JSON.stringify(validated.issues)}`);
   const p = validated.value as P;
-  const ctx: StepContext = {
-    host,
-    signal: new AbortController().signal,
-    log,
-    runId: "test",
-    step: step.name,
-  };
+  const ctx: StepContext = stepContext({ host: host, log: log, runId: "test", step: step.name });
   const d = step.definition;
   return {
     params: p,

@@ -455,7 +455,9 @@ describe("process.stop", () => {
       "restart.cwd",
       "restart.comand",
     ]);
-    expect(r.issues?.[1]?.message).toBe("expected an integer from 0 to 86400000, found -1");
+    expect(r.issues?.[1]?.message).toBe(
+      "expected a whole number of milliseconds from 0 to 86400000, found -1",
+    );
     expect(r.issues?.[5]?.message).toMatch(/did you mean "command"\?/);
     // a secret value of the wrong type is shown by its type only
     const secret = await validateParams(stopProcess({ pidFile, secretEnv: { TOKEN: 424242 } } as never));

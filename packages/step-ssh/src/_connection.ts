@@ -1,8 +1,10 @@
 import { HostError } from "@atomkit/core";
-import { Client, type ConnectConfig, type SFTPWrapper } from "ssh2";
+import { sleep } from "@atomkit/core/kit";
+import type { Client, ConnectConfig, SFTPWrapper } from "ssh2";
 import { handshakes } from "./_handshakes";
 import { HostKeyCheck } from "./_host-key";
-import { call, looksLikeLinkError, sleep } from "./_utils";
+import { endLink, openLink } from "./_open-link";
+import { call, looksLikeLinkError } from "./_utils";
 
 export type HostKeyPolicy = "known-hosts" | "insecure-accept-any" | `SHA256:${string}`;
 
@@ -160,7 +162,11 @@ export class Connection {
       if (attempt > 0) await sleep(this.s.backoffMs * 2 ** (attempt - 1));
       try {
         // only the handshake holds a slot: not the backoff above, nor what runs on the link after
-        const link = await handshakes.run(() => this.connectOnce());
+        const link = await handshakes.run(() =>
+          openLink(this.s, this.hostKeys, ++this.links, (closed) => {
+            if (this.link === closed) this.link = undefined;
+          }),
+        );
         try {
           await this.onLink?.(link);
         } catch (error) {
@@ -177,105 +183,6 @@ export class Connection {
       }
     }
     throw last;
-  }
-
-  private connectOnce(): Promise<Link> {
-    const s = this.s;
-    const client = new Client();
-    let refusal: HostError | undefined;
-    const { known, lookup, preferred } = this.hostKeys.prepare();
-    let credentials: Partial<ConnectConfig>;
-    try {
-      credentials = s.credentials();
-    } catch (error) {
-      return Promise.reject(
-        new HostError("AUTH", `cannot read the credentials for ${s.name}: ${(error as Error).message}`, {
-          host: s.name,
-          cause: error,
-          hint: "pass privateKey, privateKeyPath, agent or password in sshHost options",
-        }),
-      );
-    }
-    const config: ConnectConfig = {
-      host: s.host,
-      port: s.port,
-      username: s.username,
-      ...credentials,
-      keepaliveInterval: s.keepaliveIntervalMs,
-      keepaliveCountMax: s.keepaliveCountMax,
-      readyTimeout: s.readyTimeoutMs,
-      // ask for the key types known_hosts has for this host first, as ssh(1) does
-      ...(preferred.length
-        ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } } }
-        : {}),
-      hostVerifier: (blob: Buffer) => {
-        refusal = this.hostKeys.check(blob, known, lookup);
-        return !refusal;
-      },
-    } as ConnectConfig;
-
-    return new Promise<Link>((resolve, reject) => {
-      let ready = false;
-      const link: Link = { id: ++this.links, client, closed: false };
-      const fail = (error: unknown) => {
-        if (ready) return;
-        ready = true;
-        client.end();
-        client.destroy();
-        reject(refusal ?? this.connectError(error));
-      };
-      client.on("error", (error: Error) => {
-        if (!ready) fail(error);
-        // after ready, a socket error is followed by close; in-flight calls see it there
-      });
-      const dropped = () => {
-        link.closed = true;
-        if (this.link === link) this.link = undefined;
-        if (!ready) fail(new Error("connection closed during the handshake"));
-      };
-      client.on("end", dropped);
-      client.on("close", dropped);
-      client.once("ready", () => {
-        ready = true;
-        resolve(link);
-      });
-      try {
-        client.connect(config);
-        // small requests (a stat, a channel open) otherwise wait ~40 ms for Nagle + delayed ACK
-        client.setNoDelay(true);
-      } catch (error) {
-        fail(error);
-      }
-    });
-  }
-
-  private connectError(error: unknown): HostError {
-    const s = this.s;
-    const e = error as Error & { level?: string; code?: string };
-    const message = e?.message ?? String(error);
-    if (e?.level === "client-authentication") {
-      return new HostError("AUTH", `authentication as ${s.username} on ${s.name} failed (${message})`, {
-        host: s.name,
-        expected: `${s.credentialsShown} accepted by the server`,
-        found: "every method refused",
-        hint: `check the user and key: \`ssh -p ${s.port} ${s.username}@${s.host} true\`; the public key must be in ${s.username}'s authorized_keys`,
-        cause: error,
-      });
-    }
-    if (/privateKey|passphrase|Cannot parse/i.test(message)) {
-      return new HostError("AUTH", `cannot use the private key for ${s.name}: ${message}`, {
-        host: s.name,
-        hint: "pass an OpenSSH or PEM private key (and its passphrase if it is encrypted)",
-        cause: error,
-      });
-    }
-    return new HostError("CONNECTION", `cannot connect to ${s.name}: ${message}`, {
-      host: s.name,
-      expected: `sshd answering on ${s.host}:${s.port}`,
-      found: e?.code ?? message,
-      hint: `is the host up and sshd listening on port ${s.port}? Try \`ssh -p ${s.port} ${s.username}@${s.host} true\``,
-      cause: error,
-    });
   }
 }
 
@@ -297,20 +204,5 @@ function guardSftp(sftp: SFTPWrapper, dead: () => boolean): SFTPWrapper {
         return value.apply(target, args);
       };
     },
-  });
-}
-
-function endLink(link: Link): Promise<void> {
-  if (link.closed) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(() => {
-      link.client.destroy();
-      resolve();
-    }, 2_000);
-    link.client.once("close", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    link.client.end();
   });
 }

@@ -1,4 +1,5 @@
-import { type ExecOptions, type ExecResult, execError, HostError, shellQuote } from "@atomkit/core";
+import { type ExecOptions, type ExecResult, HostError } from "@atomkit/core";
+import { execError, shellQuote } from "@atomkit/core/kit";
 import type { ClientChannel } from "ssh2";
 import type { Connection, Link } from "./_connection";
 import { ExecRun } from "./_exec-run";

@@ -1,4 +1,5 @@
-import { type Host, HostError, type HostErrorReason, shellQuote } from "@atomkit/core";
+import { type Host, HostError, type HostErrorReason } from "@atomkit/core";
+import { shellQuote } from "@atomkit/core/kit";
 
 /**
  * Hard-links `from` to `to` with the POSIX `link` utility, for servers without `hardlink@openssh.com`.

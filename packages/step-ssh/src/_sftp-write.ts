@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
-import { HostError, isNotFound, tempBeside, type UploadResult, type WriteFileOptions } from "@atomkit/core";
+import { HostError, isNotFound, type UploadResult, type WriteFileOptions } from "@atomkit/core";
+import { tempBeside } from "@atomkit/core/kit";
 import type { SFTPWrapper } from "ssh2";
 import { messageOf, type Sftp } from "./_sftp";
 import { call, hasExtension, maxWriteLength, writePipelined } from "./_utils";

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
-import { type FileStat, type Host, HostError, type HostErrorReason, shellQuote } from "@atomkit/core";
+import { type FileStat, type Host, HostError, type HostErrorReason } from "@atomkit/core";
+import { shellQuote } from "@atomkit/core/kit";
 import type { Attributes, SFTPWrapper } from "ssh2";
 import type { Connection, Link } from "./_connection";
 import { execOnce } from "./_exec";

@@ -196,9 +196,6 @@ export function expandPath(path: string, tokens: { host: string; user: string })
   return expanded === "~" ? home : expanded.startsWith("~/") ? `${home}${expanded.slice(1)}` : expanded;
 }
 
-// the kit's, re-exported for the connection code that imports it from here
-export { sleep } from "@atomkit/core/kit";
-
 /** Keeps the last `max` bytes of a stream's output, decoded once at the end (no split UTF-8). */
 export class OutputTail {
   private chunks: Buffer[] = [];

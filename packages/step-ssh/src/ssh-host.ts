@@ -1,4 +1,5 @@
-import { acquireLease, type ConnectOptions, type ConnectTarget } from "@atomkit/core";
+import type { ConnectOptions, ConnectTarget } from "@atomkit/core";
+import { acquireLease } from "@atomkit/core/kit";
 import { Connection } from "./_connection";
 import { exec } from "./_exec";
 import { forward } from "./_forward";

@@ -1,7 +1,8 @@
 // writeFile over SFTP: exclusive creates are whole or absent (what leases rely on), temp names stay legal.
 import { existsSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
-import { HostError, tempPrefix } from "@atomkit/core";
+import { HostError } from "@atomkit/core";
+import { tempPrefix } from "@atomkit/core/kit";
 import { HOSTILE_STRINGS } from "@atomkit/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { linkOverExec } from "../src/_link";

@@ -2,6 +2,7 @@
 import { readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { atom, type Host, localHost, run } from "@atomkit/core";
+import { stepContext } from "@atomkit/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { execCommand } from "../src/index";
 import { noSshd, tempDir, testHost, withStateDir } from "./_testbed";
@@ -62,7 +63,7 @@ async function cleanupLeavesOnlyTheMarker(host: Host, dir: string) {
   expect(marker).toMatch(/^[0-9a-f]{32}\.json$/);
   await writeFile(`${markers}/.${marker}.atomkit-deadbeef`, '{"appliedBy":');
   await writeFile(`${markers}/.other.json.atomkit-deadbeef`, "another step's");
-  const ctx = { host, signal: new AbortController().signal, log: () => {}, runId: "cleanup", step: "x" };
+  const ctx = stepContext({ host, runId: "cleanup", step: "x" });
   const params = step.definition.params as (i: unknown) => never;
   const p = params(step.params);
   const before = await step.definition.observe(ctx, p);
@@ -97,7 +98,7 @@ describe("ssh.exec undo from a recorded state", () => {
       try {
         const step = execCommand({ command: ["true"], undo: ["touch", `${dir}/undone`], ...extra });
         const host = localHost({ stateDir: `${dir}/state` });
-        const ctx = { host, signal: new AbortController().signal, log: () => {}, runId: "r", step: "s" };
+        const ctx = stepContext({ host, runId: "r", step: "s" });
         const err = await step.definition
           .undo(ctx, step.params as never, before as never, before as never)
           .catch((e: unknown) => e);
@@ -135,7 +136,7 @@ describe.skipIf(noSshd)("ssh.exec cleanup over SSH", () => {
       await mkdir(`${dir}/ssh-exec`);
       await writeFile(`${dir}/ssh-exec/.x.atomkit-deadbeef`, "");
       const host = withStateDir(ssh, dir);
-      const ctx = { host, signal: new AbortController().signal, log: () => {}, runId: "r", step: "s" };
+      const ctx = stepContext({ host, runId: "r", step: "s" });
       await step.definition.cleanup?.(ctx, step.params as never);
       expect(readdirSync(`${dir}/ssh-exec`)).toEqual([".x.atomkit-deadbeef"]);
     } finally {

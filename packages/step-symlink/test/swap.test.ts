@@ -21,7 +21,7 @@ import {
   validateParams,
 } from "@atomkit/core";
 import { ParamsFieldError } from "@atomkit/core/kit";
-import { describeStepContract, HOSTILE_STRINGS, hashTree } from "@atomkit/testkit";
+import { describeStepContract, HOSTILE_STRINGS, hashTree, stepContext } from "@atomkit/testkit";
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { type SwapSymlinkParams, type SymlinkState, steps, swapSymlink } from "../src/index";
 
@@ -75,13 +75,7 @@ function flakyRename(host: Host) {
   return { host: wrapped, state };
 }
 
-const ctxOf = (host: Host): StepContext => ({
-  host,
-  signal: new AbortController().signal,
-  log: () => {},
-  runId: "test",
-  step: "symlink.swap",
-});
+const ctxOf = (host: Host): StepContext => stepContext({ host, step: "symlink.swap" });
 
 async function bound(host: Host, input: Parameters<typeof swapSymlink>[0]) {
   const step = swapSymlink(input);
@@ -466,5 +460,5 @@ describe("symlink.swap: recorded states, owned paths, leftovers", () => {
 });
 
 function ctxFor(host: Host): StepContext {
-  return { host, signal: new AbortController().signal, log: () => {}, runId: "test", step: "swap" };
+  return stepContext({ host, step: "swap" });
 }

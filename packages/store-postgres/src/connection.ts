@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { TrailError } from "@atomkit/core";
+import { maskUrlPasswords } from "@atomkit/core/kit";
 import pg from "pg";
 
 export interface ConnectionOptions {
@@ -118,5 +119,5 @@ export function storeError(where: string, doing: string, error: unknown): TrailE
 
 /** Messages of the driver may quote the connection string: its password never goes further. */
 function scrub(message: string): string {
-  return message.replace(/(postgres(?:ql)?:\/\/[^:@/\s]*:)[^@\s]*@/g, "$1***@");
+  return maskUrlPasswords(message);
 }

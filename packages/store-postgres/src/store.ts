@@ -1,11 +1,5 @@
-import {
-  type RunQuery,
-  refuseOversized,
-  summarizeAll,
-  TrailError,
-  type TrailRecord,
-  type TrailStore,
-} from "@atomkit/core";
+import { type RunQuery, TrailError, type TrailRecord, type TrailStore } from "@atomkit/core";
+import { refuseOversized, summarizeAll } from "@atomkit/core/kit";
 import type { Connection } from "./connection";
 import { storeError } from "./connection";
 import { schemaName } from "./schema";

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deepEqual, type Host, localHost, type Step, type StepContext, validateParams } from "@atomkit/core";
-import { Redactor } from "@atomkit/core/kit";
+import { type Host, localHost, type Step, type StepContext, validateParams } from "@atomkit/core";
+import { deepEqual, Redactor } from "@atomkit/core/kit";
 import { whenTestEnds } from "./test-end";
 
 export interface StepContextOptions {
@@ -23,8 +23,6 @@ export interface StepContextOptions {
 
 /** A real `StepContext`, plus what a test checks afterwards. */
 export interface TestStepContext extends StepContext {
-  /** Masks every secret given (`secrets`, or the step's secret params in `bindStep`), like the engine. */
-  redact: <T>(value: T) => T;
   /** Every `ctx.log` line, in order, masked like the engine masks them before a renderer sees them. */
   logs: string[];
 }

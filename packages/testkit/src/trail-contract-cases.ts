@@ -3,15 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   atom,
-  foldRun,
   LockedError,
   localHost,
-  MAX_RECORD_BYTES,
   run,
   type StepTrailRecord,
   type TrailStore,
   undoRun,
 } from "@atomkit/core";
+import { foldRun, MAX_RECORD_BYTES } from "@atomkit/core/kit";
 import { expect, it } from "vitest";
 import { at, end, put, start, step } from "./trail-records";
 

@@ -1,4 +1,5 @@
-import { liveRuns, type RunSummary, undoneRuns } from "@atomkit/core";
+import type { RunSummary } from "@atomkit/core";
+import { liveRuns, MASK, undoneRuns } from "@atomkit/core/kit";
 import type { RunMeta } from "../atoms";
 import { anchor, duration, extent, html, iso, type Markup, outcomeClass, show } from "./markup";
 import { page } from "./page";
@@ -86,6 +87,6 @@ function vars(r: RunSummary): string {
   const meta = (r.meta ?? {}) as Partial<RunMeta>;
   return [
     ...Object.entries(meta.vars ?? {}).map(([k, v]) => `${k}=${show(String(v), 120)}`),
-    ...(meta.secretVars ?? []).map((k) => `${k}=***`),
+    ...(meta.secretVars ?? []).map((k) => `${k}=${MASK}`),
   ].join(" ");
 }

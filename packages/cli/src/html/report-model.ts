@@ -1,13 +1,13 @@
-import {
-  type FleetEndRecord,
-  type FleetSpread,
-  type FleetStartRecord,
-  planBatches,
-  type RunStartRecord,
-  type RunSummary,
-  type TrailRecord,
-  type TrailStore,
+import type {
+  FleetEndRecord,
+  FleetSpread,
+  FleetStartRecord,
+  RunStartRecord,
+  RunSummary,
+  TrailRecord,
+  TrailStore,
 } from "@atomkit/core";
+import { planBatches } from "@atomkit/core/kit";
 import { extent } from "./markup";
 import type { HostModel, HostOutcome, Outcome, ReportModel, RunModel } from "./model";
 import { runModel, varsOf } from "./run-model";

@@ -1,4 +1,5 @@
-import { foldRun, type Json, type TrailRecord } from "@atomkit/core";
+import type { Json, TrailRecord } from "@atomkit/core";
+import { foldRun, MASK } from "@atomkit/core/kit";
 import type { RunMeta } from "../atoms";
 import type { Phase, RunModel } from "./model";
 import { segmentsOf, time } from "./timeline";
@@ -54,6 +55,6 @@ export function runModel(records: readonly TrailRecord[], runId: string): RunMod
 export function varsOf(meta: Json | undefined): Array<[string, string]> {
   const m = (meta ?? {}) as Partial<RunMeta>;
   const out: Array<[string, string]> = Object.entries(m.vars ?? {}).map(([k, v]) => [k, String(v)]);
-  for (const k of m.secretVars ?? []) out.push([k, "***"]);
+  for (const k of m.secretVars ?? []) out.push([k, MASK]);
   return out;
 }

@@ -12,6 +12,7 @@ import type { Json } from "../types";
 // recorded step rebuilt and checked first (a trail is evidence, never a command), and the host the run
 // acted on, by name.
 
+/** Options shared by the runs a trail drives (`recover`, `undoRun`): the host, lock, events and rebuild options. */
 export interface TrailRunOptions extends RebuildOptions {
   /** The host a run acted on, by the name recorded in its trail. */
   host: Host | ((name: string) => Host | Promise<Host>);

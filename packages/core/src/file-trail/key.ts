@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { link, mkdir, open, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { TrailError } from "../errors";
+import { tempBeside } from "../kit/names";
 import { keyFrom } from "../seal";
 import { listIds } from "./records";
 
@@ -36,7 +37,7 @@ export async function keyFromFile(file: string, createFor: string | undefined): 
   // written whole to a temporary file, then linked into place: a racing process reads all of it or none
   await mkdir(dirname(file), { recursive: true });
   const fresh = randomBytes(32).toString("hex");
-  const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+  const tmp = tempBeside(file);
   try {
     const fh = await open(tmp, "wx", 0o600);
     await fh.writeFile(`${fresh}\n`);

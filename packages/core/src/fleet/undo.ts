@@ -15,6 +15,7 @@ import { notAFleet, readFleet, writeFleetEnd, writeFleetStart } from "./records"
 // Acting on a recorded fleet, or on many hosts from the trail: undo a fleet, roll many hosts back to
 // earlier releases, recover a fleet's unfinished host runs.
 
+/** Options of the fleet's undo and recover: those of a single run's, spread over the fleet's hosts. */
 export interface FleetTrailOptions extends Omit<TrailRunOptions, "host" | "atom" | "fleet">, FleetSpread {
   /** The hosts, by the names the trail recorded. */
   host: (name: string) => Host | Promise<Host>;

@@ -1,6 +1,5 @@
 // Backups of file contents an undo puts back: content-addressed under the host's state directory, so
 // the recorded state (a sha256) is all an undo in a new process needs.
-import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { show } from "../fields";
 import type { Host } from "../host";
@@ -37,7 +36,7 @@ export async function keepBackup(
   }
   const dir = backupsDir(host);
   await host.mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = posix.join(dir, `.keep.atomkit-${randomBytes(4).toString("hex")}`);
+  const tmp = tempBeside(posix.join(dir, "keep"));
   try {
     const ln = options.copy ? null : await host.exec(["ln", "--", path, tmp], { reject: false });
     if (ln?.code !== 0) await host.exec(["cp", "--", path, tmp]);

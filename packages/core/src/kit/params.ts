@@ -39,13 +39,22 @@ export function nonEmptyString(
  * An absolute POSIX path on the host: starts with `/`, holds no NUL byte, and is returned normalised
  * (`/a/./b/` and `/a/c/../b` → `/a/b`; `..` is resolved by the text, not by following links). Any
  * other byte is allowed. `/` itself is refused (replacing or removing the root is always a mistake)
- * unless `allowRoot` (a working directory may be `/`).
+ * unless `allowRoot` (a working directory may be `/`). `asWritten` returns the path unchanged: for a
+ * value that is recorded and compared as the user wrote it (a process's working directory).
  */
-export function absolutePath(value: unknown, path: string, o: { allowRoot?: boolean } = {}): string {
+export function absolutePath(
+  value: unknown,
+  path: string,
+  o: { allowRoot?: boolean; asWritten?: boolean } = {},
+): string {
   if (typeof value !== "string" || !value.startsWith("/")) {
     throw new ParamsFieldError(path, `expected an absolute path on the host, found ${show(value)}`);
   }
   if (value.includes("\0")) throw new ParamsFieldError(path, "a path cannot contain a NUL byte");
+  if (o.asWritten) {
+    if (!o.allowRoot && /^\/+$/.test(value)) throw new ParamsFieldError(path, `"/" cannot be used here`);
+    return value;
+  }
   const normal = posix.normalize(value);
   const out = normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
   if (out === "/" && !o.allowRoot) throw new ParamsFieldError(path, `"/" cannot be used here`);
@@ -179,13 +188,34 @@ export function stringRecord(
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ENV_NAME_HINT = "an environment variable name (letters, digits and _, not starting with a digit)";
+
+/** An environment variable's name: letters, digits and `_`, not starting with a digit. */
+export function envName(value: unknown, path: string): string {
+  return nonEmptyString(value, path, { pattern: ENV_NAME, hint: ENV_NAME_HINT });
+}
 
 /** Environment variables: `stringRecord` whose names are letters, digits and `_`, not starting with a digit. */
 export function env(value: unknown, path: string): Record<string, string> {
-  return stringRecord(value, path, {
-    keys: ENV_NAME,
-    keyHint: "an environment variable name (letters, digits and _, not starting with a digit)",
-  });
+  return stringRecord(value, path, { keys: ENV_NAME, keyHint: ENV_NAME_HINT });
+}
+
+/** The check of a field that may be `null` (a state's "none"): null passes, anything else goes to `check`. */
+export function nullable<T>(check: (value: unknown, path: string) => T) {
+  return (value: unknown, path: string): T | null => (value === null ? null : check(value, path));
+}
+
+/** The check of an array whose items each pass `check`; a bad item is named by its index (`mounts.2.target`). */
+export function arrayOf<T>(check: (value: unknown, path: string) => T, o: { nonEmpty?: boolean } = {}) {
+  return (value: unknown, path: string): T[] => {
+    if (!Array.isArray(value) || (o.nonEmpty && !value.length)) {
+      throw new ParamsFieldError(
+        path,
+        `expected ${o.nonEmpty ? "a non-empty array" : "an array"}, found ${show(value)}`,
+      );
+    }
+    return value.map((item, i) => check(item, `${path ? `${path}.` : ""}${i}`));
+  };
 }
 
 /**
