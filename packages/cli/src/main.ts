@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { AtomError, closest, isAtomError, type ParamsError } from "@atomkit/core";
+import { AtomError, isAtomError, type ParamsError } from "@atomkit/core";
+import { closest } from "@atomkit/core/kit";
 import { Context, type Flags, type Io } from "./context";
 import { EXIT, exitCodeOf } from "./exit-codes";
 

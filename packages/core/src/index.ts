@@ -3,7 +3,6 @@
 // `@atomkit/core/kit` (kit.ts, KIT.md).
 export type { Atom, AtomDefinition, AtomPhase } from "./atom";
 export { atom } from "./atom";
-export * from "./deprecated";
 export type {
   AtomErrorCode,
   ErrorDetails,

@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import {
   atom,
   defineStep,
-  liveRuns,
   localHost,
   memoryTrail,
   prunePlan,
@@ -11,6 +10,7 @@ import {
   runFleet,
   undoRun,
 } from "../src/index";
+import { liveRuns } from "../src/kit";
 
 // What a trail may forget. The sequence property test (sequence.property.test.ts) prunes between random
 // runs, undos and rollbacks; these are the cases it reaches too rarely to rely on.

@@ -7,7 +7,6 @@ import {
   atom,
   defineStep,
   fileTrail,
-  liveRuns,
   localHost,
   memoryTrail,
   pruneTrail,
@@ -17,6 +16,7 @@ import {
   type TrailStore,
   undoRun,
 } from "../src/index";
+import { liveRuns } from "../src/kit";
 
 // Property tests across runs, where deploys live: random sequences of runs (some failing and rolled
 // back), undos, rollbacks, and undos that fail half-way then are recovered, over a model host. The

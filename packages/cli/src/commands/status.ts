@@ -1,4 +1,5 @@
-import { compareRun, isAtomError, liveRuns, loadRun, type RunSummary, undoneRuns } from "@atomkit/core";
+import { compareRun, isAtomError, loadRun, type RunSummary } from "@atomkit/core";
+import { liveRuns, undoneRuns } from "@atomkit/core/kit";
 import { createColors } from "picocolors";
 import type { RunMeta } from "../atoms";
 import type { Context } from "../context";

@@ -1,4 +1,5 @@
-import { foldRun, readFleet } from "@atomkit/core";
+import { readFleet } from "@atomkit/core";
+import { foldRun } from "@atomkit/core/kit";
 import { createColors } from "picocolors";
 import type { RunMeta } from "../atoms";
 import type { Context } from "../context";

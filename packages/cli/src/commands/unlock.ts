@@ -1,4 +1,4 @@
-import { breakLease, readLease } from "@atomkit/core";
+import { breakLease, readLease } from "@atomkit/core/kit";
 import type { Context } from "../context";
 import { EXIT } from "../exit-codes";
 
