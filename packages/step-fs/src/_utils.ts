@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { posix, resolve as resolveLocal } from "node:path";
 import { errorReason, type Host, isNotFound, type StepContext } from "@atomkit/core";
@@ -254,6 +254,15 @@ export const indexFile = (root: string, key: string) => posix.join(root, ".index
 export function runTrash(root: string, runId: string): string {
   const segment = runId.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_") || "_";
   return posix.join(root, segment);
+}
+
+/**
+ * A fresh slot in the run's trash for what was at `path`: a digest of the path (items from one place
+ * sort together), random bytes (two runs never collide), and the item's own name, clipped, when asked.
+ */
+export function trashSlot(root: string, runId: string, path: string, withName = false): string {
+  const name = `${sha256Hex(path).slice(0, 12)}-${randomBytes(3).toString("hex")}`;
+  return posix.join(runTrash(root, runId), withName ? `${name}-${clip(posix.basename(path), 100)}` : name);
 }
 
 export async function writeIndex(host: Host, file: string, value: unknown): Promise<void> {

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { defineStep, type Host, type StepContext } from "@atomkit/core";
 import {
@@ -17,9 +16,9 @@ import {
   readJson,
   renameOnHost,
   requireInTrash,
-  runTrash,
   sha256Hex,
   trashRoot,
+  trashSlot,
   writeIndex,
 } from "./_utils";
 import { absPath, fields, plainObject, segment } from "./state-check";
@@ -128,10 +127,7 @@ export const pruneReleases = defineStep({
     const victims = newest.slice(p.keep).filter((name) => !spared.has(name));
     if (!victims.length) return;
     const root = trashRoot(host, p.trash);
-    const into = posix.join(
-      runTrash(root, ctx.runId),
-      `${sha256Hex(p.dir).slice(0, 12)}-${randomBytes(3).toString("hex")}`,
-    );
+    const into = trashSlot(root, ctx.runId, p.dir);
     await host.mkdir(into, { recursive: true, mode: 0o700 });
     // recorded before the moves: if we die half-way, observe still finds every moved release
     const pruned = { ...now.pruned };

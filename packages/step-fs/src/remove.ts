@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { defineStep, type Host } from "@atomkit/core";
 import { absolutePath, checkFields, clip, deepEqual, fail, show } from "@atomkit/core/kit";
@@ -9,9 +8,9 @@ import {
   readJson,
   renameOnHost,
   requireInTrash,
-  runTrash,
   sha256Hex,
   trashRoot,
+  trashSlot,
   writeIndex,
 } from "./_utils";
 import { absPath, linkTarget, mode, orNull, size, typedState } from "./state-check";
@@ -87,8 +86,7 @@ export const removePath = defineStep({
         hint: "use emptyTrash() to clean the trash",
       });
     }
-    const name = `${sha256Hex(p.path).slice(0, 12)}-${randomBytes(3).toString("hex")}-${clip(posix.basename(p.path), 100)}`;
-    const dest = posix.join(runTrash(root, ctx.runId), name);
+    const dest = trashSlot(root, ctx.runId, p.path, true);
     await host.mkdir(posix.dirname(dest), { recursive: true, mode: 0o700 });
     // recorded before the move: if we die right after it, observe still finds the item
     await writeIndex(host, indexFile(root, `remove:${p.path}`), {
