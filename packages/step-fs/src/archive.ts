@@ -12,7 +12,9 @@ export { MARKER } from "./archive-check";
 export type { ArchiveLimits } from "./archive-error";
 export { DEFAULT_LIMITS, MAX_DEPTH, UnsafeArchiveError } from "./archive-error";
 
+/** How `inspectArchive` reads an archive and what it accepts. */
 export interface InspectArchiveOptions {
+  /** Refuse archives beyond these. Defaults: 1 GiB of files, 100 000 entries, 64 path components. */
   limits?: Partial<ArchiveLimits>;
   /** Leading path components removed from every entry, like `tar --strip-components`. Default 0. */
   strip?: number;
@@ -24,7 +26,9 @@ export interface InspectArchiveOptions {
 export interface ArchiveSummary {
   /** sha256 of the archive file itself (compressed bytes). */
   sha256: string;
+  /** Whether the archive is gzip-compressed. */
   compression: "none" | "gzip";
+  /** Number of entries of any type (files, directories, links). */
   entries: number;
   /** Sum of the sizes of the file entries: what extraction writes. */
   bytes: number;

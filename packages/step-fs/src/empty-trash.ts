@@ -2,15 +2,17 @@ import { posix } from "node:path";
 import type { Host } from "@atomkit/core";
 import { exists, readJson, trashRoot } from "./_utils";
 
+/** What `emptyTrash` removes: everything older than the retention, in one trash directory. */
 export interface EmptyTrashOptions {
   /** Keep what is younger than this. Default 7 days. 0 empties everything. */
   olderThanMs?: number;
   /** The trash directory, if steps were given another `trash` than `<host.stateDir>/trash`. */
   trash?: string;
-  /** Default `Date.now()`. */
+  /** The time ages are counted from, in ms since the epoch. Default `Date.now()`. */
   now?: number;
 }
 
+/** What `emptyTrash` did: those runs can no longer be undone. */
 export interface EmptyTrashResult {
   /** Paths removed from the host. */
   removed: string[];

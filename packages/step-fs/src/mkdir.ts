@@ -4,6 +4,7 @@ import { ParamsFieldError } from "@atomkit/core/kit";
 import { absolutePath, boolean, checkFields, fileMode, PACKAGE, show, stepError } from "./_utils";
 import { absPath, mode, nothing, typedState } from "./state-check";
 
+/** What `fs.mkdir` ensures: a directory at `path`. */
 export interface MakeDirOptions {
   /** Absolute path of the directory on the host. */
   path: string;
@@ -13,6 +14,7 @@ export interface MakeDirOptions {
   recursive?: boolean;
 }
 
+/** `fs.mkdir`'s options validated, defaults filled in (`mode` as a number): what the trail records. */
 export interface MakeDirParams {
   path: string;
   mode: number;

@@ -23,6 +23,7 @@ import {
 } from "./_utils";
 import { absPath, fields, plainObject, segment } from "./state-check";
 
+/** Which releases `fs.prune` keeps in `dir`; the others go to the run's trash. */
 export interface PruneReleasesOptions {
   /** Absolute path of the directory holding one subdirectory per release, e.g. `/srv/app/releases`. */
   dir: string;
@@ -44,12 +45,15 @@ export interface PruneReleasesOptions {
   trash?: string;
 }
 
+/** `fs.prune`'s options validated, defaults filled in: what the trail records. */
 export interface PruneReleasesParams {
   dir: string;
   keep: number;
   current?: string;
+  /** Release names (absolute paths given in the options are reduced to their name in `dir`). */
   protect: string[];
   order: "name" | "mtime";
+  /** Absent: the host's default trash, `<host.stateDir>/trash`. */
   trash?: string;
 }
 

@@ -15,6 +15,7 @@ import {
 } from "./_utils";
 import { absPath, linkTarget, mode, orNull, size, typedState } from "./state-check";
 
+/** What `fs.remove` moves into the run's trash. */
 export interface RemoveOptions {
   /** Absolute path of the file, directory or symlink to remove. */
   path: string;
@@ -25,8 +26,10 @@ export interface RemoveOptions {
   trash?: string;
 }
 
+/** `fs.remove`'s options validated: what the trail records. */
 export interface RemoveParams {
   path: string;
+  /** Absent: the host's default trash, `<host.stateDir>/trash`. */
   trash?: string;
 }
 

@@ -28,6 +28,7 @@ export interface UntarLimits extends ArchiveLimits {
   maxMs: number;
 }
 
+/** What `fs.untar` extracts, where, and within which limits. */
 export interface UntarOptions {
   /** A .tar or .tar.gz on the machine running Atomkit. */
   archive: string;
@@ -49,11 +50,15 @@ export interface UntarOptions {
   extractWith?: "node-tar" | "tar";
 }
 
+/** `fs.untar`'s options validated, defaults filled in: what the trail records. */
 export interface UntarParams {
+  /** The local archive, as an absolute path. */
   archive: string;
   path: string;
   strip: number;
+  /** Every limit, the defaults filled in. */
   limits: UntarLimits;
+  /** Absent: chosen when the step applies, `node-tar` on a local host and `tar` on a remote one. */
   extractWith?: "node-tar" | "tar";
 }
 

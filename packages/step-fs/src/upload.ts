@@ -14,6 +14,7 @@ import {
   saveBackup,
 } from "./_utils";
 
+/** What `fs.upload` sends, where, and with which mode. */
 export interface UploadFileOptions {
   /** The file on the machine running Atomkit. */
   source: string;
@@ -28,10 +29,13 @@ export interface UploadFileOptions {
   sha256?: string;
 }
 
+/** `fs.upload`'s options validated, defaults filled in: what the trail records. */
 export interface UploadFileParams {
+  /** The local file, as an absolute path. */
   source: string;
   path: string;
   mode: number;
+  /** Lower-case hex; absent when the options gave none. */
   sha256?: string;
 }
 

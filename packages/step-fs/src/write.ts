@@ -14,6 +14,7 @@ import {
   sha256Hex,
 } from "./_utils";
 
+/** What `fs.write` writes, where, and with which mode. */
 export interface WriteFileStepOptions {
   /** Absolute path of the file on the host. */
   path: string;
@@ -28,8 +29,10 @@ export interface WriteFileStepOptions {
   mode?: number | string;
 }
 
+/** `fs.write`'s options validated, defaults filled in. The trail records them without `content`. */
 export interface WriteFileParams {
   path: string;
+  /** Secret: removed before the params reach the trail, events or logs. */
   content: string;
   encoding: "utf8" | "base64";
   mode: number;

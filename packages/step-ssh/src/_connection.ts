@@ -6,6 +6,10 @@ import { HostKeyCheck } from "./_host-key";
 import { endLink, openLink } from "./_open-link";
 import { call, looksLikeLinkError } from "./_utils";
 
+/**
+ * How `sshHost` verifies the server's key: against known_hosts files, pinned to one `SHA256:…`
+ * fingerprint, or not at all (`insecure-accept-any`, for throwaway test hosts). See `SshHostOptions.hostKey`.
+ */
 export type HostKeyPolicy = "known-hosts" | "insecure-accept-any" | `SHA256:${string}`;
 
 export interface ConnectionSettings {

@@ -9,6 +9,7 @@ import { expandPath } from "./_utils";
 // sshHost's options, and how they become one connection's settings (ssh_config, known_hosts files,
 // credentials read at each connect).
 
+/** Where `sshHost` connects, how it authenticates and verifies the server, and its connection's limits. */
 export interface SshHostOptions {
   /** Name or address to connect to; with `sshConfig`, a `Host` alias of the config. **Required.** */
   host: string;
@@ -52,7 +53,7 @@ export interface SshHostOptions {
    * the same home directory; call `await host.ready()` to have the absolute path.
    */
   stateDir?: string;
-  /** @default `user@host:port` */
+  /** The host's name in errors, logs and the trail. @default `user@host:port` */
   name?: string;
   /** SSH keep-alive probe interval. 0 turns it off. @default 15 000 */
   keepaliveIntervalMs?: number;

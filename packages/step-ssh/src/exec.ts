@@ -15,6 +15,7 @@ import {
   tempPrefix,
 } from "@atomkit/core/kit";
 
+/** `ssh.exec`'s params: a command, the command that reverses it, and how to observe the result. */
 export interface ExecCommandParams {
   /** The change, as an argv (never a shell string). **Required.** */
   command: string[];

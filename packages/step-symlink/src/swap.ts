@@ -13,6 +13,7 @@ import {
   tempPrefix,
 } from "@atomkit/core/kit";
 
+/** Which link `symlink.swap` points where. */
 export interface SwapSymlinkOptions {
   /** Absolute path of the link on the host, e.g. `/srv/app/current`. */
   link: string;
@@ -28,6 +29,7 @@ export interface SwapSymlinkOptions {
   mustExist?: boolean;
 }
 
+/** `symlink.swap`'s options validated, `mustExist` filled in: what the trail records. */
 export interface SwapSymlinkParams {
   link: string;
   target: string;

@@ -3,6 +3,7 @@ import { TrailError } from "@atomkit/core";
 import { maskUrlPasswords } from "@atomkit/core/kit";
 import pg from "pg";
 
+/** How `postgresTrail` reaches the database. */
 export interface ConnectionOptions {
   /**
    * `postgres://user@host:port/db` (or `postgresql://`, or a unix socket: `postgres:///db?host=/run/postgresql`).

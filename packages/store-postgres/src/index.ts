@@ -8,6 +8,7 @@ export type { ConnectionOptions } from "./connection";
 export type { LockTiming } from "./lock";
 export { SCHEMA_VERSION } from "./schema";
 
+/** Where `postgresTrail` connects, which schema it uses, and how records are sealed. */
 export interface PostgresTrailOptions extends ConnectionOptions, LockTiming {
   /** The schema holding the trail's tables. Default `atomkit`; one per environment if you like. */
   schema?: string;
@@ -26,10 +27,12 @@ export interface PostgresTrailOptions extends ConnectionOptions, LockTiming {
   key?: Uint8Array | string | false;
 }
 
+/** A `TrailStore` with store locks, migrations, removal and listing, and its `close()`. */
 export type PostgresTrail = TrailStore &
   Required<Pick<TrailStore, "lock" | "migrate" | "remove" | "listIds" | "close">> & {
     /** Where, without the password. */
     readonly where: string;
+    /** The schema holding the trail's tables. */
     readonly schema: string;
   };
 

@@ -5,6 +5,7 @@ import type { Connection } from "./connection";
 import { storeError } from "./connection";
 import { lockKey, schemaName } from "./schema";
 
+/** How soon the store locks of a controller that stopped answering are freed. */
 export interface LockTiming {
   /**
    * A controller that stops answering (frozen, cut off) loses its locks after this long without a word

@@ -51,6 +51,7 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: (s: string
   },
 ];
 
+/** The trail schema version this release writes; a schema migrated further by a newer release is refused. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -6,6 +6,7 @@ import { whenTestEnds } from "./test-end";
 /** What a child runs: a module file (absolute path or `file:` URL) or ES module source text. */
 export type ChildScript = string | URL | { source: string };
 
+/** How `runInChild` starts the child Node process. */
 export interface RunInChildOptions {
   /** argv after the script: `process.argv.slice(2)` in the child. */
   args?: readonly string[];

@@ -7,15 +7,21 @@ import type { Duplex } from "node:stream";
 import { type Host, HostError, isNotFound, LockedError } from "@atomkit/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
+/** One test's host for `describeHostContract`, made fresh by `setup`. */
 export interface HostFixture {
+  /** The Host implementation under test. */
   host: Host;
   /** A fresh, empty directory on the host that the suite may use. */
   dir: string;
+  /** Called after each test: remove `dir`, close connections. */
   cleanup?: () => Promise<void>;
 }
 
+/** How `describeHostContract` gets a host to test. */
 export interface HostContractOptions {
+  /** Title of the describe block. Default: "host contract". */
   name?: string;
+  /** A fresh fixture per test. */
   setup: () => Promise<HostFixture>;
 }
 

@@ -6,6 +6,7 @@ import { type Host, localHost, type Step, type StepContext, validateParams } fro
 import { deepEqual, Redactor } from "@atomkit/core/kit";
 import { whenTestEnds } from "./test-end";
 
+/** What `stepContext` and `bindStep` put in the context; every field has a default. */
 export interface StepContextOptions {
   /** Where the step acts. Default: `localHost` with a fresh temp `stateDir`, removed when the test ends. */
   host?: Host;
@@ -13,7 +14,7 @@ export interface StepContextOptions {
   signal?: AbortSignal;
   /** Values `redact` masks (as the engine masks a run's secret params). */
   secrets?: readonly unknown[];
-  /** Default `"test"`. */
+  /** The run the step acts in (e.g. fs.remove's trash slot `<trash>/<runId>/`). Default `"test"`. */
   runId?: string;
   /** This step's name inside its atom. Default `"under-test"`. */
   step?: string;

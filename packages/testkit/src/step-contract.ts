@@ -13,7 +13,9 @@ import type { ChildHost } from "./undo-child";
 
 export type { ChildHost } from "./undo-child";
 
+/** One test's step and host for the step contract, made fresh by `setup`. */
 export interface StepFixture {
+  /** Where the step acts. */
   host: Host;
   /** Builds a fresh step with the same params; called more than once to prove undo needs only the trail. */
   step: () => Step;
@@ -31,9 +33,11 @@ export interface StepFixture {
    * `localHost({ stateDir: host.stateDir })`. A remote host without it skips that case (with the reason).
    */
   childHost?: ChildHost;
+  /** Called after each test: remove temp dirs, stop processes and containers. */
   cleanup?: () => Promise<void>;
 }
 
+/** How the step contract suites get their fixture, and what they may expect of the kind. */
 export interface StepContractOptions {
   /** Title of the describe block. Default: "step contract". */
   name?: string;

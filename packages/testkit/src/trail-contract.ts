@@ -9,6 +9,7 @@ import {
   type TrailSuite,
 } from "./trail-contract-cases";
 
+/** One test's backing for the trail store contract, made fresh by `setup`. */
 export interface TrailStoreFixture {
   /**
    * A store on the fixture's backing (a directory, a database schema). Called again, it opens another
@@ -19,7 +20,9 @@ export interface TrailStoreFixture {
   cleanup?(): Promise<void>;
 }
 
+/** How the trail store contract suites get their backing. */
 export interface TrailStoreContractOptions {
+  /** The store's name in the describe block's title: `TrailStore contract: <name>`. */
   name: string;
   /** A fresh, empty backing per test. */
   setup(): Promise<TrailStoreFixture>;

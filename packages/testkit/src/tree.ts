@@ -75,6 +75,7 @@ export class TreeSnapshot {
   ) {}
 }
 
+/** A `TreeSnapshot` of a local directory tree, minus what `options.ignore` leaves out (see `diffTrees`). */
 export async function snapshotTree(root: string, options: TreeOptions = {}): Promise<TreeSnapshot> {
   const entries: Record<string, TreeEntry> = {};
   const walk = async (rel: string): Promise<void> => {

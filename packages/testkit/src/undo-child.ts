@@ -8,6 +8,7 @@ import { runInChild } from "./child";
 export interface ChildHost {
   /** Absolute path, `file:` URL or package name (resolved from the test's cwd). */
   module: string | URL;
+  /** Name of the module's export that makes the host, e.g. `"sshHost"`. */
   export: string;
   /** JSON arguments of that function, e.g. sshHost's options. */
   args?: readonly unknown[];
