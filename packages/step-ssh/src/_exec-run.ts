@@ -6,7 +6,8 @@ import { OutputTail, parsePidMarker } from "./_utils";
  *
  * - `running`: the program runs; output is kept (the last `maxOutput` bytes per stream).
  * - `stopping`: a timeout or an abort asked for it to end: it was killed (SIGKILL to the channel and,
- *   once its pid is known, to its process group) and the channel is closed if it lingers.
+ *   once its pid is known, to its process group) and the channel is closed if it lingers — but not
+ *   before the pid marker was read, or a command started late would outlive our close.
  * - `closed`: the channel closed; the outcome is settled and nothing changes any more.
  *
  * Beside the phase, the pid marker the remote shell prints first on stderr is `pending` until read (it
@@ -74,10 +75,11 @@ export class ExecRun {
     this.marker = "read";
     this.head = Buffer.alloc(0);
     if (rest.length) this.stderr.push(rest);
-    if (pid !== undefined) {
-      this.pid = pid;
-      // stopped before the pid was known: its process group can be killed now
-      if (this.phase === "stopping") this.effects.kill(pid);
+    if (pid !== undefined) this.pid = pid;
+    if (this.phase === "stopping") {
+      // stopped before the pid was known: its process group can be killed now, then the channel closed
+      if (pid !== undefined) this.effects.kill(pid);
+      this.effects.closeSoon();
     }
   }
 
@@ -95,7 +97,10 @@ export class ExecRun {
     this.phase = "stopping";
     this.cause = cause;
     this.effects.kill(this.pid);
-    this.effects.closeSoon();
+    // Closed from our side only once the process group could be killed (or there is none to know):
+    // a shell that starts late on a busy host prints its pid after our close, unheard, and its command
+    // would run on orphaned. Until then the channel ends by itself when the command does.
+    if (this.marker === "read") this.effects.closeSoon();
   }
 
   /** The channel closed: settles the outcome (the same on every later call). */

@@ -59,8 +59,11 @@ describe("ExecRun", () => {
     run.stop("timeout");
     expect(run.phase).toBe("stopping");
     expect(kills).toEqual([undefined]); // the pid is not known yet: the channel only
+    // not closed from our side yet: a shell that starts late would print its pid unheard and run on
+    expect(closeSoons()).toBe(0);
     run.stderrData(Buffer.from(`${MARKER}77\n`));
     expect(kills).toEqual([undefined, 77]); // known now: its process group too
+    expect(closeSoons()).toBe(1); // and now the channel may be closed if it lingers
     run.stop("timeout");
     expect(kills).toHaveLength(2);
     expect(closeSoons()).toBe(1);
@@ -68,6 +71,14 @@ describe("ExecRun", () => {
       type: "exited",
       result: { code: null, signal: "SIGKILL", stdout: "", stderr: "" },
     });
+  });
+
+  it("stopped after the marker was read: killed with its group and closed soon at once", () => {
+    const { run, kills, closeSoons } = started();
+    run.stderrData(Buffer.from(`${MARKER}42\n`));
+    run.stop("abort");
+    expect(kills).toEqual([42]);
+    expect(closeSoons()).toBe(1);
   });
 
   it("an abort wins over an exit status and over a timeout that came first", () => {
