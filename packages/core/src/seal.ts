@@ -84,7 +84,10 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
     if (!last.has(runId)) await verified(runId);
     let prev = last.get(runId) ?? "";
     const sealed = records.map((record) => {
-      const { mac: _, ...rest } = record as TrailRecord & { mac?: string };
+      const { mac: _, ...given } = record as TrailRecord & { mac?: string };
+      // sealed as it will read back: JSON's round trip (an error's toJSON, a Date, an undefined in an
+      // array) would otherwise make the record stored differ from the record sealed
+      const rest = JSON.parse(JSON.stringify(given)) as object;
       prev = macOf(k, prev, rest);
       return { ...rest, mac: prev } as TrailRecord;
     });

@@ -48,3 +48,24 @@ describe("sealTrail under overlapping appends", () => {
     });
   }
 });
+
+describe("sealTrail seals what reads back", () => {
+  it("a record holding a value whose JSON differs from its fields (toJSON) verifies in a new reader", async () => {
+    const { dir } = await tempDir("atomkit-seal-json-");
+    const key = randomBytes(32).toString("hex");
+    const writer = fileTrail({ dir, key });
+    const runId = "20260101T000000000Z-abcdef";
+    const odd = { toJSON: () => ({ shown: "as JSON" }), field: "not in the JSON" };
+    await writer.append(runId, [start(runId)], { sync: true });
+    await writer.append(
+      runId,
+      [{ ...step(runId, 1), error: { message: "x", cause: odd } } as unknown as TrailRecord],
+      {
+        sync: true,
+      },
+    );
+    await writer.close?.();
+    const records = await fileTrail({ dir, key }).readRun(runId);
+    expect(records).toHaveLength(2);
+  });
+});
