@@ -52,6 +52,23 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * One queue per key: `inTurn(key, work)` starts `work` once every earlier work of that key has settled
+ * (a failed one does not stop the queue), and resolves or rejects as `work` does.
+ */
+export function turns(): <T>(key: string, work: () => Promise<T>) => Promise<T> {
+  const queues = new Map<string, Promise<unknown>>();
+  return <T>(key: string, work: () => Promise<T>): Promise<T> => {
+    const turn = (queues.get(key) ?? Promise.resolve()).catch(() => {}).then(work);
+    queues.set(key, turn);
+    const clear = () => {
+      if (queues.get(key) === turn) queues.delete(key);
+    };
+    turn.then(clear, clear);
+    return turn;
+  };
+}
+
 let lastMs = 0;
 
 /**

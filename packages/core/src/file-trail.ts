@@ -1,5 +1,6 @@
 import { rm, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { turns } from "./_utils";
 import { AtomError } from "./errors";
 import { keyFromFile } from "./file-trail/key";
 import {
@@ -67,6 +68,7 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
   // never started would turn up as an unfinished run).
   const pending = new Map<string, Buffer[]>();
   const cache = new SummaryCache();
+  const inTurn = turns();
 
   const fileOf = (runId: string) => {
     if (!RUN_ID_RE.test(runId)) {
@@ -90,38 +92,51 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
 
   /**
    * Writes what waits for `runId` (all of it or nothing: a short or failed write is cut back). On a
-   * failure the last `own` records (those of the failing append) are dropped, the others kept.
+   * failure the records of the failing append (`own`) are dropped, the others kept for the next write.
+   *
+   * Writes of one run go one at a time, and each takes what waits only once its handle is open: two
+   * writers that both took the same waiting records (an append opening a new run's file while a listing
+   * flushed that run) wrote them twice, and the duplicate broke the sealed chain (seen as "trail record 2
+   * fails its integrity check" after a fleet rollback).
    */
-  const write = async (runId: string, sync: boolean, own = 0) => {
-    const chunks = pending.get(runId);
-    const keep = () => {
-      const earlier = chunks?.slice(0, chunks.length - own) ?? [];
-      if (earlier.length) pending.set(runId, earlier);
-      else pending.delete(runId);
-    };
-    let h: Handle;
-    try {
-      h = await handleOf(runId);
-    } catch (error) {
-      keep();
-      throw error;
-    }
-    if (chunks?.length) {
-      const data = Buffer.concat(chunks);
+  const write = (runId: string, sync: boolean, own: readonly Buffer[] = []) =>
+    inTurn(runId, async () => {
+      const dropOwn = (kept: readonly Buffer[]) => {
+        const back = [...kept, ...(pending.get(runId) ?? [])].filter((c) => !own.includes(c));
+        if (back.length) pending.set(runId, back);
+        else pending.delete(runId);
+      };
+      let h: Handle;
       try {
-        await writeAll(h.fh, data);
+        h = await handleOf(runId);
       } catch (error) {
-        keep();
-        // no torn line may stay in the middle of the file: later records would follow it
-        await h.fh.truncate(h.size).catch(() => {});
-        // a run none of whose records reached the disk is no run: its empty file would read as corrupt
-        if (h.size === 0) await dropEmpty(runId, h);
-        throw trailWriteError(fileOf(runId), error);
+        dropOwn([]);
+        throw error;
       }
-      h.size += data.length;
-      pending.delete(runId);
-    }
-    if (sync) await h.fh.sync().catch((error) => Promise.reject(trailWriteError(fileOf(runId), error)));
+      const chunks = pending.get(runId);
+      if (chunks?.length) {
+        // taken before the first await: an append meanwhile waits for the next write
+        pending.delete(runId);
+        const data = Buffer.concat(chunks);
+        try {
+          await writeAll(h.fh, data);
+        } catch (error) {
+          dropOwn(chunks);
+          // no torn line may stay in the middle of the file: later records would follow it
+          await h.fh.truncate(h.size).catch(() => {});
+          // a run none of whose records reached the disk is no run: its empty file would read as corrupt
+          if (h.size === 0) await dropEmpty(runId, h);
+          throw trailWriteError(fileOf(runId), error);
+        }
+        h.size += data.length;
+      }
+      if (sync) await h.fh.sync().catch((error) => Promise.reject(trailWriteError(fileOf(runId), error)));
+    });
+
+  const closeHandle = async (runId: string) => {
+    const h = handles.get(runId);
+    handles.delete(runId);
+    await (await h?.catch(() => undefined))?.fh.close().catch(() => {});
   };
 
   const dropEmpty = async (runId: string, h: Handle) => {
@@ -143,21 +158,18 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
       pending.set(runId, [...list, ...lines]);
       const ending = records.some((r) => r.t === "end" || r.t === "fleet-end");
       if (!opts.sync && !ending) return;
-      await write(runId, opts.sync === true, lines.length);
-      if (ending) {
-        const h = handles.get(runId);
-        handles.delete(runId);
-        await (await h)?.fh.close().catch(() => {});
-      }
+      await write(runId, opts.sync === true, lines);
+      // in turn too: a write queued before this one still has the handle it opened
+      if (ending) await inTurn(runId, () => closeHandle(runId));
     },
-    async remove(runId) {
+    remove(runId) {
       const file = fileOf(runId);
-      pending.delete(runId);
-      const h = handles.get(runId);
-      handles.delete(runId);
-      await (await h?.catch(() => undefined))?.fh.close().catch(() => {});
-      await unlink(file).catch((error: unknown) => {
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw trailWriteError(file, error);
+      return inTurn(runId, async () => {
+        pending.delete(runId);
+        await closeHandle(runId);
+        await unlink(file).catch((error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw trailWriteError(file, error);
+        });
       });
     },
     async readRun(runId) {
@@ -181,9 +193,7 @@ function fileStore(dir: string): TrailStore & { readonly dir: string } {
     },
     async close() {
       for (const runId of [...pending.keys()]) await write(runId, false).catch(() => {});
-      const all = [...handles.values()];
-      handles.clear();
-      await Promise.all(all.map(async (h) => (await h).fh.close().catch(() => {})));
+      await Promise.all([...handles.keys()].map((runId) => inTurn(runId, () => closeHandle(runId))));
     },
     async listIds() {
       // a run known only to this process's buffer is a run too

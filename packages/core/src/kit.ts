@@ -39,7 +39,7 @@ export {
   stringRecord,
 } from "./kit/params";
 // --- Waiting ---
-export { sleep, withTimeout } from "./kit/time";
+export { sleep, turns, withTimeout } from "./kit/time";
 export { acquireLease, breakLease, readLease } from "./lease";
 export { MASK, maskUrlPasswords, Redactor } from "./redact";
 /**

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { turns } from "./_utils";
 import { TrailError } from "./errors";
 import { SummaryCache, type TrailRecord, type TrailStore } from "./trail";
 
@@ -64,16 +65,7 @@ export function sealTrail(inner: TrailStore, key: TrailKey): TrailStore {
    * an append that started before the last one finished (a caller that did not wait, two callers of
    * this store) would seal against a stale "last" and its records would read back as forged.
    */
-  const queues = new Map<string, Promise<void>>();
-  const inTurn = (runId: string, work: () => Promise<void>): Promise<void> => {
-    const turn = (queues.get(runId) ?? Promise.resolve()).catch(() => {}).then(work);
-    queues.set(runId, turn);
-    const clear = () => {
-      if (queues.get(runId) === turn) queues.delete(runId);
-    };
-    turn.then(clear, clear);
-    return turn;
-  };
+  const inTurn = turns();
 
   const appendNow = async (
     runId: string,

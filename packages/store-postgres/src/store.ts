@@ -1,5 +1,5 @@
 import { type RunQuery, TrailError, type TrailRecord, type TrailStore } from "@atomkit/core";
-import { refuseOversized, summarizeAll } from "@atomkit/core/kit";
+import { refuseOversized, summarizeAll, turns } from "@atomkit/core/kit";
 import type { Connection } from "./connection";
 import { storeError } from "./connection";
 import { schemaName } from "./schema";
@@ -16,7 +16,9 @@ export function recordStore(
   ready: () => Promise<void>,
 ): TrailStore & { flush(): Promise<void> } {
   const s = schemaName(schema);
-  const pending = new Map<string, string[]>();
+  // boxed lines: a failed append drops its own by identity (two records may serialize alike)
+  const pending = new Map<string, Array<{ line: string }>>();
+  const inTurn = turns();
 
   const query = async <R extends object = Record<string, unknown>>(
     doing: "read" | "write",
@@ -45,38 +47,45 @@ export function recordStore(
     SELECT $1, head.records - $11 + u.ord - 1, u.body
     FROM head, unnest($12::text[]) WITH ORDINALITY AS u(body, ord)`;
 
-  /** Writes what waits for `runId`, all or nothing; on failure the failing append's own lines are dropped. */
-  const write = async (runId: string, own = 0) => {
-    const lines = pending.get(runId);
-    if (!lines?.length) return;
-    const records = lines.map((l) => JSON.parse(l) as TrailRecord);
-    const first = records[0]!;
-    const end = records.findLast((r) => r.t === "end" || r.t === "fleet-end") as
-      | { status: string; at: string }
-      | undefined;
-    const head =
-      first.t === "run"
-        ? [first.t, first.atom, first.host, first.fleet ?? null, first.mode, first.undoOf ?? null, first.at]
-        : first.t === "fleet"
-          ? [first.t, first.atom, null, null, first.mode, first.undoOf ?? null, first.at]
-          : [null, null, null, null, null, null, null];
-    try {
-      await query("write", APPEND, [
-        runId,
-        ...head,
-        end?.status ?? null,
-        end?.at ?? null,
-        lines.length,
-        lines,
-      ]);
-    } catch (error) {
-      const earlier = lines.slice(0, lines.length - own);
-      if (earlier.length) pending.set(runId, earlier);
-      else pending.delete(runId);
-      throw error;
-    }
-    pending.delete(runId);
-  };
+  /**
+   * Writes what waits for `runId`, all or nothing; on failure the failing append's own lines are
+   * dropped and the rest wait for the next write. One run's writes go one at a time, each taking what
+   * waits when it starts: two writers that took the same lines (an append and a read flushing the run)
+   * wrote them twice, and the duplicate breaks the sealed chain.
+   */
+  const write = (runId: string, own: ReadonlyArray<{ line: string }> = []) =>
+    inTurn(runId, async () => {
+      const boxes = pending.get(runId);
+      if (!boxes?.length) return;
+      pending.delete(runId);
+      const lines = boxes.map((b) => b.line);
+      const records = lines.map((l) => JSON.parse(l) as TrailRecord);
+      const first = records[0]!;
+      const end = records.findLast((r) => r.t === "end" || r.t === "fleet-end") as
+        | { status: string; at: string }
+        | undefined;
+      const head =
+        first.t === "run"
+          ? [first.t, first.atom, first.host, first.fleet ?? null, first.mode, first.undoOf ?? null, first.at]
+          : first.t === "fleet"
+            ? [first.t, first.atom, null, null, first.mode, first.undoOf ?? null, first.at]
+            : [null, null, null, null, null, null, null];
+      try {
+        await query("write", APPEND, [
+          runId,
+          ...head,
+          end?.status ?? null,
+          end?.at ?? null,
+          lines.length,
+          lines,
+        ]);
+      } catch (error) {
+        const back = [...boxes, ...(pending.get(runId) ?? [])].filter((b) => !own.includes(b));
+        if (back.length) pending.set(runId, back);
+        else pending.delete(runId);
+        throw error;
+      }
+    });
 
   const flush = async () => {
     for (const runId of [...pending.keys()]) await write(runId);
@@ -88,12 +97,12 @@ export function recordStore(
       const lines = records.map((r) => {
         const line = JSON.stringify(r);
         refuseOversized(runId, r, Buffer.byteLength(line));
-        return line;
+        return { line };
       });
       pending.set(runId, [...(pending.get(runId) ?? []), ...lines]);
       const ending = records.some((r) => r.t === "end" || r.t === "fleet-end");
       if (!options.sync && !ending) return;
-      await write(runId, lines.length);
+      await write(runId, lines);
     },
     async readRun(runId) {
       if (pending.has(runId)) await write(runId);
@@ -173,9 +182,11 @@ export function recordStore(
       );
       return new Map(rows.map((r) => [r.id, String(r.records)]));
     },
-    async remove(runId) {
-      pending.delete(runId);
-      await query("write", `DELETE FROM ${s}.runs WHERE id = $1`, [runId]);
+    remove(runId) {
+      return inTurn(runId, async () => {
+        pending.delete(runId);
+        await query("write", `DELETE FROM ${s}.runs WHERE id = $1`, [runId]);
+      });
     },
   };
 }

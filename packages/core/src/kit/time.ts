@@ -1,8 +1,9 @@
-// Waiting: a sleep that an abort ends early, and a deadline around work that may ignore its signal.
-import { sleep } from "../_utils";
+// Waiting: a sleep that an abort ends early, a deadline around work that may ignore its signal, and
+// queues that run one key's work one at a time.
+import { sleep, turns } from "../_utils";
 import { fail } from "./fail";
 
-export { sleep };
+export { sleep, turns };
 
 /**
  * Runs `work` with a signal that aborts after `ms` or when `options.signal` aborts, and settles by
