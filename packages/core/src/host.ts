@@ -44,6 +44,12 @@ export interface Host {
   rename(from: string, to: string): Promise<void>;
   symlink(target: string, path: string): Promise<void>;
   readlink(path: string): Promise<string>;
+  /**
+   * realpath(3): the absolute path with every symlink, `.` and `..` resolved; rejects `ENOENT` when a
+   * component is missing. Optional (a host without it makes callers run `pwd -P` through `exec`): one
+   * file-system call where a command would cost a whole session on an SSH host.
+   */
+  realpath?(path: string): Promise<string>;
   chmod(path: string, mode: number): Promise<void>;
   /** sha256 (hex) of a file's content, computed on the host. */
   hash(path: string): Promise<string>;

@@ -88,6 +88,7 @@ export function localHost(options: LocalHostOptions = {}): Host {
     rename: (from, to) => wrap("rename", `${from} -> ${to}`, fs.rename(from, to)),
     symlink: (target, path) => wrap("symlink", path, fs.symlink(target, path)),
     readlink: (path) => wrap("readlink", path, fs.readlink(path)),
+    realpath: (path) => wrap("realpath", path, fs.realpath(path)),
     chmod: (path, mode) => wrap("chmod", path, fs.chmod(path, mode)),
     hash: (path) => wrap("hash", path, hashFile(path)),
     upload: (localPath, path, opts = {}) =>

@@ -122,8 +122,17 @@ export async function requireDir(host: Host, dir: string, what: string): Promise
   return `${what} ${dir} ${st ? "is not a directory" : "does not exist"}`;
 }
 
-/** `path` resolved on the host (symlinks followed), or `null` when it is not a directory one can enter. */
+/**
+ * `path` resolved on the host (symlinks followed), or `null` when it is not a directory (one the deploy
+ * user can enter, where the host has no `realpath`; otherwise the launch reports that).
+ */
 export async function realDir(host: Host, path: string): Promise<string | null> {
+  if (host.realpath) {
+    // one file-system call, not a shell: on an SSH host an exec is a whole session (the costliest part
+    // of a stop or start on a busy fleet); whether the deploy user may enter it, the launch finds out
+    const dir = await host.realpath(path).catch(() => null);
+    return dir?.startsWith("/") && (await host.stat(dir))?.type === "directory" ? dir : null;
+  }
   const r = await host.exec(["sh", "-c", 'cd -- "$1" && pwd -P', "sh", path], { reject: false });
   const dir = r.stdout.replace(/\n$/, "");
   return r.code === 0 && dir.startsWith("/") ? dir : null;

@@ -76,6 +76,9 @@ export function sshHost(options: SshHostOptions): SshHost {
     readdir: (path) => readOnly(() => files.readdir(path)),
     readlink: (path) =>
       readOnly(() => files.op("readlink", path, (sftp) => call<string>((cb) => sftp.readlink(path, cb)))),
+    // SFTP's REALPATH (OpenSSH resolves symlinks, as realpath(3)): no exec session for `pwd -P`
+    realpath: (path) =>
+      readOnly(() => files.op("realpath", path, (sftp) => call<string>((cb) => sftp.realpath(path, cb)))),
 
     writeFile: (path, data, opts) => writeFile(files, path, data, opts),
     upload: (localPath, path, opts) => upload(files, localPath, path, opts),

@@ -140,6 +140,19 @@ export function describeHostContract(options: HostContractOptions): void {
       await host.mkdir(p("d/x/y"), { recursive: true });
     });
 
+    it("realpath resolves symlinks, . and .. (when the host has it)", async (t) => {
+      const { host } = fx();
+      if (!host.realpath) return t.skip();
+      await host.mkdir(p("rp/releases/2"), { recursive: true });
+      await host.symlink("releases/2", p("rp/current"));
+      await host.symlink("current", p("rp/again"));
+      const base = await host.realpath(p("rp"));
+      expect(base.startsWith("/")).toBe(true);
+      expect(await host.realpath(p("rp/again"))).toBe(`${base}/releases/2`);
+      expect(await host.realpath(p("rp/releases/./2/../2"))).toBe(`${base}/releases/2`);
+      await expect(host.realpath(p("rp/missing/x"))).rejects.toMatchObject({ reason: "ENOENT" });
+    });
+
     it("readdir, rename (replacing), rm (recursive, force), symlink, readlink, chmod", async () => {
       const { host } = fx();
       await host.mkdir(p("tree/sub"), { recursive: true });
