@@ -16,7 +16,7 @@ export function bashSide(o) {
     ...["-p", String(o.sshPorts[i]), "-i", o.key, "-o", `UserKnownHostsFile=${o.knownHosts}`],
     ...["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"],
     ...(cm ? ["-o", "ControlMaster=auto", "-o", `ControlPath=${cm}/%C`, "-o", "ControlPersist=60"] : []),
-    "root@127.0.0.1",
+    `${o.user ?? "root"}@127.0.0.1`,
   ];
   const sshLine = (i, cm) => `ssh ${sshArgs(i, cm).join(" ")}`;
   // wait until the old process is gone: an exited process this machine's init does not reap stays a
@@ -131,6 +131,23 @@ ${health(port)}
     deploy: (n, version, tarball, want) =>
       timedCommand(n, (i, cm) => deployScript(i, version, tarball, cm), want),
     rollback: (n) => timedCommand(n, (i, cm) => rollbackScript(i, cm), 0),
+    /**
+     * What one more session costs on an open connection (`ssh host true` through a ControlMaster), the
+     * median of 10: sshd starts the login shell, whose startup files run on every command.
+     */
+    async sessionMs() {
+      const cm = join(o.work, `cm-${++command}`);
+      mkdirSync(cm);
+      await sh(`ssh ${sshArgs(0, cm).join(" ")} true`);
+      const times = [];
+      for (let k = 0; k < 10; k++) {
+        const t0 = performance.now();
+        await sh(`ssh ${sshArgs(0, cm).join(" ")} true`);
+        times.push(performance.now() - t0);
+      }
+      closeMasters(1, cm);
+      return times.sort((a, b) => a - b)[5];
+    },
     /** `cat release | ssh host 'cat >/dev/null'`, every host at once: the bytes over ssh, nothing else. */
     async floorStream(n, tarball) {
       const t0 = performance.now();

@@ -35,7 +35,7 @@ const ssh = (h: (typeof HOSTS)[number]) => () =>
   sshHost({
     host: "127.0.0.1",
     port: h.port,
-    username: "root",
+    username: ${JSON.stringify(o.user ?? "root")},
     privateKeyPath: ${JSON.stringify(o.key)},
     knownHosts: ${JSON.stringify(o.knownHosts)},
     stateDir: h.stateDir,

@@ -10,7 +10,10 @@
 // itself), fleet rollback of 8 (`atomkit rollback release`, one process; bash: current back to the
 // previous release, restart, health, per host). Plus the same atom in-process (connections kept open)
 // for the cost of a process. ATOMKIT_BENCH_ROUNDS (default 5; 1 to try it), ATOMKIT_BENCH_INPROCESS=0
-// skips the in-process line. Needs root (sshd on 127.0.0.1:2240-2247, a tmpfs). Run: pnpm bench:release
+// skips the in-process line. ATOMKIT_BENCH_USER=<name> logs every tool in as that user (created when
+// missing: a system user whose shell is /bin/sh) instead of root: an SSH session costs what the login
+// shell's startup files cost, and root's here may run pyenv/nvm set-up on every command (measure it: the
+// bench prints a session's cost). Needs root (sshd on 127.0.0.1:2240-2247, a tmpfs). Run: pnpm bench:release
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -47,6 +50,7 @@ const TARGETS = {
   "fleet rollback, 8 hosts": 1.5,
 };
 const CPU_TARGET = 1.5;
+const USER = process.env.ATOMKIT_BENCH_USER || "root";
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const sh = (cmd, args, opts = {}) =>
   execFileSync(cmd, args, { stdio: ["ignore", "pipe", "inherit"], ...opts }).toString();
@@ -57,6 +61,15 @@ const KEY = join(TB, "client/id_ed25519");
 const KNOWN = join(TB, "known_hosts");
 mkdirSync(MNT, { recursive: true });
 sh("mount", ["-t", "tmpfs", "-o", "size=3g", "tmpfs", MNT]);
+if (USER !== "root") {
+  // sshd.sh's AuthorizedKeysFile is one absolute path: the testbed key logs in any user with a shell
+  try {
+    sh("id", ["-u", USER]);
+  } catch {
+    sh("useradd", ["--system", "--shell", "/bin/sh", "--home-dir", "/nonexistent", "--no-create-home", USER]);
+  }
+  sh("chown", [USER, MNT]);
+}
 const work = mkdtempSync(join(tmpdir(), "atomkit-bench-release-"));
 
 async function buildTarball(version, broken) {
@@ -80,6 +93,7 @@ const mb = (Number(sh("stat", ["-c", "%s", good])) / 1e6).toFixed(1);
 let round = 0;
 const nextVersion = () => `v${String(++round).padStart(4, "0")}`;
 const common = {
+  user: USER,
   sshPorts: PORTS,
   key: KEY,
   knownHosts: KNOWN,
@@ -118,7 +132,7 @@ const ipDir = (i) => `${MNT}/ip-host-${i}`;
 const hosts = IN_PROCESS
   ? PORTS.map((port, i) =>
       sshHost({
-        ...{ host: "127.0.0.1", port, username: "root", privateKey: readFileSync(KEY), knownHosts: KNOWN },
+        ...{ host: "127.0.0.1", port, username: USER, privateKey: readFileSync(KEY), knownHosts: KNOWN },
         ...{ stateDir: `${MNT}/state-${i}`, name: `bench-${port}` },
       }),
     )
@@ -179,6 +193,7 @@ const tools = {
   bash: () => ({ deploy: bashDeploy, rollback: (n) => bash.rollback(n) }),
 };
 if (!IN_PROCESS) delete tools["in-process"];
+let sessionMs = 0;
 const results = cases.map(() => Object.fromEntries(Object.keys(tools).map((t) => [t, []])));
 const floor = { stream: [], extract: [] };
 
@@ -188,6 +203,8 @@ try {
   for (let i = 0; i < 8; i++)
     for (const kind of ["ak", "ip", "sh"])
       mkdirSync(`${MNT}/${kind}-host-${i}/releases`, { recursive: true });
+  if (USER !== "root") sh("chown", ["-R", USER, MNT]);
+  sessionMs = await bash.sessionMs();
   for (let k = 0; k < 2; k++) {
     await cliDeploy(undefined, 8, good);
     if (IN_PROCESS) await inProcessDeploy(8, good);
@@ -248,6 +265,9 @@ function report() {
   const ms = (x) => (x === undefined ? "     —" : `${x.toFixed(0).padStart(6)}`);
   console.log(
     `release: ${mb} MB gzipped, 2,002 files; ${ROUNDS} interleaved rounds, medians; hosts = sshd on 127.0.0.1, dirs on tmpfs`,
+  );
+  console.log(
+    `login user ${USER}: one more SSH session (ssh host true, ControlMaster) costs ${sessionMs.toFixed(0)} ms before the load`,
   );
   console.log(
     "wall ms (controller CPU ms)         atomkit CLI          in-process           bash   ratio  CPU ratio",

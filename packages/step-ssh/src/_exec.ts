@@ -127,7 +127,12 @@ export function execOnce(
         }
       });
       const input = opts.input;
-      channel.end(input === undefined ? undefined : typeof input === "string" ? input : Buffer.from(input));
+      // a view, not a copy (Buffer.from(uint8array) copies): an archive streamed in may be large
+      channel.end(
+        input === undefined || typeof input === "string" || Buffer.isBuffer(input)
+          ? input
+          : Buffer.from(input.buffer, input.byteOffset, input.byteLength),
+      );
       if (opts.timeoutMs !== undefined) timer = setTimeout(() => run.stop("timeout"), opts.timeoutMs);
       if (opts.signal) {
         if (opts.signal.aborted) onAbort();

@@ -72,6 +72,17 @@ describe.skipIf(noSshd)("sshHost behaviour", () => {
     }
   });
 
+  it("exec input: a string, a Buffer, and a view into a larger array arrive byte for byte", async () => {
+    const whole = randomBytes(70_000);
+    const view = new Uint8Array(whole.buffer, whole.byteOffset + 1_000, 60_000);
+    const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    const remoteSha = async (input: string | Uint8Array) =>
+      (await host.exec(["sh", "-c", "sha256sum | cut -d' ' -f1"], { input })).stdout.trim();
+    expect(await remoteSha(view)).toBe(sha(view));
+    expect(await remoteSha(whole)).toBe(sha(whole));
+    expect(await remoteSha("héllo\n")).toBe(sha(Buffer.from("héllo\n")));
+  });
+
   it("timeoutMs and an abort signal kill the remote process group", async () => {
     const { dir, cleanup } = await tempDir();
     try {
