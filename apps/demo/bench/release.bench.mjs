@@ -68,6 +68,13 @@ if (USER !== "root") {
   } catch {
     sh("useradd", ["--system", "--shell", "/bin/sh", "--home-dir", "/nonexistent", "--no-create-home", USER]);
   }
+  // '!' (locked) is refused by sshd without PAM even for keys; '*' allows keys, never a password
+  sh("usermod", ["-p", "*", "-d", MNT, USER]);
+  // sshd reads the key list as the user: the (public) list readable, its directory enterable (not listable)
+  for (const port of PORTS) {
+    sh("chmod", ["o+x", join(TB, `sshd-${port}`)]);
+    sh("chmod", ["o+r", join(TB, `sshd-${port}`, "authorized_keys")]);
+  }
   sh("chown", [USER, MNT]);
 }
 const work = mkdtempSync(join(tmpdir(), "atomkit-bench-release-"));

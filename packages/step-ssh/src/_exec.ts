@@ -2,7 +2,8 @@ import { type ExecOptions, type ExecResult, HostError } from "@atomkit/core";
 import { execError, shellQuote } from "@atomkit/core/kit";
 import type { ClientChannel } from "ssh2";
 import type { Connection, Link } from "./_connection";
-import { ExecRun } from "./_exec-run";
+import { type ExecOutcome, ExecRun } from "./_exec-run";
+import { shellOf } from "./_shell";
 import { remoteCommand } from "./_utils";
 
 /** Output kept per stream of `exec`, as localHost keeps. */
@@ -40,7 +41,81 @@ export async function exec(
     throw new HostError("OTHER", `\`${shown}\` was aborted`, { host, cause: opts.signal.reason });
   }
   const program = argv[0];
-  return conn.withChannel(async () => execOnce(conn, await conn.get(), command, shown, program, opts));
+  return conn.withChannel(async () => runCommand(conn, await conn.get(), command, shown, program, opts));
+}
+
+/**
+ * Runs `command` (from `remoteCommand`) on `link`: in the link's command shell when it has no input and
+ * the shell is free (no session to start), else on an exec channel of its own.
+ */
+export async function runCommand(
+  conn: Connection,
+  link: Link,
+  command: string,
+  shown: string,
+  program: string,
+  opts: ExecOptions,
+): Promise<ExecResult> {
+  if (opts.input === undefined) {
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const run = await shellOf(link, (pid) => killGroup(link, pid)).run(command, ({ closeSoon }) => {
+      const r = new ExecRun(
+        {
+          // the shell is not the command's: only the command's process group is killed
+          kill: (pid) => {
+            if (pid !== undefined) killGroup(link, pid);
+          },
+          closeSoon,
+        },
+        MAX_OUTPUT,
+      );
+      onAbort = () => r.stop("abort");
+      if (opts.timeoutMs !== undefined) timer = setTimeout(() => r.stop("timeout"), opts.timeoutMs);
+      if (opts.signal) {
+        if (opts.signal.aborted) onAbort();
+        else opts.signal.addEventListener("abort", onAbort, { once: true });
+      }
+      return r;
+    });
+    if (timer) clearTimeout(timer);
+    if (onAbort) opts.signal?.removeEventListener("abort", onAbort);
+    if (run) return settle(conn, link, run.close(), shown, program, opts);
+  }
+  return execOnce(conn, link, command, shown, program, opts);
+}
+
+/** The result of a command from how it ended, or the error to throw (as `localHost` would). */
+function settle(
+  conn: Connection,
+  link: Link,
+  outcome: ExecOutcome,
+  shown: string,
+  program: string,
+  opts: ExecOptions,
+): ExecResult {
+  const name = conn.s.name;
+  switch (outcome.type) {
+    case "aborted":
+      throw new HostError("OTHER", `\`${shown}\` was aborted`, { host: name, cause: opts.signal?.reason });
+    case "no-exit":
+      throw conn.isLinkFailure(new Error("channel closed"), link)
+        ? conn.linkError(`exec \`${shown}\``, new Error("channel closed without an exit status"), link)
+        : new HostError("OTHER", `\`${shown}\` ended without an exit status`, { host: name });
+    case "not-found":
+      // the same ENOENT localHost throws
+      throw new HostError("ENOENT", `cannot run \`${shown}\`: ${outcome.result.stderr.trim()}`, {
+        host: name,
+        exitCode: 127,
+        stderr: outcome.result.stderr,
+        hint: `install ${program} on the host or fix the path`,
+      });
+    case "exited": {
+      const r = outcome.result;
+      if ((r.code !== 0 || r.signal) && opts.reject !== false) throw execError(name, shown, r);
+      return r;
+    }
+  }
 }
 
 /**
@@ -93,37 +168,10 @@ export function execOnce(
         if (timer) clearTimeout(timer);
         if (closeTimer) clearTimeout(closeTimer);
         opts.signal?.removeEventListener("abort", onAbort);
-        const outcome = run.close();
-        switch (outcome.type) {
-          case "aborted":
-            return reject(
-              new HostError("OTHER", `\`${shown}\` was aborted`, { host: name, cause: opts.signal?.reason }),
-            );
-          case "no-exit":
-            return reject(
-              conn.isLinkFailure(new Error("channel closed"), link)
-                ? conn.linkError(
-                    `exec \`${shown}\``,
-                    new Error("channel closed without an exit status"),
-                    link,
-                  )
-                : new HostError("OTHER", `\`${shown}\` ended without an exit status`, { host: name }),
-            );
-          case "not-found":
-            // the same ENOENT localHost throws
-            return reject(
-              new HostError("ENOENT", `cannot run \`${shown}\`: ${outcome.result.stderr.trim()}`, {
-                host: name,
-                exitCode: 127,
-                stderr: outcome.result.stderr,
-                hint: `install ${program} on the host or fix the path`,
-              }),
-            );
-          case "exited": {
-            const r = outcome.result;
-            if ((r.code !== 0 || r.signal) && opts.reject !== false) reject(execError(name, shown, r));
-            else resolve(r);
-          }
+        try {
+          resolve(settle(conn, link, run.close(), shown, program, opts));
+        } catch (error) {
+          reject(error);
         }
       });
       const input = opts.input;
@@ -146,7 +194,8 @@ export function execOnce(
 function killGroup(link: Link, pid: number): void {
   if (link.closed) return;
   try {
-    link.client.exec(remoteCommand(["kill", "-s", "KILL", "--", `-${pid}`]), (err, channel) => {
+    // the group, and the pid itself for a command not made a session leader (a host without setsid)
+    link.client.exec(remoteCommand(["kill", "-s", "KILL", "--", `-${pid}`, String(pid)]), (err, channel) => {
       if (err) return;
       channel.on("error", () => {});
       channel.resume();

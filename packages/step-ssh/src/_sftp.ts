@@ -4,7 +4,7 @@ import { type FileStat, type Host, HostError, type HostErrorReason } from "@atom
 import { shellQuote } from "@atomkit/core/kit";
 import type { Attributes, SFTPWrapper } from "ssh2";
 import type { Connection, Link } from "./_connection";
-import { execOnce } from "./_exec";
+import { runCommand } from "./_exec";
 import { linkOverExec } from "./_link";
 import {
   call,
@@ -160,7 +160,7 @@ export class Sftp {
       // one `rm -rf` beats a round trip per entry over SFTP
       const command = remoteCommand(["rm", "-rf", "--", path]);
       const r = await this.conn.withChannel(() =>
-        execOnce(this.conn, link, command, `rm -rf -- ${shellQuote(path)}`, "rm", { reject: false }),
+        runCommand(this.conn, link, command, `rm -rf -- ${shellQuote(path)}`, "rm", { reject: false }),
       );
       if (r.code !== 0) {
         const reason = /Permission denied/.test(r.stderr) ? "EACCES" : "OTHER";

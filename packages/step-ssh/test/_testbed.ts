@@ -49,8 +49,10 @@ export async function tempDir(
 
 /** The pid of the server-side sshd process serving `host`'s current connection. */
 export async function sessionPid(host: SshHost): Promise<number> {
-  // the remote shell execs sh, whose parent is the session's `sshd: user@notty` process
-  const r = await host.exec(["sh", "-c", "echo $PPID"]);
+  // the remote shell execs sh, whose parent is the session's `sshd: user@notty` process; with input, so
+  // it gets a session of its own (short commands run in the connection's command shell, whose child it
+  // would be)
+  const r = await host.exec(["sh", "-c", "echo $PPID"], { input: "" });
   return Number(r.stdout.trim());
 }
 

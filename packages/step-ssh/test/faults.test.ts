@@ -223,8 +223,8 @@ describe.skipIf(noSshd)("faults: the link is cut (server-side session killed)", 
         ),
         execCommand(
           {
-            // reports its session, changes state, then is cut while it still runs (it would run far
-            // longer than the test may take to cut it)
+            // changes state, says it runs, then is cut while it still runs (it would run far longer
+            // than the test may take to cut it)
             command: [
               "sh",
               "-c",
@@ -240,6 +240,8 @@ describe.skipIf(noSshd)("faults: the link is cut (server-side session killed)", 
           { name: "write b, then hang" },
         ),
       ];
+      // the connection's sshd (the command itself runs in the command shell, a child of it)
+      const session = await sessionPid(host);
       const running = run(atom("cut-mid-step", { steps }), {
         host,
         trail: memoryTrail(),
@@ -247,7 +249,7 @@ describe.skipIf(noSshd)("faults: the link is cut (server-side session killed)", 
         backoffMs: 10,
       });
       await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "");
-      killSession(Number(readFileSync(pidFile, "utf8")));
+      killSession(session);
       const result = await running;
       expect(result.status, result.error?.message).toBe("rolled-back");
       expect(result.steps[1]).toMatchObject({ status: "undone", verified: true, changed: true });

@@ -1,0 +1,242 @@
+import { randomBytes } from "node:crypto";
+import { constants } from "node:os";
+import { shellQuote } from "@atomkit/core/kit";
+import type { ClientChannel } from "ssh2";
+import type { Link } from "./_connection";
+import type { ExecEffects, ExecRun } from "./_exec-run";
+
+// One long-lived `/bin/sh` per connection that runs commands one after another. On an SSH host every
+// exec request is a session of its own: sshd starts the user's login shell, and that shell's startup
+// files (an nvm or pyenv set-up in ~/.bashrc, which Debian's bash reads for every ssh command) run each
+// time: ~100 ms of CPU per command on this project's test machine, against ~10 ms with a plain shell.
+// A release's stop, start, rollback and cleanup are short commands with no input: through this shell
+// they cost that set-up once per connection. A command with stdin input, or one that finds the shell
+// busy, still gets a session of its own.
+//
+// Each command runs in a child of the shell, in a new session (`setsid`, where the host has it), so a
+// timeout kills its whole process group as before. Its end is two marker lines, one on stdout (with
+// the exit status) and one on stderr, each with a nonce no output can guess.
+
+/** How the shell runs each command: a child with no stdin, in its own session where setsid exists. */
+const SHELL_SETUP = "command -v setsid >/dev/null 2>&1 && S=setsid || S=";
+
+const MARK = "\x1eatomkit-done ";
+
+/** Called with each piece of a stream before its marker, then once with what followed the marker. */
+class MarkerScan {
+  private buf: Buffer = Buffer.alloc(0);
+  private done = false;
+
+  constructor(
+    private readonly marker: Buffer,
+    private readonly onData: (data: Buffer) => void,
+    /** Bytes after the marker up to the next newline (the exit status on stdout; nothing on stderr). */
+    private readonly onMarker: (rest: string) => void,
+  ) {}
+
+  /** Where a suffix of the buffer that is a prefix of the marker starts (the length when none). */
+  private partialMarkerAt(): number {
+    const from = Math.max(0, this.buf.length - this.marker.length + 1);
+    for (
+      let i = this.buf.indexOf(this.marker[0]!, from);
+      i !== -1;
+      i = this.buf.indexOf(this.marker[0]!, i + 1)
+    ) {
+      const tail = this.buf.subarray(i);
+      if (this.marker.subarray(0, tail.length).equals(tail)) return i;
+    }
+    return this.buf.length;
+  }
+
+  push(data: Buffer): void {
+    if (this.done) return;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+    const at = this.buf.indexOf(this.marker);
+    if (at === -1) {
+      // hold back only a tail that could be the start of a marker cut in two by the transport: the
+      // rest goes on at once (the pid line must reach ExecRun before the command ends)
+      const keep = this.partialMarkerAt();
+      if (keep > 0) this.onData(this.buf.subarray(0, keep));
+      this.buf = this.buf.subarray(keep);
+      return;
+    }
+    const nl = this.buf.indexOf(10, at + this.marker.length);
+    if (nl === -1) return; // the marker's line is not complete yet
+    if (at > 0) this.onData(this.buf.subarray(0, at));
+    this.done = true;
+    const rest = this.buf.subarray(at + this.marker.length, nl).toString("latin1");
+    this.buf = Buffer.alloc(0);
+    this.onMarker(rest);
+  }
+}
+
+/** An exit status from `$?`: 128 + n is how a shell reports a child killed by signal n. */
+function exitOf(status: number): { code: number | null; signal: string | null } {
+  if (status > 128 && status < 128 + 65) {
+    const name = Object.entries(constants.signals).find(([, n]) => n === status - 128)?.[0];
+    if (name) return { code: null, signal: name };
+  }
+  return { code: status, signal: null };
+}
+
+/** The command in the shell; its parts are set once the shell is open (stray output before is dropped). */
+interface Job {
+  run?: ExecRun;
+  out?: MarkerScan;
+  err?: MarkerScan;
+  finish?: () => void;
+}
+
+/**
+ * The command shell of one link. `run` hands a command to it and resolves when both markers came back
+ * (or the shell died); it returns undefined when the shell is busy or cannot start, and the caller opens
+ * a session of its own.
+ */
+export class CommandShell {
+  private channel: Promise<ClientChannel> | undefined;
+  private job: Job | undefined;
+  private dead = false;
+
+  constructor(
+    private readonly link: Link,
+    /** Kills a command's process group from a session of its own. */
+    private readonly kill: (pid: number) => void,
+  ) {}
+
+  /** Gone for good (refused, closed, killed): the link needs a new one. */
+  get gone(): boolean {
+    return this.dead || this.link.closed;
+  }
+
+  /**
+   * Opens the shell's session once, and resolves when it answered a first line: whatever the login
+   * shell's startup files printed comes before that answer and is dropped, not taken for a command's
+   * output. Rejects (and marks the shell dead) when the server refuses it or it ends first.
+   */
+  private open(): Promise<ClientChannel> {
+    this.channel ??= new Promise<ClientChannel>((resolve, reject) => {
+      // `exec` replaces the login shell: its startup files ran once, for this session
+      this.link.client.exec("exec /bin/sh", (err, ch) => {
+        if (err) return reject(err);
+        const nonce = randomBytes(12).toString("hex");
+        let starting: MarkerScan | undefined = new MarkerScan(
+          Buffer.from(`${MARK}ready ${nonce}`),
+          () => {},
+          () => {
+            starting = undefined;
+            resolve(ch);
+          },
+        );
+        ch.on("data", (d: Buffer) => (starting ? starting.push(d) : this.job?.out?.push(d)));
+        ch.stderr.on("data", (d: Buffer) => {
+          if (!starting) this.job?.err?.push(d);
+        });
+        ch.on("error", () => {});
+        // the shell itself ended (killed on the host, or the session was): the command it ran is an
+        // orphan now, killed with its group, and ends with no exit status
+        const gone = () => {
+          this.dead = true;
+          if (starting) reject(new Error("the command shell ended before it answered"));
+          const job = this.job;
+          if (job?.finish) {
+            if (job.run?.pid !== undefined) this.kill(job.run.pid);
+            job.finish();
+          }
+        };
+        ch.on("exit", gone);
+        ch.on("close", gone);
+        ch.write(`${SHELL_SETUP}; printf '${MARK}ready %s\n' ${nonce}\n`);
+      });
+    });
+    this.channel.catch(() => {
+      this.dead = true;
+    });
+    return this.channel;
+  }
+
+  /** Kills the shell (and with it the session); a command running in it ends without an exit status. */
+  destroy(): void {
+    this.dead = true;
+    void this.channel?.then((ch) => ch.close()).catch(() => {});
+  }
+
+  /**
+   * Runs `command` (from `remoteCommand`) in the shell, feeding `run` as a channel of its own would.
+   * Resolves once the command ended (or the shell died: `run.close()` then says no exit status).
+   * Undefined when the shell is busy, dead or cannot start: open a session instead.
+   */
+  async run(
+    command: string,
+    makeRun: (effects: Pick<ExecEffects, "closeSoon">) => ExecRun,
+  ): Promise<ExecRun | undefined> {
+    if (this.gone || this.job || command.includes("\0")) return undefined;
+    const job: Job = {};
+    this.job = job; // taken before the first await: a second caller finds the shell busy
+    let channel: ClientChannel;
+    try {
+      channel = await this.open();
+    } catch {
+      this.job = undefined;
+      return undefined;
+    }
+    if (this.dead) {
+      this.job = undefined;
+      return undefined;
+    }
+    let closeTimer: NodeJS.Timeout | undefined;
+    // a killed command that does not end lets the shell go with it: the next command starts another
+    const run = makeRun({ closeSoon: () => (closeTimer = setTimeout(() => this.destroy(), 5_000)) });
+    job.run = run;
+    const nonce = randomBytes(12).toString("hex");
+    let outDone = false;
+    let errDone = false;
+    return new Promise<ExecRun>((resolve) => {
+      job.finish = () => {
+        if (closeTimer) clearTimeout(closeTimer);
+        if (this.job === job) this.job = undefined;
+        resolve(run);
+      };
+      const ended = () => {
+        if (outDone && errDone) job.finish?.();
+      };
+      job.out = new MarkerScan(
+        Buffer.from(`${MARK}${nonce} `),
+        (d) => run.stdoutData(d),
+        (status) => {
+          const n = Number(status);
+          if (/^\d+$/.test(status)) {
+            const exit = exitOf(n);
+            run.exited(exit.code, exit.signal);
+          }
+          outDone = true;
+          ended();
+        },
+      );
+      job.err = new MarkerScan(
+        Buffer.from(`${MARK}${nonce}`),
+        (d) => run.stderrData(d),
+        () => {
+          errDone = true;
+          ended();
+        },
+      );
+      // One line for the shell: the command is one quoted word (newlines and all), run with no stdin;
+      // the markers follow whatever it printed, even output without a final newline.
+      channel.write(
+        `$S /bin/sh -c ${shellQuote(command)} </dev/null; printf '${MARK}%s %s\\n' ${nonce} "$?"; printf '${MARK}%s\\n' ${nonce} >&2\n`,
+      );
+    });
+  }
+}
+
+const shells = new WeakMap<Link, CommandShell>();
+
+/** The command shell of `link` (a new one when the last died). */
+export function shellOf(link: Link, kill: (pid: number) => void): CommandShell {
+  let shell = shells.get(link);
+  if (!shell || shell.gone) {
+    shell = new CommandShell(link, kill);
+    shells.set(link, shell);
+  }
+  return shell;
+}
