@@ -8,7 +8,7 @@ import {
   readFleet,
   type TrailStore,
 } from "@atomkit/core";
-import { checkFleetOptions } from "@atomkit/core/kit";
+import { checkFleetOptions, DEFAULT_FLEET_CONCURRENCY } from "@atomkit/core/kit";
 import { Atoms } from "./atoms";
 import { findConfig, HostPool, type LoadedConfig, loadConfig, trailOf } from "./config";
 import type { KeyedHost } from "./keyed-host";
@@ -147,6 +147,21 @@ export class Context {
     const out: Array<{ key: string; host: KeyedHost }> = [];
     for (const name of await this.hostKeys()) out.push(await pool.entry(name));
     return out;
+  }
+
+  /**
+   * Opens the connections of the hosts a command is about to work on, in the background, so their
+   * handshakes (and, over SSH, the login shell that starts the SFTP server) overlap what the command does
+   * before it needs them: reading the trail to plan a rollback, building the atoms. Only as many as the
+   * fleet runs at once, and none with --batch: a fleet keeps connections open only while it works on
+   * them. A failure is left for the first real call, which reports it.
+   */
+  warm(hosts: ReadonlyArray<{ host: KeyedHost }>): void {
+    if (this.flags.batch !== undefined) return;
+    const atOnce =
+      this.flags.concurrency !== undefined ? Number(this.flags.concurrency) : DEFAULT_FLEET_CONCURRENCY;
+    for (const { host } of hosts.slice(0, Number.isInteger(atOnce) && atOnce > 0 ? atOnce : 1))
+      void host.stat("/").catch(() => {});
   }
 
   lockSettings(): LockSettings | false {

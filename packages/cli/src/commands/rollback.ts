@@ -52,6 +52,8 @@ export async function rollbackCommand(ctx: Context, atomArg?: string): Promise<n
   } else {
     names = (await ctx.selectedHosts()).map((h) => h.host.name);
   }
+  // connections open while the trail is read to plan
+  ctx.warm((await ctx.selectedHosts()).filter((h) => names.includes(h.host.name)));
   const result = await rollback(trail, names, {
     ...options,
     ...spread,

@@ -16,6 +16,8 @@ export async function runCommand(ctx: Context, atomName: string): Promise<number
     hosts.map((h) => h.key),
     ctx.vars(),
   );
+  // every input is valid: connect while the trail opens
+  ctx.warm(hosts);
   const trail = await ctx.trail();
   const common = {
     trail,
