@@ -63,7 +63,10 @@ export interface SshHostOptions {
   readyTimeoutMs?: number;
   /** Connection attempts after the first, when the network (not a key) fails. @default `{ retries: 3, backoffMs: 250 }`, doubled per attempt */
   reconnect?: { retries?: number; backoffMs?: number };
-  /** Session channels (exec + SFTP) open at once; OpenSSH allows 10 by default (MaxSessions). @default 8 */
+  /**
+   * Exec sessions open at once, beside the SFTP session, the command shell's session and one for a
+   * timeout's `kill`: keep it at MaxSessions − 3 (OpenSSH allows 10 by default). @default 7
+   */
   maxChannels?: number;
   /** Where the insecure-mode warning goes. @default console.warn */
   warn?: (message: string) => void;
@@ -124,7 +127,7 @@ export function resolveOptions(options: SshHostOptions): ConnectionSettings {
     readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
     retries: options.reconnect?.retries ?? 3,
     backoffMs: options.reconnect?.backoffMs ?? 250,
-    maxChannels: options.maxChannels ?? 8,
+    maxChannels: options.maxChannels ?? 7,
     warn: options.warn ?? ((m) => console.warn(m)),
   };
 }

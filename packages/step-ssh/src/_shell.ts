@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { constants } from "node:os";
 import { shellQuote } from "@atomkit/core/kit";
 import type { ClientChannel } from "ssh2";
 import type { Link } from "./_connection";
@@ -15,10 +14,15 @@ import type { ExecEffects, ExecRun } from "./_exec-run";
 //
 // Each command runs in a child of the shell, in a new session (`setsid`, where the host has it), so a
 // timeout kills its whole process group as before. Its end is two marker lines, one on stdout (with
-// the exit status) and one on stderr, each with a nonce no output can guess.
+// the exit status, and the signal's name as the host spells it) and one on stderr, each with a nonce no
+// output can guess. Output while no command runs (a daemon a command left holding the shell's stdout)
+// ends the shell: the next command gets a new one, never that output.
 
 /** How the shell runs each command: a child with no stdin, in its own session where setsid exists. */
-const SHELL_SETUP = "command -v setsid >/dev/null 2>&1 && S=setsid || S=";
+const SHELL_SETUP = "if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi";
+
+/** How long the login shell may take to hand over to the command shell before a session is used instead. */
+const OPEN_DEADLINE_MS = 30_000;
 
 const MARK = "\x1eatomkit-done ";
 
@@ -70,12 +74,15 @@ class MarkerScan {
   }
 }
 
-/** An exit status from `$?`: 128 + n is how a shell reports a child killed by signal n. */
-function exitOf(status: number): { code: number | null; signal: string | null } {
-  if (status > 128 && status < 128 + 65) {
-    const name = Object.entries(constants.signals).find(([, n]) => n === status - 128)?.[0];
-    if (name) return { code: null, signal: name };
-  }
+/**
+ * The exit from the stdout marker's "<status> <signal name>": 128 + n is how a shell reports a child
+ * killed by signal n, and the host names n itself (`kill -l`), as numbers differ between systems.
+ */
+function exitOf(rest: string): { code: number | null; signal: string | null } | undefined {
+  const m = /^(\d+) ?([A-Z0-9+-]*)$/.exec(rest);
+  if (!m) return undefined;
+  const status = Number(m[1]);
+  if (status > 128 && m[2]) return { code: null, signal: m[2].startsWith("SIG") ? m[2] : `SIG${m[2]}` };
   return { code: status, signal: null };
 }
 
@@ -85,6 +92,8 @@ interface Job {
   out?: MarkerScan;
   err?: MarkerScan;
   finish?: () => void;
+  /** Its exit status came back: the process is gone, its pid no longer ours to kill. */
+  exited?: boolean;
 }
 
 /**
@@ -109,43 +118,77 @@ export class CommandShell {
   }
 
   /**
-   * Opens the shell's session once, and resolves when it answered a first line: whatever the login
-   * shell's startup files printed comes before that answer and is dropped, not taken for a command's
-   * output. Rejects (and marks the shell dead) when the server refuses it or it ends first.
+   * Opens the shell's session once, and resolves when it said it is ready, on stdout and on stderr:
+   * whatever the login shell's startup files printed comes before that and is dropped, not taken for a
+   * command's output. The ready lines come from the command sshd runs after those files, so nothing is
+   * written to the shell's stdin before (a startup file that reads stdin would swallow it). Rejects (the
+   * shell is dead) when the server refuses it, it ends first, or it is not ready within the deadline.
    */
   private open(): Promise<ClientChannel> {
     this.channel ??= new Promise<ClientChannel>((resolve, reject) => {
+      const nonce = randomBytes(12).toString("hex");
+      const ready = `${MARK}ready ${nonce}`;
+      const script = `${SHELL_SETUP}; export S; printf '%s\\n' '${ready}'; printf '%s\\n' '${ready}' >&2; exec /bin/sh`;
       // `exec` replaces the login shell: its startup files ran once, for this session
-      this.link.client.exec("exec /bin/sh", (err, ch) => {
+      this.link.client.exec(`exec /bin/sh -c ${shellQuote(script)}`, (err, ch) => {
         if (err) return reject(err);
-        const nonce = randomBytes(12).toString("hex");
-        let starting: MarkerScan | undefined = new MarkerScan(
-          Buffer.from(`${MARK}ready ${nonce}`),
+        let waiting = 2;
+        const deadline = setTimeout(() => {
+          reject(new Error(`the command shell was not ready within ${OPEN_DEADLINE_MS} ms`));
+          this.dead = true;
+          ch.close();
+        }, OPEN_DEADLINE_MS);
+        const isReady = () => {
+          if (--waiting > 0) return;
+          clearTimeout(deadline);
+          resolve(ch);
+        };
+        let startOut: MarkerScan | undefined = new MarkerScan(
+          Buffer.from(ready),
           () => {},
           () => {
-            starting = undefined;
-            resolve(ch);
+            startOut = undefined;
+            isReady();
           },
         );
-        ch.on("data", (d: Buffer) => (starting ? starting.push(d) : this.job?.out?.push(d)));
+        let startErr: MarkerScan | undefined = new MarkerScan(
+          Buffer.from(ready),
+          () => {},
+          () => {
+            startErr = undefined;
+            isReady();
+          },
+        );
+        const stray = () => {
+          // output with no command to own it: a process a command left holding the shell's stdout
+          if (waiting === 0) this.destroy();
+        };
+        ch.on("data", (d: Buffer) => {
+          if (startOut) startOut.push(d);
+          else if (this.job?.out) this.job.out.push(d);
+          else stray();
+        });
         ch.stderr.on("data", (d: Buffer) => {
-          if (!starting) this.job?.err?.push(d);
+          if (startErr) startErr.push(d);
+          else if (this.job?.err) this.job.err.push(d);
+          else stray();
         });
         ch.on("error", () => {});
-        // the shell itself ended (killed on the host, or the session was): the command it ran is an
-        // orphan now, killed with its group, and ends with no exit status
+        // the shell itself ended (killed on the host, or the session was): a command it still ran is
+        // an orphan now, killed with its group, and ends with no exit status
         const gone = () => {
           this.dead = true;
-          if (starting) reject(new Error("the command shell ended before it answered"));
+          clearTimeout(deadline);
+          if (waiting > 0) reject(new Error("the command shell ended before it was ready"));
+          ch.close();
           const job = this.job;
           if (job?.finish) {
-            if (job.run?.pid !== undefined) this.kill(job.run.pid);
+            if (job.run?.pid !== undefined && !job.exited) this.kill(job.run.pid);
             job.finish();
           }
         };
         ch.on("exit", gone);
         ch.on("close", gone);
-        ch.write(`${SHELL_SETUP}; printf '${MARK}ready %s\n' ${nonce}\n`);
       });
     });
     this.channel.catch(() => {
@@ -202,12 +245,10 @@ export class CommandShell {
       job.out = new MarkerScan(
         Buffer.from(`${MARK}${nonce} `),
         (d) => run.stdoutData(d),
-        (status) => {
-          const n = Number(status);
-          if (/^\d+$/.test(status)) {
-            const exit = exitOf(n);
-            run.exited(exit.code, exit.signal);
-          }
+        (rest) => {
+          const exit = exitOf(rest);
+          if (exit) run.exited(exit.code, exit.signal);
+          job.exited = true;
           outDone = true;
           ended();
         },
@@ -222,8 +263,10 @@ export class CommandShell {
       );
       // One line for the shell: the command is one quoted word (newlines and all), run with no stdin;
       // the markers follow whatever it printed, even output without a final newline.
+      // stopped (aborted, timed out) while it waited for the shell: never started at all
+      if (run.phase !== "running") return job.finish();
       channel.write(
-        `$S /bin/sh -c ${shellQuote(command)} </dev/null; printf '${MARK}%s %s\\n' ${nonce} "$?"; printf '${MARK}%s\\n' ${nonce} >&2\n`,
+        `$S /bin/sh -c ${shellQuote(command)} </dev/null; s=$?; n=; if [ "$s" -gt 128 ]; then n=$(kill -l "$s" 2>/dev/null); fi; printf '${MARK}%s %s %s\\n' ${nonce} "$s" "$n"; printf '${MARK}%s\\n' ${nonce} >&2\n`,
       );
     });
   }

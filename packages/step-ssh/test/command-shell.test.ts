@@ -47,6 +47,20 @@ describe.skipIf(noSshd)("sshHost: the command shell", () => {
     expect(r).toMatchObject({ code: 4, stdout: forged, stderr: forged });
   });
 
+  it("output a command's leftover process writes later ends that shell; the next command's output is its own", async () => {
+    const first = await parentOf(host);
+    // returns at once; its background child writes to the shell's stdout after the command ended
+    await host.exec(["sh", "-c", "(sleep 0.3; echo late; echo late >&2) &"]);
+    // the shell is closed (from our side) once that output came: its process ends
+    await waitFor(
+      () => !existsSync(`/proc/${first}`) || /\) Z/.test(readFileSync(`/proc/${first}/stat`, "utf8")),
+    );
+    const r = await host.exec(["sh", "-c", "echo $PPID"]);
+    expect(r.stdout).toMatch(/^\d+\n$/);
+    expect(r.stderr).toBe("");
+    expect(Number(r.stdout)).not.toBe(first);
+  });
+
   it("reports exit codes, a signal, and a missing program as a session would", async () => {
     expect((await host.exec(["sh", "-c", "exit 3"], { reject: false })).code).toBe(3);
     expect((await host.exec(["sh", "-c", "exit 255"], { reject: false })).code).toBe(255);
@@ -54,6 +68,11 @@ describe.skipIf(noSshd)("sshHost: the command shell", () => {
     expect(await host.exec(["sh", "-c", "kill -9 $$"], { reject: false })).toMatchObject({
       code: null,
       signal: "SIGKILL",
+    });
+    // named by the host, whatever this machine numbers it
+    expect(await host.exec(["sh", "-c", "kill -USR1 $$"], { reject: false })).toMatchObject({
+      code: null,
+      signal: "SIGUSR1",
     });
     await expect(host.exec(["atomkit-no-such-program"])).rejects.toMatchObject({ reason: "ENOENT" });
   });
