@@ -161,8 +161,15 @@ export class Context {
     const atOnce =
       this.flags.concurrency !== undefined ? Number(this.flags.concurrency) : DEFAULT_FLEET_CONCURRENCY;
     for (const { host } of hosts.slice(0, Number.isInteger(atOnce) && atOnce > 0 ? atOnce : 1))
-      void host.stat("/").catch(() => {});
+      this.warming.push(host.stat("/").catch(() => {}));
   }
+
+  /**
+   * Warm-ups still going: `close` waits for them first. One that outlived the command (a fleet closes
+   * each host as it ends; a read retries on a new link) would otherwise reopen a connection after the
+   * hosts were closed, and the process would never exit.
+   */
+  private readonly warming: Array<Promise<unknown>> = [];
 
   lockSettings(): LockSettings | false {
     const configured = this.loadedConfig?.config.lock;
@@ -212,6 +219,7 @@ export class Context {
 
   async close(): Promise<void> {
     this.renderer.done();
+    await Promise.all(this.warming);
     await this.pool?.closeAll();
     await this.trailStore?.close?.();
   }
