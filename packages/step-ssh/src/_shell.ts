@@ -143,36 +143,30 @@ export class CommandShell {
           clearTimeout(deadline);
           resolve(ch);
         };
-        let startOut: MarkerScan | undefined = new MarkerScan(
-          Buffer.from(ready),
-          () => {},
-          () => {
-            startOut = undefined;
-            isReady();
-          },
-        );
-        let startErr: MarkerScan | undefined = new MarkerScan(
-          Buffer.from(ready),
-          () => {},
-          () => {
-            startErr = undefined;
-            isReady();
-          },
-        );
         const stray = () => {
           // output with no command to own it: a process a command left holding the shell's stdout
           if (waiting === 0) this.destroy();
         };
-        ch.on("data", (d: Buffer) => {
-          if (startOut) startOut.push(d);
-          else if (this.job?.out) this.job.out.push(d);
-          else stray();
-        });
-        ch.stderr.on("data", (d: Buffer) => {
-          if (startErr) startErr.push(d);
-          else if (this.job?.err) this.job.err.push(d);
-          else stray();
-        });
+        // each stream: its ready line first (what came before it is the login shell's, dropped), then
+        // the running command's output, and anything else is stray
+        const stream = (which: "out" | "err") => {
+          let starting: MarkerScan | undefined = new MarkerScan(
+            Buffer.from(ready),
+            () => {},
+            () => {
+              starting = undefined;
+              isReady();
+            },
+          );
+          return (d: Buffer) => {
+            const job = this.job?.[which];
+            if (starting) starting.push(d);
+            else if (job) job.push(d);
+            else stray();
+          };
+        };
+        ch.on("data", stream("out"));
+        ch.stderr.on("data", stream("err"));
         ch.on("error", () => {});
         // the shell itself ended (killed on the host, or the session was): a command it still ran is
         // an orphan now, killed with its group, and ends with no exit status
