@@ -156,11 +156,9 @@ export class Context {
    * fleet runs at once, and none with --batch: a fleet keeps connections open only while it works on
    * them. A failure is left for the first real call, which reports it.
    */
-  warm(hosts: ReadonlyArray<{ host: KeyedHost }>): void {
-    if (this.flags.batch !== undefined) return;
-    const atOnce =
-      this.flags.concurrency !== undefined ? Number(this.flags.concurrency) : DEFAULT_FLEET_CONCURRENCY;
-    for (const { host } of hosts.slice(0, Number.isInteger(atOnce) && atOnce > 0 ? atOnce : 1))
+  warm(hosts: ReadonlyArray<{ host: KeyedHost }>, spread: FleetSpread): void {
+    if (spread.batch !== undefined) return;
+    for (const { host } of hosts.slice(0, spread.concurrency ?? DEFAULT_FLEET_CONCURRENCY))
       this.warming.push(host.stat("/").catch(() => {}));
   }
 

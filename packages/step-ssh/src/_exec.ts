@@ -57,8 +57,7 @@ export async function runCommand(
   opts: ExecOptions,
 ): Promise<ExecResult> {
   if (opts.input === undefined) {
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
+    let unwatch = () => {};
     const run = await shellOf(link, (pid) => killGroup(link, pid)).run(command, ({ closeSoon }) => {
       const r = new ExecRun(
         {
@@ -70,19 +69,28 @@ export async function runCommand(
         },
         MAX_OUTPUT,
       );
-      onAbort = () => r.stop("abort");
-      if (opts.timeoutMs !== undefined) timer = setTimeout(() => r.stop("timeout"), opts.timeoutMs);
-      if (opts.signal) {
-        if (opts.signal.aborted) onAbort();
-        else opts.signal.addEventListener("abort", onAbort, { once: true });
-      }
+      unwatch = stopOn(r, opts);
       return r;
     });
-    if (timer) clearTimeout(timer);
-    if (onAbort) opts.signal?.removeEventListener("abort", onAbort);
+    unwatch();
     if (run) return settle(conn, link, run.close(), shown, program, opts);
   }
   return execOnce(conn, link, command, shown, program, opts);
+}
+
+/** Stops `run` at `opts.timeoutMs` or when `opts.signal` aborts; returns what undoes the watch. */
+function stopOn(run: ExecRun, opts: ExecOptions): () => void {
+  const onAbort = () => run.stop("abort");
+  const timer =
+    opts.timeoutMs !== undefined ? setTimeout(() => run.stop("timeout"), opts.timeoutMs) : undefined;
+  if (opts.signal) {
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener("abort", onAbort, { once: true });
+  }
+  return () => {
+    if (timer) clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+  };
 }
 
 /** The result of a command from how it ended, or the error to throw (as `localHost` would). */
@@ -141,8 +149,8 @@ export function execOnce(
         );
         return;
       }
-      let timer: NodeJS.Timeout | undefined;
       let closeTimer: NodeJS.Timeout | undefined;
+      let unwatch = () => {};
       const run = new ExecRun(
         {
           // OpenSSH refuses signal requests in some setups (e.g. as root: "session signalling requires
@@ -157,7 +165,6 @@ export function execOnce(
         },
         MAX_OUTPUT,
       );
-      const onAbort = () => run.stop("abort");
       channel.on("data", (d: Buffer) => run.stdoutData(d));
       channel.stderr.on("data", (d: Buffer) => run.stderrData(d));
       channel.on("error", () => {});
@@ -165,9 +172,8 @@ export function execOnce(
         run.exited(typeof code === "number" ? code : null, signal ?? null);
       });
       channel.on("close", () => {
-        if (timer) clearTimeout(timer);
+        unwatch();
         if (closeTimer) clearTimeout(closeTimer);
-        opts.signal?.removeEventListener("abort", onAbort);
         try {
           resolve(settle(conn, link, run.close(), shown, program, opts));
         } catch (error) {
@@ -181,11 +187,7 @@ export function execOnce(
           ? input
           : Buffer.from(input.buffer, input.byteOffset, input.byteLength),
       );
-      if (opts.timeoutMs !== undefined) timer = setTimeout(() => run.stop("timeout"), opts.timeoutMs);
-      if (opts.signal) {
-        if (opts.signal.aborted) onAbort();
-        else opts.signal.addEventListener("abort", onAbort, { once: true });
-      }
+      unwatch = stopOn(run, opts);
     });
   });
 }

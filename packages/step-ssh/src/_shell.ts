@@ -92,7 +92,7 @@ interface Job {
   out?: MarkerScan;
   err?: MarkerScan;
   finish?: () => void;
-  /** Its exit status came back: the process is gone, its pid no longer ours to kill. */
+  /** Its exit status came back (the stdout marker): the process is gone, its pid no longer ours to kill. */
   exited?: boolean;
 }
 
@@ -225,7 +225,6 @@ export class CommandShell {
     const run = makeRun({ closeSoon: () => (closeTimer = setTimeout(() => this.destroy(), 5_000)) });
     job.run = run;
     const nonce = randomBytes(12).toString("hex");
-    let outDone = false;
     let errDone = false;
     return new Promise<ExecRun>((resolve) => {
       job.finish = () => {
@@ -234,7 +233,7 @@ export class CommandShell {
         resolve(run);
       };
       const ended = () => {
-        if (outDone && errDone) job.finish?.();
+        if (job.exited && errDone) job.finish?.();
       };
       job.out = new MarkerScan(
         Buffer.from(`${MARK}${nonce} `),
@@ -243,7 +242,6 @@ export class CommandShell {
           const exit = exitOf(rest);
           if (exit) run.exited(exit.code, exit.signal);
           job.exited = true;
-          outDone = true;
           ended();
         },
       );
@@ -255,10 +253,10 @@ export class CommandShell {
           ended();
         },
       );
+      // aborted while it waited for the shell: never started at all
+      if (run.phase !== "running") return job.finish();
       // One line for the shell: the command is one quoted word (newlines and all), run with no stdin;
       // the markers follow whatever it printed, even output without a final newline.
-      // stopped (aborted, timed out) while it waited for the shell: never started at all
-      if (run.phase !== "running") return job.finish();
       channel.write(
         `$S /bin/sh -c ${shellQuote(command)} </dev/null; s=$?; n=; if [ "$s" -gt 128 ]; then n=$(kill -l "$s" 2>/dev/null); fi; printf '${MARK}%s %s %s\\n' ${nonce} "$s" "$n"; printf '${MARK}%s\\n' ${nonce} >&2\n`,
       );

@@ -20,7 +20,7 @@ export interface TrailSuite {
   open: () => Promise<TrailStore>;
 }
 
-/** Appending and reading back: order, exact values, the size limit, concurrent runs. */
+/** Appending and reading back: order, exact values, the size limit, concurrent runs, reads meanwhile. */
 export function recordsCases(s: TrailSuite): void {
   const open = s.open;
   it("gives a run's records back in append order, synced or not, to this handle and another", async () => {
@@ -86,6 +86,36 @@ export function recordsCases(s: TrailSuite): void {
       expect(recs.every((r) => !("runId" in r) || r.runId === `c${i}`)).toBe(true);
     }
     expect(await other.listRuns()).toHaveLength(n);
+  });
+
+  it("stores each record once while the trail is read meanwhile (a read flushes waiting records)", async () => {
+    // A fleet's runs append while the controller lists or reads the trail. A store that buffers
+    // unsynced records and lets a read flush them must not write them twice when an append's own write
+    // overlaps (a new run's file opening, a query in flight): a duplicate breaks a sealed chain, and the
+    // run reads back as forged.
+    const s = await open();
+    const ids = Array.from({ length: 8 }, (_, i) => `w${i}`);
+    let appending = true;
+    const reading = (async () => {
+      while (appending) {
+        await Promise.all([s.listRuns(), ...ids.map((id) => s.readRun(id))]);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await Promise.all(
+      ids.map(async (id, i) => {
+        await s.append(id, [start(id, { i })], { sync: true });
+        await s.append(id, [step(id, "applying")]);
+        await s.append(id, [step(id, "applied")], { sync: true });
+      }),
+    );
+    appending = false;
+    await reading;
+    const other = await open();
+    for (const id of ids) {
+      const recs = await other.readRun(id);
+      expect(recs.map((r) => (r.t === "step" ? r.status : r.t))).toEqual(["run", "applying", "applied"]);
+    }
   });
 }
 

@@ -63,7 +63,8 @@ function trailSuite(
 /**
  * A run's records come back in append order, synced or not, to this handle and another; values are kept
  * exactly (unicode, nesting, big numbers, empty strings); a record over the size limit is refused and
- * keeps what came before; concurrent runs stay apart.
+ * keeps what came before; concurrent runs stay apart; a record appended while the trail is read is
+ * stored once.
  */
 export function describeTrailRecordsContract(options: TrailStoreContractOptions): void {
   trailSuite(options, "records", [recordsCases]);

@@ -53,7 +53,10 @@ export async function rollbackCommand(ctx: Context, atomArg?: string): Promise<n
     names = (await ctx.selectedHosts()).map((h) => h.host.name);
   }
   // connections open while the trail is read to plan
-  ctx.warm((await ctx.selectedHosts()).filter((h) => names.includes(h.host.name)));
+  ctx.warm(
+    (await ctx.selectedHosts()).filter((h) => names.includes(h.host.name)),
+    spread,
+  );
   const result = await rollback(trail, names, {
     ...options,
     ...spread,

@@ -17,7 +17,7 @@ export async function runCommand(ctx: Context, atomName: string): Promise<number
     ctx.vars(),
   );
   // every input is valid: connect while the trail opens
-  ctx.warm(hosts);
+  ctx.warm(hosts, spread);
   const trail = await ctx.trail();
   const common = {
     trail,
